@@ -1,0 +1,81 @@
+# The two commands: `make demo` and `make test`. Everything else is a step of theirs.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PY := $(VENV)/bin/python
+COLLECTION := collections/ansible_collections/k8sedge/lb
+# Debian packages the lab and the gates need on this machine.
+HOST_PACKAGES := haproxy nginx libnginx-mod-stream keepalived openssh-server openssh-client \
+	systemd-container debootstrap dpkg-dev socat curl wrk iproute2 util-linux git
+
+.PHONY: help setup host-packages venv lab-up lab-down lab-status demo test lint unit lab-test sanity lock
+
+help:
+	@echo "make demo      set everything up and run the main job in the lab"
+	@echo "make test      run everything CI checks (brings the lab up and down itself)"
+	@echo "make lab-up / lab-down / lab-status"
+	@echo "make lint      yamllint, ansible-lint (production profile), ansible-test sanity"
+	@echo "make lock      re-pin requirements.txt from requirements.in"
+
+setup: host-packages venv
+
+host-packages:
+	@missing=$$(for p in $(HOST_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; \
+	  done); \
+	if [ -n "$$missing" ]; then \
+	  echo "setup: installing Debian packages:" $$missing; \
+	  apt-get update -q; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	fi
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	touch $@
+
+lab-up: setup
+	lab/labctl up
+
+lab-down:
+	@if [ -x $(PY) ]; then lab/labctl down; fi
+
+lab-status: venv
+	lab/labctl status
+
+demo: setup
+	lab/demo
+
+test: setup lint unit lab-test
+
+lint: yamllint ansible-lint sanity
+
+.PHONY: yamllint ansible-lint
+yamllint: venv
+	$(VENV)/bin/yamllint --strict .
+
+ansible-lint: venv
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/ansible-lint --strict
+
+# In the venv, not Docker; the collection has no git of its own, so ansible-test reads
+# the project's.
+sanity: venv
+	cd $(COLLECTION) && PATH=$(CURDIR)/$(VENV)/bin:$$PATH \
+	  ansible-test sanity --venv --python 3.11 --color no
+
+unit: venv
+	$(VENV)/bin/pytest tests/unit
+
+# Needs root: brings the lab up in a session fixture and takes it down at the end.
+lab-test: venv
+	$(VENV)/bin/pytest tests/lab
+
+lock:
+	rm -rf .lock-venv && python3 -m venv .lock-venv
+	.lock-venv/bin/pip install -q -r requirements.in
+	.lock-venv/bin/pip freeze --exclude-editable | grep -v '^pip==' > requirements.txt
+	rm -rf .lock-venv

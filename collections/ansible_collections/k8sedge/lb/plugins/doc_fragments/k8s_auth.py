@@ -1,0 +1,55 @@
+# Copyright: k8sedge developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Connection options shared by every plugin that reads the Kubernetes API."""
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    # Names and environment variables follow kubernetes.core, so operators' habits and
+    # AWX's Kubernetes credential type carry over unchanged.
+    DOCUMENTATION = r"""
+options:
+  kubeconfig:
+    description:
+      - Path to a kubeconfig file.
+      - When neither O(kubeconfig) nor O(host) is given, the client's defaults apply
+        (C(KUBECONFIG), then C(~/.kube/config), then the in-cluster service account).
+    type: path
+    env:
+      - name: K8S_AUTH_KUBECONFIG
+  context:
+    description:
+      - The kubeconfig context to use.
+    type: str
+    env:
+      - name: K8S_AUTH_CONTEXT
+  host:
+    description:
+      - URL of the Kubernetes API server, used instead of a kubeconfig.
+    type: str
+    env:
+      - name: K8S_AUTH_HOST
+  api_key:
+    description:
+      - Bearer token to authenticate with, used with O(host).
+    type: str
+    no_log: true
+    env:
+      - name: K8S_AUTH_API_KEY
+  ca_cert:
+    description:
+      - Path to a CA certificate that signs the API server's certificate.
+    type: path
+    aliases: [ ssl_ca_cert ]
+    env:
+      - name: K8S_AUTH_SSL_CA_CERT
+  validate_certs:
+    description:
+      - Whether to verify the API server's TLS certificate.
+    type: bool
+    default: true
+    aliases: [ verify_ssl ]
+    env:
+      - name: K8S_AUTH_VERIFY_SSL
+"""

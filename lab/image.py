@@ -1,0 +1,89 @@
+"""The edge VM image and the lab's Debian package mirror, built once and cached.
+
+The image is a debootstrap'd Debian bookworm that boots with systemd and runs sshd
+and python3, like a minimal cloud VM. The mirror is a flat apt repository of the
+packages the edge roles install (and everything they pull in), served on the lab
+bridge, so apt inside a VM installs real packages while nothing routes out.
+"""
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+
+from lab.topology import CACHE_DIR, MIRROR_URL
+
+DEBIAN_SUITE = "bookworm"
+DEBIAN_MIRROR = "http://deb.debian.org/debian"
+IMAGE_PACKAGES = (
+    "systemd", "systemd-sysv", "dbus", "iproute2", "procps", "openssh-server",
+    "python3", "python3-apt", "ca-certificates",
+)
+# What the edge roles may install from the lab mirror; add here when a role needs more.
+MIRROR_PACKAGES = (
+    "haproxy", "nginx", "libnginx-mod-stream", "keepalived", "curl", "socat", "iputils-ping",
+)
+
+IMAGE_DIR = CACHE_DIR / "image"
+IMAGE_ROOT = IMAGE_DIR / "root"
+MIRROR_DIR = CACHE_DIR / "mirror"
+_STAMP = IMAGE_DIR / "recipe"
+
+
+def _recipe() -> str:
+    text = repr((DEBIAN_SUITE, DEBIAN_MIRROR, IMAGE_PACKAGES, MIRROR_PACKAGES, MIRROR_URL))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def is_built() -> bool:
+    return _STAMP.is_file() and _STAMP.read_text() == _recipe()
+
+
+def build(log) -> None:
+    """Build the image and the mirror unless the cached ones match the recipe."""
+    if is_built():
+        return
+    tmp = CACHE_DIR / "image.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(IMAGE_DIR, ignore_errors=True)
+    shutil.rmtree(MIRROR_DIR, ignore_errors=True)
+    root = tmp / "root"
+    root.mkdir(parents=True)
+    log(f"building the edge VM image (debootstrap {DEBIAN_SUITE}, about a minute, once)")
+    _run(["debootstrap", "--variant=minbase", f"--include={','.join(IMAGE_PACKAGES)}",
+          DEBIAN_SUITE, str(root), DEBIAN_MIRROR])
+    log("downloading the packages of the lab mirror")
+    _chroot(root, "apt-get", "clean")
+    _chroot(root, "apt-get", "install", "--download-only", "-y", "-q", *MIRROR_PACKAGES)
+    MIRROR_DIR.mkdir(parents=True)
+    for deb in (root / "var/cache/apt/archives").glob("*.deb"):
+        shutil.move(str(deb), MIRROR_DIR / deb.name)
+    packages = subprocess.run(["dpkg-scanpackages", "--multiversion", "."], cwd=MIRROR_DIR,
+                              check=True, capture_output=True, text=True).stdout
+    (MIRROR_DIR / "Packages").write_text(packages)
+    _configure(root)
+    tmp.rename(IMAGE_DIR)
+    _STAMP.write_text(_recipe())
+
+
+def _configure(root) -> None:
+    """Make the image a VM template: lab mirror only, no per-host identity baked in."""
+    _chroot(root, "apt-get", "clean")
+    shutil.rmtree(root / "var/lib/apt/lists", ignore_errors=True)
+    (root / "var/lib/apt/lists/partial").mkdir(parents=True)
+    (root / "etc/apt/sources.list").write_text(f"deb [trusted=yes] {MIRROR_URL}/ ./\n")
+    # Host keys and machine-id are made per VM when it is created.
+    for key in (root / "etc/ssh").glob("ssh_host_*"):
+        key.unlink()
+    (root / "etc/machine-id").write_text("")
+    (root / "etc/hostname").write_text("localhost\n")
+
+
+def _chroot(root, *argv: str) -> None:
+    _run(["chroot", str(root), *argv], env={"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
+
+
+def _run(argv: list[str], env: dict[str, str] | None = None) -> None:
+    result = subprocess.run(argv, capture_output=True, text=True, env=env)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv[:3])} ... failed ({result.returncode}):\n{result.stderr[-2000:]}")
