@@ -61,10 +61,15 @@ yamllint: venv
 ansible-lint: venv
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/ansible-lint --strict
 
-# In the venv, not Docker; the collection has no git of its own, so ansible-test reads
-# the project's.
+# In venvs, not Docker. ansible-test seeds its venvs with a get-pip.py it downloads from
+# a host we cannot reach: give it an offline one in a HOME of its own, kept in .venv.
+ANSIBLE_TEST_HOME := $(CURDIR)/$(VENV)/ansible-test-home
 sanity: venv
-	cd $(COLLECTION) && PATH=$(CURDIR)/$(VENV)/bin:$$PATH \
+	pip_version=$$($(PY) -c 'import types; from ansible_test._internal.python_requirements \
+	  import get_venv_packages as p; print(p(types.SimpleNamespace(version="3.11"))["pip"])'); \
+	install -D -m 0644 .ci/get_pip_offline.py \
+	  $(ANSIBLE_TEST_HOME)/.ansible/test/cache/get_pip_$${pip_version//./_}.py
+	cd $(COLLECTION) && HOME=$(ANSIBLE_TEST_HOME) PATH=$(CURDIR)/$(VENV)/bin:$$PATH \
 	  ansible-test sanity --venv --python 3.11 --color no
 
 unit: venv

@@ -13,11 +13,10 @@ import subprocess
 import sys
 import urllib.request
 
-from lab import image, network, pki, procs, vm
+from lab import credentials, image, network, procs, vm
 from lab.topology import (
-    ADMIN_USER, API_PORT, API_URL, GATEWAY_IP, HOSTS, KUBECONFIG, KUBECONFIG_ADMIN, KUBECTL,
-    LAB_DIR, MANIFESTS, MIRROR_PORT, PKI_DIR, RBAC_POLICY, READER_USER, REPO, RUN_DIR,
-    SSH_KEY, TOKEN_FILE, VENV_PYTHON, host,
+    API_PORT, API_URL, GATEWAY_IP, HOSTS, KUBECONFIG, KUBECONFIG_ADMIN, KUBECTL, LAB_DIR,
+    MANIFESTS, MIRROR_PORT, RBAC_POLICY, REPO, RUN_DIR, SSH_KEY, TOKEN_FILE, VENV_PYTHON, host,
 )
 
 STATE = RUN_DIR / "state.json"
@@ -35,21 +34,8 @@ def _in_netns(netns: str, argv: list[str]) -> list[str]:
     return ["ip", "netns", "exec", netns, *argv]
 
 
-def _credentials() -> None:
-    """SSH key, CA, API server certificate, tokens and kubeconfigs; kept across up/down."""
-    SSH_KEY.parent.mkdir(parents=True, exist_ok=True)
-    if not SSH_KEY.exists():
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "k8sedge-lab",
-                        "-f", str(SSH_KEY)], check=True)
-    pki.ensure_lab_credentials(
-        pki_dir=PKI_DIR, server_url=API_URL, ip_sans=[GATEWAY_IP, "127.0.0.1"],
-        token_file=TOKEN_FILE, users={ADMIN_USER: ["system:masters"], READER_USER: []},
-        kubeconfigs={KUBECONFIG_ADMIN: ADMIN_USER, KUBECONFIG: READER_USER},
-    )
-
-
 def _api_ready() -> bool:
-    context = ssl.create_default_context(cafile=str(PKI_DIR / "ca.crt"))
+    context = ssl.create_default_context(cafile=str(credentials.CA_CERT))
     try:
         with urllib.request.urlopen(f"{API_URL}/readyz", context=context, timeout=1) as resp:
             return resp.status == 200
@@ -90,7 +76,7 @@ def up(_: argparse.Namespace) -> None:
         return
     down(None, quiet=True)  # clear any half-built leftovers first
     RUN_DIR.mkdir(parents=True, exist_ok=True)
-    _credentials()
+    credentials.ensure()
     image.build(log)
 
     log("creating the lab network")
@@ -109,7 +95,7 @@ def up(_: argparse.Namespace) -> None:
                            "--directory", str(image.MIRROR_DIR), str(MIRROR_PORT)])
     procs.start("kube-apiserver", _python(
         "lab.kubeapi", "--bind", GATEWAY_IP, "--port", str(API_PORT),
-        "--tls-cert", str(PKI_DIR / "apiserver.crt"), "--tls-key", str(PKI_DIR / "apiserver.key"),
+        "--tls-cert", str(credentials.SERVER_CERT), "--tls-key", str(credentials.SERVER_KEY),
         "--token-auth-file", str(TOKEN_FILE), "--authorization-policy", str(RBAC_POLICY)))
     procs.wait_until(_api_ready, 30, f"the API server on {API_URL}")
 

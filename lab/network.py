@@ -9,7 +9,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from lab.topology import BRIDGE, GATEWAY_IP, HOSTS, PREFIX, SUBNET_PREFIXLEN, Host
+from lab.topology import BRIDGE, GATEWAY_IP, HOSTS, SUBNET_PREFIXLEN, Host
 
 NETNS_ETC = Path("/etc/netns")  # `ip netns exec` bind-mounts files from here over /etc
 
@@ -24,14 +24,15 @@ def in_netns(netns: str, *args: str, check: bool = True) -> subprocess.Completed
 
 def lab_namespaces() -> list[str]:
     out = ip("netns", "list").stdout
-    return sorted(n for line in out.splitlines() if (n := line.split()[0]).startswith(f"{PREFIX}-"))
+    existing = {line.split()[0] for line in out.splitlines()}
+    return sorted(existing & {h.netns for h in HOSTS})
 
 
 def lab_links() -> list[str]:
     """The lab's links in the machine's own namespace (bridge and veth ends)."""
     out = ip("-o", "link", "show").stdout
-    names = [line.split(":")[1].strip().split("@")[0] for line in out.splitlines()]
-    return sorted(n for n in names if n == BRIDGE or n.startswith("k8s-"))
+    existing = {line.split(":")[1].strip().split("@")[0] for line in out.splitlines()}
+    return sorted(existing & {BRIDGE, *(h.veth for h in HOSTS)})
 
 
 def hosts_file() -> str:
@@ -75,8 +76,8 @@ def delete_all() -> None:
         shutil.rmtree(NETNS_ETC / netns, ignore_errors=True)
     for link in lab_links():
         ip("link", "delete", link, check=False)
-    for leftover in NETNS_ETC.glob(f"{PREFIX}-*") if NETNS_ETC.is_dir() else ():
-        shutil.rmtree(leftover, ignore_errors=True)
+    for h in HOSTS:
+        shutil.rmtree(NETNS_ETC / h.netns, ignore_errors=True)
 
 
 def netns_pids(netns: str) -> list[int]:

@@ -17,7 +17,7 @@ PID_DIR = RUN_DIR / "pids"
 LOG_DIR = RUN_DIR / "logs"
 
 
-def _start_time(pid: int) -> str | None:
+def start_time(pid: int) -> str | None:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
@@ -39,7 +39,7 @@ def start(name: str, argv: list[str], env: dict[str, str] | None = None) -> int:
             start_new_session=True,
             env={**os.environ, **(env or {})},
         )
-    (PID_DIR / f"{name}.pid").write_text(f"{proc.pid} {_start_time(proc.pid)}\n")
+    (PID_DIR / f"{name}.pid").write_text(f"{proc.pid} {start_time(proc.pid)}\n")
     return proc.pid
 
 
@@ -50,7 +50,7 @@ def pid_of(name: str) -> int | None:
     except (OSError, ValueError):
         return None
     pid = int(pid_text)
-    return pid if _start_time(pid) == started and not _is_zombie(pid) else None
+    return pid if start_time(pid) == started and not _is_zombie(pid) else None
 
 
 def _is_zombie(pid: int) -> bool:
@@ -76,12 +76,12 @@ def stop(name: str, grace: float = 10.0) -> None:
 
 
 def kill_group(pid: int, grace: float) -> None:
-    started = _start_time(pid)
+    started = start_time(pid)
     _signal_group(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
         _reap(pid)
-        if _start_time(pid) != started or _is_zombie(pid):
+        if start_time(pid) != started or _is_zombie(pid):
             break
         time.sleep(0.1)
     else:

@@ -6,6 +6,7 @@ over real SSH with the lab's key.
 """
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -111,7 +112,10 @@ def exec_argv(h: Host, command: list[str]) -> list[str]:
     pid = leader_pid(h)
     if pid is None:
         raise RuntimeError(f"VM {h.name} is not running")
-    return ["nsenter", "-t", str(pid), "-a", "--wd=/root", *command]
+    # A login-like environment of the VM's own, not the caller's.
+    env = ["env", "-i", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+           "HOME=/root", "LANG=C.UTF-8", f"TERM={os.environ.get('TERM', 'dumb')}"]
+    return ["nsenter", "-t", str(pid), "-a", "--wdns=/root", *env, *command]
 
 
 def stop(h: Host) -> None:

@@ -15,41 +15,34 @@ options:
       - Path to a kubeconfig file.
       - When neither O(kubeconfig) nor O(host) is given, the client's defaults apply
         (C(KUBECONFIG), then C(~/.kube/config), then the in-cluster service account).
+      - Can also be set with the C(K8S_AUTH_KUBECONFIG) environment variable.
     type: path
-    env:
-      - name: K8S_AUTH_KUBECONFIG
   context:
     description:
       - The kubeconfig context to use.
+      - Can also be set with the C(K8S_AUTH_CONTEXT) environment variable.
     type: str
-    env:
-      - name: K8S_AUTH_CONTEXT
   host:
     description:
       - URL of the Kubernetes API server, used instead of a kubeconfig.
+      - Can also be set with the C(K8S_AUTH_HOST) environment variable.
     type: str
-    env:
-      - name: K8S_AUTH_HOST
   api_key:
     description:
       - Bearer token to authenticate with, used with O(host).
+      - Can also be set with the C(K8S_AUTH_API_KEY) environment variable.
     type: str
-    no_log: true
-    env:
-      - name: K8S_AUTH_API_KEY
   ca_cert:
     description:
       - Path to a CA certificate that signs the API server's certificate.
+      - Can also be set with the C(K8S_AUTH_SSL_CA_CERT) environment variable.
     type: path
     aliases: [ ssl_ca_cert ]
-    env:
-      - name: K8S_AUTH_SSL_CA_CERT
   validate_certs:
     description:
       - Whether to verify the API server's TLS certificate.
+      - Can also be set with the C(K8S_AUTH_VERIFY_SSL) environment variable.
     type: bool
     default: true
     aliases: [ verify_ssl ]
-    env:
-      - name: K8S_AUTH_VERIFY_SSL
 """

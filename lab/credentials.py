@@ -1,0 +1,55 @@
+"""The lab's secrets: SSH key, CA, API server certificate, tokens and kubeconfigs.
+
+Made once and kept across `labctl down`, so a kubeconfig copied elsewhere stays
+valid for the next `labctl up`.
+"""
+from __future__ import annotations
+
+import csv
+import secrets
+import subprocess
+
+from lab import pki
+from lab.topology import (
+    ADMIN_USER, API_URL, GATEWAY_IP, KUBECONFIG, KUBECONFIG_ADMIN, PKI_DIR, READER_USER,
+    SSH_KEY, TOKEN_FILE,
+)
+
+CA_CERT = PKI_DIR / "ca.crt"
+CA_KEY = PKI_DIR / "ca.key"
+SERVER_CERT = PKI_DIR / "apiserver.crt"
+SERVER_KEY = PKI_DIR / "apiserver.key"
+# user -> groups, as kube-apiserver's token file lists them.
+USERS = {ADMIN_USER: ["system:masters"], READER_USER: ["system:serviceaccounts"]}
+KUBECONFIGS = {KUBECONFIG_ADMIN: ADMIN_USER, KUBECONFIG: READER_USER}
+
+
+def ensure() -> None:
+    SSH_KEY.parent.mkdir(parents=True, exist_ok=True)
+    if not SSH_KEY.exists():
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "k8sedge-lab",
+                        "-f", str(SSH_KEY)], check=True)
+    PKI_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not CA_CERT.exists():
+        pki.create_ca(CA_CERT, CA_KEY)
+    if not SERVER_CERT.exists():
+        pki.create_server_cert(
+            SERVER_CERT, SERVER_KEY, CA_CERT, CA_KEY,
+            dns_names=["kubernetes", "kubernetes.default", "kubernetes.default.svc", "localhost"],
+            ip_addresses=[GATEWAY_IP, "127.0.0.1", "10.96.0.1"],
+        )
+    tokens = _tokens()
+    for path, user in KUBECONFIGS.items():
+        pki.write_kubeconfig(path, API_URL, CA_CERT, tokens[user], user, "k8sedge-lab")
+
+
+def _tokens() -> dict[str, str]:
+    """user -> token, minting the token file on first use."""
+    if not TOKEN_FILE.exists():
+        with open(TOKEN_FILE, "w", newline="") as out:
+            writer = csv.writer(out)
+            for uid, (user, groups) in enumerate(USERS.items(), start=1):
+                writer.writerow([secrets.token_urlsafe(32), user, f"lab-{uid}", ",".join(groups)])
+        TOKEN_FILE.chmod(0o600)
+    with open(TOKEN_FILE, newline="") as handle:
+        return {row[1]: row[0] for row in csv.reader(handle)}
