@@ -1,0 +1,157 @@
+"""Bearer-token authentication (kube-apiserver --token-auth-file) and RBAC."""
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ANONYMOUS_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/version"})
+_PRIVILEGED_GROUP = "system:masters"
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    uid: str
+    groups: tuple[str, ...]
+
+
+ANONYMOUS = User("system:anonymous", "", ("system:unauthenticated",))
+
+
+def load_tokens(path: str | Path) -> dict[str, User]:
+    """Parse `token,user,uid,"group1,group2"` lines; blank and # lines are skipped."""
+    users: dict[str, User] = {}
+    with open(path, newline="") as handle:
+        for lineno, row in enumerate(csv.reader(handle), 1):
+            if not row or not row[0].strip() or row[0].lstrip().startswith("#"):
+                continue
+            if len(row) < 3:
+                raise ValueError(f"{path}:{lineno}: expected token,user,uid[,groups], got {len(row)} fields")
+            groups = tuple(g.strip() for g in row[3].split(",") if g.strip()) if len(row) > 3 else ()
+            users[row[0].strip()] = User(row[1].strip(), row[2].strip(),
+                                         groups + ("system:authenticated",))
+    return users
+
+
+@dataclass(frozen=True)
+class Attributes:
+    """What a request asks to do, as the real RequestInfo resolver sees it."""
+    verb: str
+    path: str
+    resource_request: bool
+    api_group: str = ""
+    resource: str = ""
+    subresource: str = ""
+    namespace: str = ""
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Rule:
+    verbs: frozenset[str]
+    api_groups: frozenset[str]
+    resources: frozenset[str]
+    resource_names: frozenset[str]
+    non_resource_urls: tuple[str, ...]
+
+    def allows(self, attrs: Attributes) -> bool:
+        if "*" not in self.verbs and attrs.verb not in self.verbs:
+            return False
+        if not attrs.resource_request:
+            return any(u == "*" or u == attrs.path or (u.endswith("*") and attrs.path.startswith(u[:-1]))
+                       for u in self.non_resource_urls)
+        if "*" not in self.api_groups and attrs.api_group not in self.api_groups:
+            return False
+        if attrs.subresource:
+            wanted = {f"{attrs.resource}/{attrs.subresource}", f"{attrs.resource}/*",
+                      f"*/{attrs.subresource}", "*"}
+        else:
+            wanted = {attrs.resource, "*"}
+        if not wanted & self.resources:
+            return False
+        return not self.resource_names or attrs.name in self.resource_names
+
+
+def _rule(raw: dict[str, Any]) -> Rule:
+    return Rule(frozenset(raw.get("verbs") or ()), frozenset(raw.get("apiGroups") or ()),
+                frozenset(raw.get("resources") or ()), frozenset(raw.get("resourceNames") or ()),
+                tuple(raw.get("nonResourceURLs") or ()))
+
+
+@dataclass(frozen=True)
+class Binding:
+    namespace: str  # "" for ClusterRoleBindings
+    role_kind: str
+    role_name: str
+    users: frozenset[str]
+    groups: frozenset[str]
+
+
+def _subjects(doc: dict[str, Any]) -> tuple[frozenset[str], frozenset[str]]:
+    users, groups = set(), set()
+    for subject in doc.get("subjects") or []:
+        kind = subject.get("kind")
+        if kind == "User":
+            users.add(subject["name"])
+        elif kind == "Group":
+            groups.add(subject["name"])
+        elif kind == "ServiceAccount":
+            users.add(f"system:serviceaccount:{subject.get('namespace', '')}:{subject['name']}")
+    return frozenset(users), frozenset(groups)
+
+
+class Authorizer:
+    """RBAC over ClusterRoles/Roles and their bindings, plus the system:masters bypass."""
+
+    def __init__(self, documents: list[dict[str, Any]]):
+        self.roles: dict[tuple[str, str, str], tuple[Rule, ...]] = {}
+        self.bindings: list[Binding] = []
+        for doc in documents:
+            kind, meta = doc.get("kind"), doc.get("metadata") or {}
+            if kind in ("ClusterRole", "Role"):
+                namespace = meta.get("namespace", "") if kind == "Role" else ""
+                self.roles[(kind, namespace, meta["name"])] = tuple(
+                    _rule(r) for r in doc.get("rules") or [])
+            elif kind in ("ClusterRoleBinding", "RoleBinding"):
+                users, groups = _subjects(doc)
+                ref = doc.get("roleRef") or {}
+                namespace = meta.get("namespace", "") if kind == "RoleBinding" else ""
+                self.bindings.append(Binding(namespace, ref.get("kind", ""), ref.get("name", ""),
+                                             users, groups))
+            else:
+                raise ValueError(f"authorization policy: unsupported kind {kind!r} "
+                                 f"(object {meta.get('name')!r})")
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "Authorizer":
+        with open(path) as handle:
+            return cls([d for d in yaml.safe_load_all(handle) if d])
+
+    def allowed(self, user: User, attrs: Attributes) -> bool:
+        if _PRIVILEGED_GROUP in user.groups:
+            return True
+        for binding in self.bindings:
+            if binding.namespace and binding.namespace != attrs.namespace:
+                continue
+            if user.name not in binding.users and not binding.groups.intersection(user.groups):
+                continue
+            role_ns = binding.namespace if binding.role_kind == "Role" else ""
+            rules = self.roles.get((binding.role_kind, role_ns, binding.role_name), ())
+            if any(rule.allows(attrs) for rule in rules):
+                return True
+        return False
+
+
+def denial_reason(user: User, attrs: Attributes) -> str:
+    """The RBAC authorizer's wording of why a request was refused."""
+    if not attrs.resource_request:
+        return f'User "{user.name}" cannot {attrs.verb} path "{attrs.path}"'
+    resource = f"{attrs.resource}/{attrs.subresource}" if attrs.subresource else attrs.resource
+    scope = (f'in the namespace "{attrs.namespace}"' if attrs.namespace
+             else "at the cluster scope")
+    return (f'User "{user.name}" cannot {attrs.verb} resource "{resource}" '
+            f'in API group "{attrs.api_group}" {scope}')
