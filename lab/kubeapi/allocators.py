@@ -58,11 +58,9 @@ class ServiceAllocator:
         requested = spec.get("clusterIP") or ""
         old_ip = (old_spec or {}).get("clusterIP") or ""
         if kind == "ExternalName":
-            # Dropping the IP on a change to ExternalName is what dropTypeDependentFields does.
-            spec.pop("clusterIP", None)
-            spec.pop("clusterIPs", None)
-            for name in ("ipFamilies", "ipFamilyPolicy", "internalTrafficPolicy"):
-                spec.pop(name, None)
+            if requested:
+                return [FieldError("Invalid", "spec.clusterIPs", [requested],
+                                   "may not be set when `type` is 'ExternalName'")]
             return []
         if not requested and old_ip and old_spec and old_spec.get("type") != "ExternalName":
             requested = old_ip
@@ -110,18 +108,12 @@ class ServiceAllocator:
 
     def _node_ports(self, key: str, spec: Obj, old_spec: Obj | None, plan: _Plan) -> list[FieldError]:
         kind = spec.get("type", "ClusterIP")
-        old_kind = (old_spec or {}).get("type", "ClusterIP")
         old_ports = {(p.get("port"), p.get("protocol", "TCP")): p.get("nodePort")
                      for p in (old_spec or {}).get("ports") or [] if p.get("nodePort")}
         ports = spec.get("ports") or []
         needs = kind in _NEEDS_NODE_PORTS
         if not needs:
-            if old_kind in _NEEDS_NODE_PORTS:
-                # Type changed away: drop the node ports the user left untouched.
-                for port in ports:
-                    if port.get("nodePort") == old_ports.get((port.get("port"), port.get("protocol"))):
-                        port.pop("nodePort", None)
-                spec.pop("healthCheckNodePort", None)
+            spec.pop("healthCheckNodePort", None)
             return []
         errors: list[FieldError] = []
         auto = kind == "NodePort" or spec.get("allocateLoadBalancerNodePorts", True)

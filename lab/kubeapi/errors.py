@@ -138,4 +138,5 @@ def invalid(res: Resource, name: str, errors: list[FieldError]) -> ApiError:
         details["group"] = res.group
     details["kind"] = res.kind
     details["causes"] = [{"reason": e.reason, "message": e.body, "field": e.field} for e in errors]
-    return ApiError(422, f'{res.kind} "{name}" is invalid: {text}', details=details)
+    qualified_kind = f"{res.kind}.{res.group}" if res.group else res.kind
+    return ApiError(422, f'{qualified_kind} "{name}" is invalid: {text}', details=details)

@@ -29,7 +29,6 @@ _UNDELETABLE_NAMESPACES = frozenset({"default", "kube-public", "kube-system"})
 _USER_METADATA = ("name", "generateName", "namespace", "labels", "annotations",
                   "finalizers", "ownerReferences")
 _NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
-_SCALE_STATUS_KEYS = ("replicas", "selector")
 EXPIRED_CONTINUE = (
     "The provided continue parameter is too old to display a consistent list result. You can "
     "start a new list without the continue parameter, or use the continue token in this "
@@ -310,6 +309,7 @@ class Registry:
                 obj.pop("status", None)
                 if "status" in old.obj:
                     obj["status"] = copy.deepcopy(old.obj["status"])
+            strategies.prepare_for_update(res, obj, old.obj)
             strategies.apply_defaults(res, obj)
             errors = strategies.validate(res, obj, old.obj)
             if errors:
@@ -389,6 +389,7 @@ class Registry:
                 return self.update_scale(res, namespace, name, patched, dry_run)
             if subresource == "status":
                 return self.update_status(res, namespace, name, patched, dry_run)
+            strategies.drop_unknown_fields(res, patched)
             meta = patched.get("metadata")
             if not isinstance(meta, dict) or meta.get("name") != name:
                 raise bad_request(f"the name of the object ({(meta or {}).get('name', '')}) does "

@@ -31,6 +31,8 @@ class Resource:
     returns_deleted_object: bool = False
     # Field selector labels beyond metadata.name / metadata.namespace.
     field_labels: tuple[str, ...] = ()
+    # Top-level fields besides kind/apiVersion/metadata (fieldValidation checks these).
+    fields: tuple[str, ...] = ("spec", "status")
 
     @property
     def api_version(self) -> str:
@@ -60,17 +62,19 @@ RESOURCES: tuple[Resource, ...] = (
              subresources=("status",), name_rule="label1035", has_generation=True,
              has_status=True, returns_deleted_object=True,
              field_labels=("spec.clusterIP", "spec.type")),
-    Resource("", "v1", "endpoints", "endpoints", "Endpoints", True, ("ep",)),
-    Resource("", "v1", "configmaps", "configmap", "ConfigMap", True, ("cm",)),
+    Resource("", "v1", "endpoints", "endpoints", "Endpoints", True, ("ep",), fields=("subsets",)),
+    Resource("", "v1", "configmaps", "configmap", "ConfigMap", True, ("cm",),
+             fields=("data", "binaryData", "immutable")),
     Resource("", "v1", "pods", "pod", "Pod", True, ("po",), ("all",), subresources=("status",),
              has_generation=True, has_status=True, returns_deleted_object=True,
              field_labels=("spec.nodeName", "spec.restartPolicy", "spec.schedulerName",
                            "spec.serviceAccountName", "status.phase", "status.podIP")),
-    Resource("discovery.k8s.io", "v1", "endpointslices", "endpointslice", "EndpointSlice", True),
+    Resource("discovery.k8s.io", "v1", "endpointslices", "endpointslice", "EndpointSlice", True,
+             fields=("addressType", "endpoints", "ports")),
     Resource("networking.k8s.io", "v1", "ingresses", "ingress", "Ingress", True, ("ing",),
              subresources=("status",), has_generation=True, has_status=True),
     Resource("networking.k8s.io", "v1", "ingressclasses", "ingressclass", "IngressClass", False,
-             has_generation=True),
+             has_generation=True, fields=("spec",)),
     Resource("apps", "v1", "deployments", "deployment", "Deployment", True, ("deploy",), ("all",),
              subresources=("status", "scale"), has_generation=True, has_status=True),
 )

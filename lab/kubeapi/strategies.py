@@ -28,6 +28,26 @@ _NAME_RULES = {
 }
 
 
+_METADATA_FIELDS = frozenset({
+    "name", "generateName", "namespace", "selfLink", "uid", "resourceVersion", "generation",
+    "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "labels",
+    "annotations", "ownerReferences", "finalizers", "managedFields"})
+
+
+def drop_unknown_fields(res: Resource, obj: Obj) -> list[str]:
+    """Remove and name the unknown top-level and metadata fields (the decoder drops them;
+    nested fields are not checked: this server has no schemas)."""
+    known = {"kind", "apiVersion", "metadata", *res.fields}
+    unknown = [k for k in obj if k not in known]
+    meta = obj.get("metadata")
+    meta_unknown = [k for k in meta if k not in _METADATA_FIELDS] if isinstance(meta, dict) else []
+    for key in unknown:
+        del obj[key]
+    for key in meta_unknown:
+        del meta[key]
+    return unknown + [f"metadata.{k}" for k in meta_unknown]
+
+
 def validate_name(res: Resource, name: str) -> list[FieldError]:
     pattern, limit, wording = _NAME_RULES[res.name_rule]
     errors = []
@@ -198,6 +218,32 @@ def _service_defaults(svc: Obj) -> None:
         spec.setdefault("allocateLoadBalancerNodePorts", True)
 
 
+def _service_prepare_for_update(svc: Obj, old: Obj) -> None:
+    """dropTypeDependentFields: on a type change, clear what the old type needed and
+    the user left as it was."""
+    spec, old_spec = svc.setdefault("spec", {}), old.get("spec") or {}
+    kind, old_kind = spec.get("type", "ClusterIP"), old_spec.get("type", "ClusterIP")
+    if kind == old_kind:
+        return
+    external = ("NodePort", "LoadBalancer")
+    if old_kind in external and kind not in external:
+        old_ports = {(p.get("port"), p.get("protocol", "TCP")): p.get("nodePort")
+                     for p in old_spec.get("ports") or []}
+        for port in spec.get("ports") or []:
+            if port.get("nodePort") == old_ports.get((port.get("port"), port.get("protocol", "TCP"))):
+                port.pop("nodePort", None)
+        for field in ("externalTrafficPolicy", "healthCheckNodePort"):
+            if spec.get(field) == old_spec.get(field):
+                spec.pop(field, None)
+    if old_kind == "LoadBalancer" and kind != "LoadBalancer":
+        if spec.get("allocateLoadBalancerNodePorts") == old_spec.get("allocateLoadBalancerNodePorts"):
+            spec.pop("allocateLoadBalancerNodePorts", None)
+    if kind == "ExternalName":
+        for field in ("clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy", "internalTrafficPolicy"):
+            if spec.get(field) == old_spec.get(field):
+                spec.pop(field, None)
+
+
 def _service_initial_status(svc: Obj) -> None:
     svc["status"] = {"loadBalancer": {}}
 
@@ -333,6 +379,11 @@ VALIDATORS: dict[str, Validator] = {
     "pods": _pod_validate, "deployments": _deployment_validate, "services": _service_validate,
     "endpointslices": _endpointslice_validate, "ingressclasses": _ingressclass_validate,
 }
+
+
+def prepare_for_update(res: Resource, obj: Obj, old: Obj) -> None:
+    if res.plural == "services":
+        _service_prepare_for_update(obj, old)
 
 
 def apply_defaults(res: Resource, obj: Obj) -> None:

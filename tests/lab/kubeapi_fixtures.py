@@ -1,0 +1,119 @@
+"""Start the lab API server as a subprocess with a fresh CA, for the kubeapi tests.
+
+Test modules import the fixtures they use from here (conftest.py belongs to the lead).
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import selectors
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from lab import pki
+
+REPO = Path(__file__).resolve().parents[2]
+KUBECTL = str(REPO / ".venv" / "bin" / "kubectl")
+READER = "system:serviceaccount:k8sedge:edge-reader"
+
+
+@dataclass(frozen=True)
+class LabApi:
+    url: str
+    ca: Path
+    admin_token: str
+    reader_token: str
+    admin_kubeconfig: Path
+    reader_kubeconfig: Path
+    log: Path
+    pid: int
+
+
+def start_server(workdir: Path, *extra: str) -> tuple[subprocess.Popen[str], LabApi]:
+    """Start `python -m lab.kubeapi` on an ephemeral port; returns once it listens."""
+    ca, ca_key = workdir / "ca.crt", workdir / "ca.key"
+    cert, key = workdir / "server.crt", workdir / "server.key"
+    pki.create_ca(ca, ca_key)
+    pki.create_server_cert(cert, key, ca, ca_key, ["localhost"], ["127.0.0.1"])
+    admin, reader = secrets.token_hex(16), secrets.token_hex(16)
+    tokens = workdir / "tokens.csv"
+    tokens.write_text(f'{admin},lab-admin,1000,"system:masters,lab:admins"\n'
+                      f"{reader},{READER},1001\n")
+    log = workdir / "access.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lab.kubeapi", "--bind", "127.0.0.1", "--port", "0",
+         "--tls-cert", str(cert), "--tls-key", str(key), "--token-auth-file", str(tokens),
+         "--authorization-policy", str(REPO / "lab" / "rbac.yaml"), "--log-file", str(log),
+         *extra],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    waiter = selectors.DefaultSelector()
+    waiter.register(proc.stdout, selectors.EVENT_READ)
+    line = proc.stdout.readline() if waiter.select(timeout=20) else ""
+    if not line.startswith("listening on https://"):
+        proc.kill()
+        raise RuntimeError(f"kubeapi did not start: {line!r} {proc.stderr.read() if proc.stderr else ''}")
+    url = line.split()[-1]
+    admin_cfg, reader_cfg = workdir / "admin.kubeconfig", workdir / "reader.kubeconfig"
+    pki.write_kubeconfig(admin_cfg, url, ca, admin, "lab-admin", "lab")
+    pki.write_kubeconfig(reader_cfg, url, ca, reader, "edge-reader", "lab")
+    return proc, LabApi(url, ca, admin, reader, admin_cfg, reader_cfg, log, proc.pid)
+
+
+def stop_server(proc: subprocess.Popen[str]) -> int:
+    os.kill(proc.pid, signal.SIGTERM)
+    try:
+        return proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise
+
+
+def client_for(api: LabApi, token: str):  # -> kubernetes.client.ApiClient
+    from kubernetes import client
+
+    config = client.Configuration()
+    config.host = api.url
+    config.ssl_ca_cert = str(api.ca)
+    config.api_key = {"authorization": f"Bearer {token}"}
+    return client.ApiClient(config)
+
+
+@pytest.fixture(scope="module")
+def kubeapi(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabApi]:
+    workdir = tmp_path_factory.mktemp("kubeapi")
+    proc, api = start_server(workdir, "--watch-cache-size", "300", "--bookmark-interval", "0.2",
+                             "--list-snapshots", "4")
+    yield api
+    assert stop_server(proc) == 0, "kubeapi did not exit cleanly on SIGTERM"
+
+
+@pytest.fixture(scope="module")
+def admin(kubeapi: LabApi):
+    api_client = client_for(kubeapi, kubeapi.admin_token)
+    yield api_client
+    api_client.close()
+
+
+@pytest.fixture(scope="module")
+def reader(kubeapi: LabApi):
+    api_client = client_for(kubeapi, kubeapi.reader_token)
+    yield api_client
+    api_client.close()
+
+
+def kubectl(api: LabApi, *args: str, kubeconfig: Path | None = None, timeout: float = 20,
+            check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, KUBECONFIG=str(kubeconfig or api.admin_kubeconfig), HOME=str(api.ca.parent))
+    result = subprocess.run([KUBECTL, *args], env=env, capture_output=True, text=True,
+                            timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"kubectl {' '.join(args)} failed ({result.returncode}): {result.stderr}")
+    return result
