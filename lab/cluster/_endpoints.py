@@ -199,14 +199,29 @@ def plan_slices(service: Obj, pods: list[Obj], nodes: dict[str, Obj], existing: 
     groups = desired_endpoints_by_port_set(service, pods, nodes)
     actions: list[SliceAction] = []
     if not groups:
-        return _plan_placeholder(service, existing)
+        return _reuse_deleted(service, _plan_placeholder(service, existing))
     used: set[str] = set()
     for port_set, (ports, endpoints) in sorted(groups.items()):
         mine = [s for s in existing if _port_set(s.get("ports")) == port_set]
         used.update(s["metadata"]["name"] for s in mine)
         actions += _plan_port_set(service, ports, endpoints, mine)
     actions += [SliceAction("delete", s["metadata"]["name"]) for s in existing if s["metadata"]["name"] not in used]
-    return actions
+    return _reuse_deleted(service, actions)
+
+
+def _reuse_deleted(service: Obj, actions: list[SliceAction]) -> list[SliceAction]:
+    """Turn a create plus a delete into an update of the slice that would be deleted, as the real
+    controller does to save API writes (e.g. the placeholder becomes the first real slice)."""
+    deletes = [a for a in actions if a.verb == "delete"]
+    out = []
+    for action in actions:
+        if action.verb == "create" and deletes:
+            name = deletes.pop(0).name
+            body = _slice_body(service, action.body["ports"], action.body["endpoints"], name)
+            out.append(SliceAction("update", name, body))
+        elif action.verb != "delete":
+            out.append(action)
+    return out + deletes
 
 
 def _plan_placeholder(service: Obj, existing: list[Obj]) -> list[SliceAction]:

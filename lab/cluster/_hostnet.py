@@ -1,6 +1,7 @@
 """The kubelet's pod networking in its own network namespace, through iproute2.
 
-host-gw style: pod addresses are /32s on a dummy interface ``pods0``, and each other node's pod
+host-gw style: pod addresses are /32s on a dummy interface ``pods0`` (a bridge without ports
+where the kernel has no dummy driver: it holds local addresses just the same), and each other node's pod
 CIDR is routed via that node's InternalIP. Our routes carry their own protocol number, so they can
 be told apart from the lab's own routes and replaced or removed without touching anything else.
 """
@@ -29,7 +30,10 @@ def setup() -> None:
     """pods0 up, loopback up and IPv4 forwarding on, in this namespace."""
     links = {link["ifname"] for link in json.loads(_ip("-j", "link", "show") or "[]")}
     if POD_LINK not in links:
-        _ip("link", "add", POD_LINK, "type", "dummy")
+        try:
+            _ip("link", "add", POD_LINK, "type", "dummy")
+        except NetError:
+            _ip("link", "add", POD_LINK, "type", "bridge")
     _ip("link", "set", POD_LINK, "up")
     _ip("link", "set", "lo", "up")
     Path("/proc/sys/net/ipv4/ip_forward").write_text("1\n")

@@ -157,6 +157,8 @@ class NodeProxy:
                 log.info("health check node port %s: listening", port)
             except OSError as exc:
                 log.error("health check node port %s: cannot listen: %s", port, exc)
+
+    def expire_flows(self) -> None:
         for listener in self._udp.values():
             listener.expire()
 
