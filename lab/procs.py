@@ -50,7 +50,12 @@ def pid_of(name: str) -> int | None:
     except (OSError, ValueError):
         return None
     pid = int(pid_text)
-    return pid if start_time(pid) == started and not _is_zombie(pid) else None
+    return pid if is_alive(pid, started) else None
+
+
+def is_alive(pid: int, started: str | None) -> bool:
+    """Whether the process that started at `started` still runs (a zombie has ended)."""
+    return started is not None and start_time(pid) == started and not _is_zombie(pid)
 
 
 def _is_zombie(pid: int) -> bool:
@@ -81,7 +86,7 @@ def kill_group(pid: int, grace: float) -> None:
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
         _reap(pid)
-        if start_time(pid) != started or _is_zombie(pid):
+        if not is_alive(pid, started):
             break
         time.sleep(0.1)
     else:

@@ -26,7 +26,7 @@ def test_lab_down_leaves_no_namespace_mount_link_or_process():
     labctl("down")
     assert json.loads(labctl("leftovers").stdout) == {
         "namespaces": [], "links": [], "mounts": [], "processes": []}
-    survivors = {pid for pid, started in before.items() if procs.start_time(pid) == started}
+    survivors = {pid for pid, started in before.items() if procs.is_alive(pid, started)}
     assert not survivors, {pid: Path(f"/proc/{pid}/cmdline").read_bytes() for pid in survivors}
     assert not list(Path("/etc/netns").glob("k8sedge-*"))
     labctl("down")  # twice is safe

@@ -21,11 +21,12 @@ def _sleeper(seconds: int = 30) -> list[str]:
 
 def test_start_records_a_pid_that_stop_ends():
     pid = procs.start("sleeper", _sleeper())
+    started = procs.start_time(pid)
     assert procs.pid_of("sleeper") == pid
     assert procs.running() == {"sleeper": pid}
     procs.stop("sleeper", grace=5)
     assert procs.pid_of("sleeper") is None
-    assert procs.start_time(pid) is None or procs._is_zombie(pid)
+    assert not procs.is_alive(pid, started)
     assert procs.running() == {}
 
 
@@ -34,8 +35,9 @@ def test_stop_kills_the_whole_group_the_process_started():
     pid = procs.start("parent", [sys.executable, "-c", script])
     procs.wait_until(lambda: _children(pid), 10, "the child to start")
     [child] = _children(pid)
+    started = procs.start_time(child)
     procs.stop("parent", grace=5)
-    procs.wait_until(lambda: procs.start_time(child) is None or procs._is_zombie(child), 5, "the child to end")
+    procs.wait_until(lambda: not procs.is_alive(child, started), 5, "the child to end")
 
 
 def test_a_pid_file_whose_start_time_differs_is_not_trusted(tmp_path):
