@@ -1,0 +1,282 @@
+#!/usr/bin/python
+# Copyright: k8sedge developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: edge_info
+short_description: Decide what the edge must serve, from the Kubernetes API or manifests
+version_added: 0.1.0
+description:
+  - Reads Services, EndpointSlices (Endpoints when the cluster has no C(discovery.k8s.io/v1)),
+    Nodes, Ingresses of one class and the ingress-nginx C(tcp-services) and C(udp-services)
+    ConfigMaps, and builds one normalized, sorted, deterministic model of the edge's frontends,
+    backends and pod routes.
+  - Which Services are exposed, and how, is decided by the C(lb.k8sedge.io/) annotations
+    documented in the project's C(docs/annotations.md).
+  - A failed, partial or timed-out read fails the module; it never returns an empty or partial
+    model. Objects with bad input are reported in RV(model.errors) and skipped, the rest goes on.
+  - Reads only; safe in check mode.
+author:
+  - k8sedge developers
+requirements:
+  - kubernetes (the Python client), unless O(src) is used
+  - PyYAML, when O(src) holds YAML
+extends_documentation_fragment:
+  - k8sedge.lb.k8s_auth
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+options:
+  namespaces:
+    description:
+      - Read only these namespaces. Empty reads all namespaces.
+      - Nodes are always read cluster-wide.
+    type: list
+    elements: str
+    default: []
+  label_selector:
+    description:
+      - Read only Services that match this label selector.
+    type: str
+  pool:
+    description:
+      - Keep only the frontends and backends of this pool. Default is every pool.
+    type: str
+  ingress_class:
+    description:
+      - Ingress objects of this class give HTTP routes.
+      - Set O(read_ingresses=false) for clusters where the reader may not list Ingresses.
+    type: str
+    default: k8sedge
+  read_ingresses:
+    description:
+      - Whether to read Ingress objects at all.
+    type: bool
+    default: true
+  tcp_services_configmap:
+    description:
+      - The ConfigMap, C(namespace/name), in the ingress-nginx C(tcp-services) format.
+    type: str
+    default: ingress-nginx/tcp-services
+  udp_services_configmap:
+    description:
+      - The ConfigMap, C(namespace/name), in the ingress-nginx C(udp-services) format.
+    type: str
+    default: ingress-nginx/udp-services
+  http_port:
+    description:
+      - The edge port of the HTTP frontends.
+    type: int
+    default: 80
+  https_port:
+    description:
+      - The edge port of TLS frontends (termination and passthrough).
+    type: int
+    default: 443
+  src:
+    description:
+      - A file or directory of manifests (YAML or JSON, including the C(List) that
+        C(kubectl get svc,endpointslices,nodes -A -o yaml) writes) to read instead of the API.
+      - The connection options are ignored when this is set.
+    type: path
+  timeout:
+    description:
+      - Seconds the whole read may take before the module fails.
+    type: float
+    default: 30
+  page_size:
+    description:
+      - Items per page of each list request.
+    type: int
+    default: 500
+notes:
+  - Run it on the controller (C(delegate_to=localhost) with C(run_once=true)); edge hosts do not
+    need the Kubernetes client.
+seealso:
+  - name: The annotation contract
+    description: What each C(lb.k8sedge.io/) annotation means and accepts.
+    link: https://example.invalid/k8sedge/docs/annotations.md
+"""
+
+EXAMPLES = r"""
+- name: Read the edge model of the default pool
+  k8sedge.lb.edge_info:
+    kubeconfig: "{{ k8sedge_kubeconfig }}"
+    pool: default
+  delegate_to: localhost
+  run_once: true
+  register: edge
+
+- name: Show what would be served
+  ansible.builtin.debug:
+    msg: "{{ edge.model.frontends | map(attribute='name') }}"
+
+- name: Build the model from manifests exported with kubectl (air-gapped)
+  k8sedge.lb.edge_info:
+    src: exported/cluster.yaml
+  delegate_to: localhost
+  register: edge
+"""
+
+RETURN = r"""
+model:
+  description:
+    - The edge model. The same cluster content gives the same model, byte for byte.
+  returned: success
+  type: dict
+  contains:
+    generation:
+      description: SHA-256 of the served content (frontends, backends, routes); errors and warnings do not count.
+      type: str
+      sample: 3f0a9c...
+    frontends:
+      description:
+        - What the edge listens on, sorted by pool, protocol and port.
+        - HTTP frontends carry C(routes) (host, path, backend); TCP and UDP frontends a C(backend).
+      type: list
+      elements: dict
+      sample:
+        - name: default-http-80
+          pool: default
+          protocol: http
+          port: 80
+          tls: none
+          routes:
+            - host: s2.pctest
+              path: /
+              backend: default_s2_80
+        - name: default-tcp-9999
+          pool: default
+          protocol: tcp
+          port: 9999
+          tls: none
+          backend: default_s2_80
+    backends:
+      description:
+        - Pools of targets, sorted by name; targets sorted by address and port.
+        - C(mode) is C(nodeport) (node InternalIPs on the nodePort) or C(pod) (EndpointSlice addresses).
+        - Target C(state) is C(ready) or C(draining) (serving but terminating).
+      type: list
+      elements: dict
+      sample:
+        - name: default_s2_80
+          namespace: default
+          service: s2
+          port: 80
+          mode: nodeport
+          balance: roundrobin
+          health_check: {type: tcp}
+          targets:
+            - {address: 10.213.0.21, port: 31780, node: node1, zone: lab-a, state: ready}
+    routes:
+      description: What an edge needs to reach pod networks, one per node, sorted by CIDR.
+      type: list
+      elements: dict
+      sample:
+        - {cidr: 10.244.1.0/24, via: 10.213.0.21, node: node1}
+    errors:
+      description: Objects or claims that were refused, each naming the object, the field and what was expected.
+      type: list
+      elements: dict
+      sample:
+        - kind: Service
+          namespace: default
+          name: web
+          field: metadata.annotations[lb.k8sedge.io/hosts]
+          message: expected RFC 1123 host names, got "bad_host"
+    warnings:
+      description: Objects served in a degraded way, in the same shape as RV(model.errors).
+      type: list
+      elements: dict
+read:
+  description: How the model was read.
+  returned: success
+  type: dict
+  contains:
+    counts:
+      description: Objects read, per kind.
+      type: dict
+    resource_versions:
+      description: The resourceVersion of each list read from the API.
+      type: dict
+    requests:
+      description: HTTP requests made.
+      type: int
+    api_seconds:
+      description: Time spent waiting for the API.
+      type: float
+    build_seconds:
+      description: Time spent building the model.
+      type: float
+"""
+
+import time
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.k8sedge.lb.plugins.module_utils import _k8s_read as k8s
+from ansible_collections.k8sedge.lb.plugins.module_utils._manifests import load_state
+from ansible_collections.k8sedge.lb.plugins.module_utils._model import InvalidValue, ModelOptions, build_model
+
+ARGUMENT_SPEC = {
+    **k8s.AUTH_ARGUMENT_SPEC,
+    "namespaces": {"type": "list", "elements": "str", "default": []},
+    "label_selector": {"type": "str"},
+    "pool": {"type": "str"},
+    "ingress_class": {"type": "str", "default": "k8sedge"},
+    "read_ingresses": {"type": "bool", "default": True},
+    "tcp_services_configmap": {"type": "str", "default": "ingress-nginx/tcp-services"},
+    "udp_services_configmap": {"type": "str", "default": "ingress-nginx/udp-services"},
+    "http_port": {"type": "int", "default": 80},
+    "https_port": {"type": "int", "default": 443},
+    "src": {"type": "path"},
+    "timeout": {"type": "float", "default": 30},
+    "page_size": {"type": "int", "default": 500},
+}
+
+
+def run(params: dict) -> dict:
+    options = ModelOptions(
+        pool=params["pool"],
+        ingress_class=params["ingress_class"],
+        tcp_services_configmap=params["tcp_services_configmap"],
+        udp_services_configmap=params["udp_services_configmap"],
+        http_port=params["http_port"],
+        https_port=params["https_port"],
+    )
+    if params["src"]:
+        state, read = load_state(params["src"])
+    else:
+        reader = k8s.Reader(k8s.api_client(k8s.auth_options(params)), params["timeout"])
+        state, read = k8s.read_cluster(reader, k8s.ReadOptions(
+            namespaces=tuple(params["namespaces"]),
+            label_selector=params["label_selector"],
+            tcp_services_configmap=params["tcp_services_configmap"],
+            udp_services_configmap=params["udp_services_configmap"],
+            read_ingresses=params["read_ingresses"],
+            page_size=params["page_size"],
+        ))
+    started = time.monotonic()
+    model = build_model(state, options)
+    read["build_seconds"] = round(time.monotonic() - started, 3)
+    return {"changed": False, "model": model, "read": read}
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    if not module.params["src"] and not k8s.HAS_KUBERNETES:
+        module.fail_json(msg=missing_required_lib("kubernetes"))
+    try:
+        module.exit_json(**run(module.params))
+    except (k8s.ReadError, InvalidValue) as err:
+        module.fail_json(msg=str(err))
+
+
+if __name__ == "__main__":
+    main()
