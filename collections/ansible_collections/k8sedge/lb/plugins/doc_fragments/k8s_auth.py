@@ -46,3 +46,45 @@ options:
     default: true
     aliases: [ verify_ssl ]
 """
+
+    # Plugins (inventory, lookup) take the same options; their configuration system reads the
+    # environment itself, so the variables are declared rather than described.
+    PLUGIN = r"""
+options:
+  kubeconfig:
+    description:
+      - Path to a kubeconfig file.
+      - When neither O(kubeconfig) nor O(host) is given, the client's defaults apply
+        (C(KUBECONFIG), then C(~/.kube/config), then the in-cluster service account).
+    type: path
+    env:
+      - name: K8S_AUTH_KUBECONFIG
+  context:
+    description: The kubeconfig context to use.
+    type: str
+    env:
+      - name: K8S_AUTH_CONTEXT
+  host:
+    description: URL of the Kubernetes API server, used instead of a kubeconfig.
+    type: str
+    env:
+      - name: K8S_AUTH_HOST
+  api_key:
+    description: Bearer token to authenticate with, used with O(host).
+    type: str
+    env:
+      - name: K8S_AUTH_API_KEY
+  ca_cert:
+    description: Path to a CA certificate that signs the API server's certificate.
+    type: path
+    aliases: [ ssl_ca_cert ]
+    env:
+      - name: K8S_AUTH_SSL_CA_CERT
+  validate_certs:
+    description: Whether to verify the API server's TLS certificate.
+    type: bool
+    default: true
+    aliases: [ verify_ssl ]
+    env:
+      - name: K8S_AUTH_VERIFY_SSL
+"""

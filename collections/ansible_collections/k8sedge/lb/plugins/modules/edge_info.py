@@ -25,6 +25,7 @@ requirements:
   - PyYAML, when O(src) holds YAML
 extends_documentation_fragment:
   - k8sedge.lb.k8s_auth
+  - k8sedge.lb.model_options
   - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
@@ -34,68 +35,16 @@ attributes:
   platform:
     platforms: posix
 options:
-  namespaces:
-    description:
-      - Read only these namespaces. Empty reads all namespaces.
-      - Nodes are always read cluster-wide.
-    type: list
-    elements: str
-    default: []
-  label_selector:
-    description:
-      - Read only Services that match this label selector.
-    type: str
   pool:
     description:
       - Keep only the frontends and backends of this pool. Default is every pool.
     type: str
-  ingress_class:
-    description:
-      - Ingress objects of this class give HTTP routes.
-      - Set O(read_ingresses=false) for clusters where the reader may not list Ingresses.
-    type: str
-    default: k8sedge
-  read_ingresses:
-    description:
-      - Whether to read Ingress objects at all.
-    type: bool
-    default: true
-  tcp_services_configmap:
-    description:
-      - The ConfigMap, C(namespace/name), in the ingress-nginx C(tcp-services) format.
-    type: str
-    default: ingress-nginx/tcp-services
-  udp_services_configmap:
-    description:
-      - The ConfigMap, C(namespace/name), in the ingress-nginx C(udp-services) format.
-    type: str
-    default: ingress-nginx/udp-services
-  http_port:
-    description:
-      - The edge port of the HTTP frontends.
-    type: int
-    default: 80
-  https_port:
-    description:
-      - The edge port of TLS frontends (termination and passthrough).
-    type: int
-    default: 443
   src:
     description:
       - A file or directory of manifests (YAML or JSON, including the C(List) that
         C(kubectl get svc,endpointslices,nodes -A -o yaml) writes) to read instead of the API.
       - The connection options are ignored when this is set.
     type: path
-  timeout:
-    description:
-      - Seconds the whole read may take before the module fails.
-    type: float
-    default: 30
-  page_size:
-    description:
-      - Items per page of each list request.
-    type: int
-    default: 500
 notes:
   - Run it on the controller (C(delegate_to=localhost) with C(run_once=true)); edge hosts do not
     need the Kubernetes client.
@@ -217,55 +166,17 @@ read:
       type: float
 """
 
-import time
-
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible_collections.k8sedge.lb.plugins.module_utils import _k8s_read as k8s
-from ansible_collections.k8sedge.lb.plugins.module_utils._manifests import load_state
-from ansible_collections.k8sedge.lb.plugins.module_utils._model import InvalidValue, ModelOptions, build_model
+from ansible_collections.k8sedge.lb.plugins.module_utils._edge_info import MODEL_ARGUMENT_SPEC, model_of, read_state
+from ansible_collections.k8sedge.lb.plugins.module_utils._model import InvalidValue
 
 ARGUMENT_SPEC = {
     **k8s.AUTH_ARGUMENT_SPEC,
-    "namespaces": {"type": "list", "elements": "str", "default": []},
-    "label_selector": {"type": "str"},
+    **MODEL_ARGUMENT_SPEC,
     "pool": {"type": "str"},
-    "ingress_class": {"type": "str", "default": "k8sedge"},
-    "read_ingresses": {"type": "bool", "default": True},
-    "tcp_services_configmap": {"type": "str", "default": "ingress-nginx/tcp-services"},
-    "udp_services_configmap": {"type": "str", "default": "ingress-nginx/udp-services"},
-    "http_port": {"type": "int", "default": 80},
-    "https_port": {"type": "int", "default": 443},
     "src": {"type": "path"},
-    "timeout": {"type": "float", "default": 30},
-    "page_size": {"type": "int", "default": 500},
 }
-
-
-def run(params: dict) -> dict:
-    options = ModelOptions(
-        pool=params["pool"],
-        ingress_class=params["ingress_class"],
-        tcp_services_configmap=params["tcp_services_configmap"],
-        udp_services_configmap=params["udp_services_configmap"],
-        http_port=params["http_port"],
-        https_port=params["https_port"],
-    )
-    if params["src"]:
-        state, read = load_state(params["src"])
-    else:
-        reader = k8s.Reader(k8s.api_client(k8s.auth_options(params)), params["timeout"])
-        state, read = k8s.read_cluster(reader, k8s.ReadOptions(
-            namespaces=tuple(params["namespaces"]),
-            label_selector=params["label_selector"],
-            tcp_services_configmap=params["tcp_services_configmap"],
-            udp_services_configmap=params["udp_services_configmap"],
-            read_ingresses=params["read_ingresses"],
-            page_size=params["page_size"],
-        ))
-    started = time.monotonic()
-    model = build_model(state, options)
-    read["build_seconds"] = round(time.monotonic() - started, 3)
-    return {"changed": False, "model": model, "read": read}
 
 
 def main() -> None:
@@ -273,9 +184,11 @@ def main() -> None:
     if not module.params["src"] and not k8s.HAS_KUBERNETES:
         module.fail_json(msg=missing_required_lib("kubernetes"))
     try:
-        module.exit_json(**run(module.params))
+        state, read = read_state(module.params, module.params["src"])
+        model = model_of(state, module.params, module.params["pool"], read)
     except (k8s.ReadError, InvalidValue) as err:
         module.fail_json(msg=str(err))
+    module.exit_json(changed=False, model=model, read=read)
 
 
 if __name__ == "__main__":

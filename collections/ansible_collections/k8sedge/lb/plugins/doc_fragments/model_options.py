@@ -1,0 +1,62 @@
+# Copyright: k8sedge developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What to read and how to build the edge model; shared by edge_info and the inventory plugin."""
+
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    DOCUMENTATION = r"""
+options:
+  namespaces:
+    description:
+      - Read only these namespaces. Empty reads all namespaces.
+      - Nodes are always read cluster-wide.
+    type: list
+    elements: str
+    default: []
+  label_selector:
+    description:
+      - Read only Services that match this label selector.
+    type: str
+  ingress_class:
+    description:
+      - Ingress objects of this class give HTTP routes.
+    type: str
+    default: k8sedge
+  read_ingresses:
+    description:
+      - Whether to read Ingress objects at all (for readers that may not list them).
+    type: bool
+    default: true
+  tcp_services_configmap:
+    description:
+      - The ConfigMap, C(namespace/name), in the ingress-nginx C(tcp-services) format.
+    type: str
+    default: ingress-nginx/tcp-services
+  udp_services_configmap:
+    description:
+      - The ConfigMap, C(namespace/name), in the ingress-nginx C(udp-services) format.
+    type: str
+    default: ingress-nginx/udp-services
+  http_port:
+    description:
+      - The edge port of the HTTP frontends.
+    type: int
+    default: 80
+  https_port:
+    description:
+      - The edge port of TLS frontends (termination and passthrough).
+    type: int
+    default: 443
+  timeout:
+    description:
+      - Seconds the whole read may take before it fails.
+    type: float
+    default: 30
+  page_size:
+    description:
+      - Items per page of each list request.
+    type: int
+    default: 500
+"""

@@ -1,0 +1,57 @@
+# Copyright: k8sedge developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Read the cluster and build the model: the one path edge_info and the inventory plugin share."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ansible_collections.k8sedge.lb.plugins.module_utils import _k8s_read as k8s
+from ansible_collections.k8sedge.lb.plugins.module_utils._manifests import load_state
+from ansible_collections.k8sedge.lb.plugins.module_utils._model import ClusterState, ModelOptions, build_model
+
+# Mirrors the k8sedge.lb.model_options doc fragment.
+MODEL_ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
+    "namespaces": {"type": "list", "elements": "str", "default": []},
+    "label_selector": {"type": "str"},
+    "ingress_class": {"type": "str", "default": "k8sedge"},
+    "read_ingresses": {"type": "bool", "default": True},
+    "tcp_services_configmap": {"type": "str", "default": "ingress-nginx/tcp-services"},
+    "udp_services_configmap": {"type": "str", "default": "ingress-nginx/udp-services"},
+    "http_port": {"type": "int", "default": 80},
+    "https_port": {"type": "int", "default": 443},
+    "timeout": {"type": "float", "default": 30},
+    "page_size": {"type": "int", "default": 500},
+}
+
+
+def read_state(params: dict[str, Any], src: str | None = None) -> tuple[ClusterState, dict[str, Any]]:
+    """The cluster state, from manifests under src or from the API; whole or ReadError."""
+    if src:
+        return load_state(src)
+    reader = k8s.Reader(k8s.api_client(k8s.auth_options(params)), params["timeout"])
+    return k8s.read_cluster(reader, k8s.ReadOptions(
+        namespaces=tuple(params["namespaces"]),
+        label_selector=params["label_selector"],
+        tcp_services_configmap=params["tcp_services_configmap"],
+        udp_services_configmap=params["udp_services_configmap"],
+        read_ingresses=params["read_ingresses"],
+        page_size=params["page_size"],
+    ))
+
+
+def model_of(state: ClusterState, params: dict[str, Any], pool: str | None, read: dict[str, Any]) -> dict[str, Any]:
+    """build_model with the options in params, its time added to read["build_seconds"]."""
+    options = ModelOptions(
+        pool=pool,
+        ingress_class=params["ingress_class"],
+        tcp_services_configmap=params["tcp_services_configmap"],
+        udp_services_configmap=params["udp_services_configmap"],
+        http_port=params["http_port"],
+        https_port=params["https_port"],
+    )
+    started = time.monotonic()
+    model = build_model(state, options)
+    read["build_seconds"] = round(read.get("build_seconds", 0) + time.monotonic() - started, 3)
+    return model

@@ -1,0 +1,183 @@
+# Copyright: k8sedge developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Strict grammars for every value that travels from the cluster into the model.
+
+The cluster is untrusted: a value reaches a rendered config only after one of these functions
+accepted it, and each grammar is narrow enough that no accepted value can end a line, open a
+block or quote anything in haproxy or nginx syntax. Patterns are ASCII-only and matched whole
+(`re.fullmatch`), so neither a trailing newline nor a Unicode digit or letter slips through.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import re
+from typing import Any
+
+MAX_PATH_LENGTH = 256
+MAX_DURATION_MS = 24 * 3600 * 1000
+_SHOW_LENGTH = 64
+
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*")
+_PATH = re.compile(r"/[A-Za-z0-9._~/-]*")
+_PORT_TEXT = re.compile(r"[1-9][0-9]{0,4}")
+_DURATION = re.compile(r"([1-9][0-9]{0,7})(ms|s|m|h)")
+_LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?")
+_TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})")
+# An IPv4 address in the one spelling str(ipaddress) gives back: no leading zeros.
+_IPV4_CANONICAL = re.compile(r"((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])")
+_UNSAFE_TO_SHOW = re.compile(r"[^A-Za-z0-9._:/@=+,*-]")
+_DURATION_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}
+
+
+class InvalidValue(ValueError):
+    """A value outside its grammar; the message says what was expected and shows what came.
+
+    `field` names where the value was found, once the caller knows it."""
+
+    def __init__(self, message: str, field: str = "") -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def show(value: Any) -> str:
+    """A cluster value made safe to quote in a message: any character outside a small safe set
+    becomes `?` and long values are cut, so a message can never carry a hostile string."""
+    if isinstance(value, bool) or value is None:
+        return {True: "true", False: "false", None: "null"}[value]
+    if isinstance(value, int):
+        return str(value)
+    if not isinstance(value, str):
+        return f"a {type(value).__name__}"
+    text = _UNSAFE_TO_SHOW.sub("?", value[:_SHOW_LENGTH])
+    return f'"{text}..."' if len(value) > _SHOW_LENGTH else f'"{text}"'
+
+
+def expected(what: str, value: Any) -> InvalidValue:
+    return InvalidValue(f"expected {what}, got {show(value)}")
+
+
+def text(value: Any, what: str = "a string") -> str:
+    """The value when it is a string; None reads as the empty string (an absent field)."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise expected(what, value)
+    return value
+
+
+def dns_label(value: Any) -> str:
+    """An RFC 1123 label: namespaces, Service names, port names, pools, certificate names."""
+    if not isinstance(value, str) or not _DNS_LABEL.fullmatch(value):
+        raise expected("a DNS label (RFC 1123: lowercase letters, digits and '-', at most 63)", value)
+    return value
+
+
+def dns_subdomain(value: Any) -> str:
+    """An RFC 1123 subdomain: node names."""
+    if not isinstance(value, str) or len(value) > 253 or not _DNS_SUBDOMAIN.fullmatch(value):
+        raise expected("a DNS subdomain (RFC 1123, at most 253 characters)", value)
+    return value
+
+
+def hostname(value: Any) -> str:
+    """A lowercased RFC 1123 host name, optionally with a leading `*.` wildcard label.
+
+    The ASCII check comes before lowercasing: str.lower() maps some non-ASCII letters (the Kelvin
+    sign) onto ASCII ones, which would let a look-alike through."""
+    if not isinstance(value, str) or not value.isascii():
+        raise expected("a host name (RFC 1123, optional leading '*.')", value)
+    name = value.lower()
+    rest = name[2:] if name.startswith("*.") else name
+    try:
+        dns_subdomain(rest)
+    except InvalidValue:
+        raise expected("a host name (RFC 1123, optional leading '*.')", value) from None
+    return name
+
+
+def path(value: Any) -> str:
+    if not isinstance(value, str) or len(value) > MAX_PATH_LENGTH or not _PATH.fullmatch(value):
+        raise expected(f"a path: '/' then letters, digits and . _ ~ / - (at most {MAX_PATH_LENGTH})", value)
+    return value
+
+
+def port(value: Any) -> int:
+    """A port number 1-65535, from a JSON integer or its decimal spelling."""
+    if isinstance(value, str) and _PORT_TEXT.fullmatch(value):
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+        raise expected("a port number 1-65535", value)
+    return value
+
+
+def port_ref(value: Any) -> int | str:
+    """A Service port by number or by name."""
+    try:
+        return port(value) if isinstance(value, int) or (isinstance(value, str) and value.isdigit()) else dns_label(value)
+    except InvalidValue:
+        raise expected("a port number 1-65535 or a port name (DNS label)", value) from None
+
+
+def duration_ms(value: Any) -> int:
+    """A duration such as `500ms`, `5s`, `2m` or `1h`, in milliseconds, at most 24h."""
+    match = _DURATION.fullmatch(value) if isinstance(value, str) else None
+    milliseconds = int(match.group(1)) * _DURATION_UNIT_MS[match.group(2)] if match else 0
+    if not match or milliseconds > MAX_DURATION_MS:
+        raise expected("a duration from 1ms to 24h such as 500ms, 5s, 2m", value)
+    return milliseconds
+
+
+def choice(value: Any, allowed: tuple[str, ...]) -> str:
+    if not isinstance(value, str) or value not in allowed:
+        raise expected(f"one of {', '.join(allowed)}", value)
+    return value
+
+
+def label_value(value: Any) -> str:
+    """A Kubernetes label value (zones): may be empty."""
+    if not isinstance(value, str) or not _LABEL_VALUE.fullmatch(value):
+        raise expected("a label value (letters, digits, '-', '_', '.', at most 63)", value)
+    return value
+
+
+def ip(value: Any) -> tuple[int, str]:
+    """(4 or 6, canonical spelling) of a unicast address; loopback, unspecified, multicast and
+    scoped addresses are refused: none of them can be a node or a pod the edge should reach."""
+    if isinstance(value, str) and _IPV4_CANONICAL.fullmatch(value):
+        # The common case, without building an ipaddress object: 50,000 endpoints a build.
+        first = int(value[:value.index(".")])
+        if first != 0 and first != 127 and not 224 <= first <= 239:
+            return 4, value
+        raise expected("a unicast IP address", value)
+    try:
+        address = ipaddress.ip_address(value) if isinstance(value, str) else None
+    except ValueError:
+        address = None
+    if address is None or getattr(address, "scope_id", None) or address.is_loopback or address.is_unspecified or address.is_multicast:
+        raise expected("a unicast IP address", value)
+    return address.version, str(address)
+
+
+def cidr(value: Any) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    try:
+        network = ipaddress.ip_network(value, strict=True) if isinstance(value, str) and "%" not in value else None
+    except ValueError:
+        network = None
+    if network is None:
+        raise expected("a CIDR such as 10.244.1.0/24 (host bits zero)", value)
+    return network
+
+
+def timestamp(value: Any) -> float:
+    """Seconds since the epoch of an RFC 3339 creationTimestamp."""
+    if not isinstance(value, str) or not _TIMESTAMP.fullmatch(value):
+        raise expected("an RFC 3339 timestamp such as 2024-01-31T12:00:00Z", value)
+    # fromisoformat takes at most six fraction digits; the order only needs seconds.
+    seconds = re.sub(r"\.[0-9]+", "", value).replace("Z", "+00:00")
+    try:
+        return datetime.datetime.fromisoformat(seconds).timestamp()
+    except ValueError:
+        raise expected("an RFC 3339 timestamp such as 2024-01-31T12:00:00Z", value) from None
