@@ -16,7 +16,7 @@ import urllib.request
 from lab import credentials, image, network, procs, vm
 from lab.topology import (
     API_PORT, API_URL, GATEWAY_IP, HOSTS, KUBECONFIG, KUBECONFIG_ADMIN, KUBECTL, LAB_DIR,
-    MANIFESTS, MIRROR_PORT, RBAC_POLICY, REPO, RUN_DIR, SSH_KEY, TOKEN_FILE, VENV_PYTHON, host,
+    MANIFESTS, MIRROR_PORT, RBAC_POLICIES, REPO, RUN_DIR, SSH_KEY, TOKEN_FILE, VENV_PYTHON, host,
 )
 
 STATE = RUN_DIR / "state.json"
@@ -96,7 +96,8 @@ def up(_: argparse.Namespace) -> None:
     procs.start("kube-apiserver", _python(
         "lab.kubeapi", "--bind", GATEWAY_IP, "--port", str(API_PORT),
         "--tls-cert", str(credentials.SERVER_CERT), "--tls-key", str(credentials.SERVER_KEY),
-        "--token-auth-file", str(TOKEN_FILE), "--authorization-policy", str(RBAC_POLICY)))
+        "--token-auth-file", str(TOKEN_FILE),
+        *(arg for policy in RBAC_POLICIES for arg in ("--authorization-policy", str(policy)))))
     procs.wait_until(_api_ready, 30, f"the API server on {API_URL}")
 
     procs.start("kube-controllers", _python("lab.cluster.controllers",

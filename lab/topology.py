@@ -24,7 +24,8 @@ KUBECONFIG = LAB_DIR / "kubeconfig"  # read-only token, what the edge tooling us
 KUBECONFIG_ADMIN = LAB_DIR / "kubeconfig-admin"
 TOKEN_FILE = PKI_DIR / "tokens.csv"
 MANIFESTS = REPO / "lab" / "manifests"
-RBAC_POLICY = REPO / "lab" / "rbac.yaml"
+# The API server's authorization: the roles every cluster has, and the manifest we ship.
+RBAC_POLICIES = (REPO / "lab" / "rbac.yaml", REPO / "docs" / "rbac.yaml")
 
 PREFIX = "k8sedge"
 BRIDGE = "k8sedge0"

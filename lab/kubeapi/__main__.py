@@ -19,7 +19,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--tls-cert", required=True)
     parser.add_argument("--tls-key", required=True)
     parser.add_argument("--token-auth-file", required=True)
-    parser.add_argument("--authorization-policy", required=True)
+    parser.add_argument("--authorization-policy", required=True, action="append",
+                        help="RBAC manifest (ClusterRoles, bindings); repeat to load several")
     parser.add_argument("--watch-cache-size", type=int, default=10000,
                         help="events kept per resource for watches from a resourceVersion")
     parser.add_argument("--bookmark-interval", type=float, default=1.0,
@@ -37,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, handlers=[handler])
     try:
         tokens = load_tokens(args.token_auth_file)
-        authorizer = Authorizer.from_file(args.authorization_policy)
+        authorizer = Authorizer.from_files(args.authorization_policy)
         server = build_server(args.bind, args.port, args.tls_cert, args.tls_key, tokens, authorizer,
                               args.watch_cache_size, args.bookmark_interval, args.list_snapshots)
     except (OSError, ValueError, KeyError) as exc:

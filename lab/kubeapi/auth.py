@@ -104,6 +104,11 @@ def _subjects(doc: dict[str, Any]) -> tuple[frozenset[str], frozenset[str]]:
     return frozenset(users), frozenset(groups)
 
 
+# Objects an RBAC manifest ships beside its roles (docs/rbac.yaml has a ServiceAccount);
+# they grant nothing by themselves.
+_GRANTS_NOTHING = ("Namespace", "ServiceAccount", "Secret")
+
+
 class Authorizer:
     """RBAC over ClusterRoles/Roles and their bindings, plus the system:masters bypass."""
 
@@ -122,14 +127,17 @@ class Authorizer:
                 namespace = meta.get("namespace", "") if kind == "RoleBinding" else ""
                 self.bindings.append(Binding(namespace, ref.get("kind", ""), ref.get("name", ""),
                                              users, groups))
-            else:
+            elif kind not in _GRANTS_NOTHING:
                 raise ValueError(f"authorization policy: unsupported kind {kind!r} "
                                  f"(object {meta.get('name')!r})")
 
     @classmethod
-    def from_file(cls, path: str | Path) -> "Authorizer":
-        with open(path) as handle:
-            return cls([d for d in yaml.safe_load_all(handle) if d])
+    def from_files(cls, paths: list[str | Path]) -> "Authorizer":
+        documents = []
+        for path in paths:
+            with open(path) as handle:
+                documents += [d for d in yaml.safe_load_all(handle) if d]
+        return cls(documents)
 
     def allowed(self, user: User, attrs: Attributes) -> bool:
         if _PRIVILEGED_GROUP in user.groups:

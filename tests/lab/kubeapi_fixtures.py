@@ -49,7 +49,8 @@ def start_server(workdir: Path, *extra: str) -> tuple[subprocess.Popen[str], Lab
     proc = subprocess.Popen(
         [sys.executable, "-m", "lab.kubeapi", "--bind", "127.0.0.1", "--port", "0",
          "--tls-cert", str(cert), "--tls-key", str(key), "--token-auth-file", str(tokens),
-         "--authorization-policy", str(REPO / "lab" / "rbac.yaml"), "--log-file", str(log),
+         "--authorization-policy", str(REPO / "lab" / "rbac.yaml"),
+         "--authorization-policy", str(REPO / "docs" / "rbac.yaml"), "--log-file", str(log),
          *extra],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdout is not None

@@ -145,6 +145,7 @@ class MiniCluster:
             sys.executable, "-m", "lab.kubeapi", "--bind", HUB_IP, "--port", str(API_PORT),
             "--tls-cert", str(w / "api.crt"), "--tls-key", str(w / "api.key"),
             "--token-auth-file", str(w / "tokens.csv"), "--authorization-policy", str(REPO / "lab" / "rbac.yaml"),
+            "--authorization-policy", str(REPO / "docs" / "rbac.yaml"),
             "--log-file", str(w / "kubeapi-access.log")])
         wait_for(lambda: "listening on" in (w / "kubeapi.log").read_text(), 20, "the API server to listen")
 

@@ -252,11 +252,15 @@ def test_rbac(user: User, attrs: Attributes, allowed: bool) -> None:
 
 
 def test_rbac_policy_file_and_denial_wording() -> None:
-    authorizer = Authorizer.from_file("lab/rbac.yaml")
+    authorizer = Authorizer.from_files(["lab/rbac.yaml", "docs/rbac.yaml"])
     reader = User("system:serviceaccount:k8sedge:edge-reader", "", ("system:authenticated",))
-    for resource, group in (("endpointslices", "discovery.k8s.io"), ("ingressclasses", "networking.k8s.io"),
-                            ("nodes", "")):
+    for resource, group in (("endpointslices", "discovery.k8s.io"), ("ingresses", "networking.k8s.io"),
+                            ("nodes", ""), ("services", ""), ("endpoints", ""), ("configmaps", "")):
         assert authorizer.allowed(reader, Attributes("watch", "", True, group, resource))
+    # Least privilege: nothing the model does not read.
+    for resource, group in (("ingressclasses", "networking.k8s.io"), ("namespaces", ""), ("pods", ""),
+                            ("secrets", "")):
+        assert not authorizer.allowed(reader, Attributes("list", "", True, group, resource))
     assert not authorizer.allowed(reader, Attributes("create", "", True, "", "services", namespace="d"))
     assert authorizer.allowed(reader, Attributes("get", "/openapi/v3", False))
     assert denial_reason(reader, Attributes("list", "", True, "", "nodes")) == (
