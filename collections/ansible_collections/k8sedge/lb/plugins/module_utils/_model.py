@@ -313,7 +313,6 @@ class _ServicePort:
 @dataclass(frozen=True)
 class _Service:
     owner: _Owner
-    type: str
     ports: tuple[_ServicePort, ...]
     families: tuple[int, ...]
     local: bool  # externalTrafficPolicy: Local
@@ -358,7 +357,6 @@ def _read_service(raw: Raw, report: _Report) -> _Service | None:
         health_port = spec.get("healthCheckNodePort") or 0
         service = _Service(
             owner=owner,
-            type=kind,
             ports=_read_ports(spec),
             families=families,
             local=policy == "Local",
@@ -431,19 +429,15 @@ def _state(conditions: Raw) -> str:
     return "draining" if serving and terminating else "out"
 
 
-def _subset_ports(raws: list[Any]) -> dict[tuple[str, str], int]:
-    ports = {}
-    for i, raw in enumerate(raws):
-        try:
-            raw = _mapping(raw, "")
-            if raw.get("port") is None:  # a nil port means "all ports": nothing the edge can use
-                continue
-            name = _at("name", g.text, raw.get("name"))
-            key = (_at("name", g.dns_label, name) if name else "", _at("protocol", _PROTOCOL, raw.get("protocol", "TCP")))
-            ports[key] = _at("port", g.port, raw["port"])
-        except InvalidValue as exc:
-            raise _within(f"[{i}]", exc) from None
-    return ports
+def _port_entry(raw: Any) -> tuple[tuple[str, str], int] | None:
+    """((name, protocol), number) of one EndpointSlice/Endpoints port; None for a nil port, which
+    means "all ports": nothing the edge can use."""
+    raw = _mapping(raw, "")
+    if raw.get("port") is None:
+        return None
+    name = _at("name", g.text, raw.get("name"))
+    key = (_at("name", g.dns_label, name) if name else "", _at("protocol", _PROTOCOL, raw.get("protocol", "TCP")))
+    return key, _at("port", g.port, raw["port"])
 
 
 def _within(prefix: str, exc: InvalidValue) -> InvalidValue:
@@ -459,6 +453,26 @@ class _EndpointReader:
     nodes: dict[str, _Node]
     names: dict[Any, str] = field(default_factory=dict)
     zones: dict[Any, str] = field(default_factory=dict)
+    port_entries: dict[tuple[Any, ...], tuple[tuple[str, str], int] | None] = field(default_factory=dict)
+
+    def ports(self, raws: list[Any]) -> dict[tuple[str, str], int]:
+        """(name, protocol) -> number; slices repeat a few port lists, so each entry is checked once."""
+        ports = {}
+        for i, raw in enumerate(raws):
+            # The type is part of the key: True == 1, but only the integer is a port.
+            seen = (raw.get("name"), raw.get("protocol"), type(raw.get("port")), raw.get("port")) if isinstance(raw, dict) else None
+            try:
+                entry = self.port_entries[seen]
+            except (KeyError, TypeError):  # TypeError: an unhashable value, which _port_entry refuses
+                try:
+                    entry = _port_entry(raw)
+                except InvalidValue as exc:
+                    raise _within(f"[{i}]", exc) from None
+                if seen is not None:
+                    self.port_entries[seen] = entry
+            if entry is not None:
+                ports[entry[0]] = entry[1]
+        return ports
 
     def node(self, value: Any) -> str:
         if not value:
@@ -490,7 +504,10 @@ class _EndpointReader:
             raise InvalidValue(f"expected an IPv{family} address as the slice's addressType says, got {g.show(address)}", "addresses[0]")
         conditions = endpoint.get("conditions")
         state = "ready" if conditions is None else _state(_mapping(conditions, "conditions"))
-        node = self.node(endpoint.get("nodeName"))
+        name = endpoint.get("nodeName")
+        node = self.names.get(name) if isinstance(name, str) else None  # inlined self.node(): the common case
+        if node is None:
+            node = self.node(name)
         return (family, address, state, node, self.zone(endpoint.get("zone"), node))
 
     def legacy_address(self, entry: Any) -> _Endpoint:
@@ -502,11 +519,12 @@ class _EndpointReader:
 
 def _read_slice(raw: Raw, reader: _EndpointReader, report: _Report) -> _Subset | None:
     try:
-        address_type = _at("addressType", _ADDRESS_TYPE, raw.get("addressType"))
-        if address_type == "FQDN":
-            return None
+        address_type = raw.get("addressType")
+        if not isinstance(address_type, str) or address_type not in _FAMILIES:
+            if _at("addressType", _ADDRESS_TYPE, address_type) == "FQDN":
+                return None
         try:
-            ports = _subset_ports(_sequence(raw.get("ports"), ""))
+            ports = reader.ports(_sequence(raw.get("ports"), ""))
         except InvalidValue as exc:
             raise _within("ports", exc) from None
         raw_endpoints = _sequence(raw.get("endpoints"), "endpoints")
@@ -536,7 +554,7 @@ def _read_endpoints(raw: Raw, reader: _EndpointReader, report: _Report) -> list[
         try:
             subset = _mapping(subset, "")
             try:
-                ports = _subset_ports(_sequence(subset.get("ports"), ""))
+                ports = reader.ports(_sequence(subset.get("ports"), ""))
             except InvalidValue as exc:
                 raise _within("ports", exc) from None
             raw_addresses = _sequence(subset.get("addresses"), "addresses")
@@ -650,6 +668,7 @@ def _annotation_claims(service: _Service, report: _Report) -> list[_Claim]:
     owner, pool = service.owner, settings.pool
     claims: list[_Claim] = []
     tcp_ports, udp_ports = settings.tcp_ports, settings.udp_ports
+    streams_from = {"tcp": a.field_of(a.TCP_PORTS), "udp": a.field_of(a.UDP_PORTS)}
     if not (settings.hosts or tcp_ports or udp_ports):
         if not service.edge_class:
             report.add(owner, a.field_of(a.EXPOSE), f"exposed, but none of {a.HOSTS}, {a.TCP_PORTS}, {a.UDP_PORTS} says what to serve", error=False)
@@ -657,6 +676,7 @@ def _annotation_claims(service: _Service, report: _Report) -> list[_Claim]:
         # A LoadBalancer of our class: every port on the edge, as a cloud load balancer would.
         tcp_ports = tuple(a.PortMapping(p.port, p.port) for p in service.ports if p.protocol == "TCP")
         udp_ports = tuple(a.PortMapping(p.port, p.port) for p in service.ports if p.protocol == "UDP")
+        streams_from = {"tcp": "spec.ports", "udp": "spec.ports"}
     try:
         if settings.hosts:
             where = a.field_of(a.HTTP_PORT if settings.http_port is not None else a.HOSTS)
@@ -676,14 +696,14 @@ def _annotation_claims(service: _Service, report: _Report) -> list[_Claim]:
                                          certificate=settings.tls_certificate if settings.tls == "terminate" else ""))
     except InvalidValue as exc:
         report.invalid(owner, exc)
-    for key, layer, mappings in ((a.TCP_PORTS, "tcp", tcp_ports), (a.UDP_PORTS, "udp", udp_ports)):
+    for layer, mappings in (("tcp", tcp_ports), ("udp", udp_ports)):
         for mapping in mappings:
             try:
-                backend = _at(a.field_of(key), lambda r, layer=layer: _backend_ref(service, r, layer), mapping.service_port)
+                backend = _at(streams_from[layer], lambda r, layer=layer: _backend_ref(service, r, layer), mapping.service_port)
             except InvalidValue as exc:
                 report.invalid(owner, exc)
                 continue
-            claims.append(_Claim(owner, a.field_of(key), pool, layer, mapping.edge_port, backend))
+            claims.append(_Claim(owner, streams_from[layer], pool, layer, mapping.edge_port, backend))
     return claims
 
 
@@ -891,6 +911,7 @@ class _Targets:
         return self.cache[key]
 
     def pods(self, service: _Service, port: _ServicePort) -> list[dict[str, Any]]:
+        """Targets in (address, port) order."""
         best: dict[tuple[str, int], tuple[int, str, str]] = {}
         for subset in self.subsets(service):
             number = subset.ports.get((port.name, port.protocol))
@@ -905,9 +926,10 @@ class _Targets:
                 if current is None or candidate < current:
                     best[(address, number)] = candidate
         return [{"address": address, "port": number, "node": node, "zone": zone, "state": "draining" if rank else "ready"}
-                for (address, number), (rank, node, zone) in best.items()]
+                for (address, number), (rank, node, zone) in sorted(best.items())]
 
     def node_ports(self, service: _Service, port: _ServicePort) -> list[dict[str, Any]]:
+        """Targets in (address, port) order: the port is the same for all."""
         local: dict[str, str] = {}
         if service.local:
             # Only nodes with a local endpoint take traffic; a node with only terminating ones drains.
@@ -921,9 +943,9 @@ class _Targets:
                 continue
             for family in service.families:
                 if family in node.addresses:
-                    targets.append({"address": node.addresses[family], "port": port.node_port, "node": node.owner.name,
-                                    "zone": node.zone, "state": local.get(node.owner.name, "ready")})
-        return targets
+                    targets.append((node.addresses[family], node.owner.name, node.zone, local.get(node.owner.name, "ready")))
+        return [{"address": address, "port": port.node_port, "node": name, "zone": zone, "state": state}
+                for address, name, zone, state in sorted(targets)]
 
 
 def _health_check(service: _Service, ref: _BackendRef, report: _Report) -> dict[str, Any]:
@@ -953,7 +975,7 @@ def _backend(ref: _BackendRef, service: _Service, targets: _Targets, report: _Re
         "health_check": _health_check(service, ref, report),
         "timeouts": {"connect_ms": settings.connect_ms, "server_ms": settings.server_ms},
         "proxy_protocol": ref.proxy_protocol,
-        "targets": sorted(found, key=lambda t: (t["address"], t["port"])),
+        "targets": found,
     }
 
 

@@ -1,0 +1,73 @@
+"""Staged, live and last-known-good haproxy trees: what differs, what kind of change, the copy."""
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+from ansible_collections.k8sedge.lb.plugins.module_utils._haproxy_files import (
+    CONFIG, compare, digest_of, generation_of, install, read_tree, structure)
+
+CFG = b"""# Model generation aa01; rendered
+global
+    set-var proc.k8sedge_structure str(beef)
+
+backend b
+    default-server check
+    server s1 10.0.0.1:80
+    server s2 0.0.0.0:0 disabled
+"""
+
+
+def cfg(**replace: str) -> bytes:
+    text = CFG.decode()
+    for old, new in replace.items():
+        text = text.replace(old.replace("_", " "), new)
+    return text.encode()
+
+
+@pytest.mark.parametrize("src, dest, change, changed, removed", [
+    ({CONFIG: CFG}, {CONFIG: CFG}, "none", [], []),
+    ({CONFIG: cfg(**{"10.0.0.1:80": "10.0.0.9:81"})}, {CONFIG: CFG}, "servers", [CONFIG], []),
+    ({CONFIG: cfg(**{"0.0.0.0:0_disabled": "10.0.0.2:80 weight 0"})}, {CONFIG: CFG}, "servers", [CONFIG], []),
+    ({CONFIG: cfg(aa01="bb02")}, {CONFIG: CFG}, "servers", [CONFIG], []),  # comments only
+    ({CONFIG: cfg(**{"default-server_check": "default-server check port 1"})}, {CONFIG: CFG}, "structural", [CONFIG], []),
+    ({CONFIG: cfg(**{"server s2 0.0.0.0:0 disabled\n": ""})}, {CONFIG: CFG}, "structural", [CONFIG], []),  # a slot fewer
+    ({CONFIG: cfg(**{"10.0.0.1:80": "10.0.0.9:81"}), "maps/a.map": b"x y\n"}, {CONFIG: CFG}, "structural", [CONFIG, "maps/a.map"], []),
+    ({CONFIG: CFG}, {CONFIG: CFG, "certs/old.pem": b"k"}, "structural", [], ["certs/old.pem"]),
+    ({CONFIG: CFG}, {}, "structural", [CONFIG], []),
+])
+def test_compare(src, dest, change, changed, removed):
+    difference = compare(src, dest)
+    assert (difference.change, difference.changed, difference.removed) == (change, changed, removed)
+
+
+def test_structure_keeps_server_names_and_drops_comments():
+    assert structure(CFG.decode()) == ["global", "set-var proc.k8sedge_structure str(beef)", "backend b", "default-server check", "server s1", "server s2"]
+
+
+def test_generation_and_digest_are_read_from_the_config():
+    assert (generation_of(CFG), digest_of(CFG)) == ("aa01", "beef")
+    assert (generation_of(b"global\n"), digest_of(None)) == ("", "")
+
+
+def test_install_copies_atomically_with_the_source_mode_and_removes_the_rest(tmp_path):
+    src, dest = tmp_path / "staging", tmp_path / "live"
+    (src / "certs").mkdir(parents=True)
+    (src / "maps").mkdir()
+    (src / CONFIG).write_bytes(CFG)
+    (src / "maps" / "a.map").write_text("k v\n")
+    (src / "maps" / "ignored.txt").write_text("not managed\n")
+    (src / "certs" / "web.pem").write_text("pem\n")
+    os.chmod(src / "certs" / "web.pem", 0o600)
+    (dest / "maps").mkdir(parents=True)
+    (dest / "maps" / "stale.map").write_text("old\n")
+    difference = compare(read_tree(str(src)), read_tree(str(dest)))
+    assert difference.removed == ["maps/stale.map"] and "maps/ignored.txt" not in difference.changed
+    install(str(src), str(dest), difference)
+    assert read_tree(str(dest)) == read_tree(str(src))
+    assert stat.S_IMODE(os.stat(dest / "certs" / "web.pem").st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(dest / "certs").st_mode) == 0o700
+    assert sorted(os.listdir(dest / "maps")) == ["a.map"]
+    assert compare(read_tree(str(src)), read_tree(str(dest))).change == "none"

@@ -1,0 +1,273 @@
+"""The edge model over fixtures in the API's own shapes: what is served, and what is refused."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from ansible_collections.k8sedge.lb.plugins.module_utils._model import ClusterState, InvalidValue, ModelOptions, build_model
+
+FIXTURES = Path(__file__).parent / "fixtures"
+KINDS = ("services", "endpoint_slices", "nodes", "ingresses", "config_maps")
+
+
+def load(name: str) -> Any:
+    return yaml.safe_load((FIXTURES / name).read_text())
+
+
+CLUSTER = load("cluster.yaml")
+BAD_INPUTS = load("bad_inputs.yaml")["cases"]
+CONFLICTS = load("conflicts.yaml")["cases"]
+
+
+def cluster(add: dict[str, list[Any]] | None = None, **replace: Any) -> ClusterState:
+    """cluster.yaml plus the objects in `add`; `replace` swaps whole lists."""
+    add = add or {}
+    lists = {kind: CLUSTER.get(kind, []) + add.get(kind, []) for kind in KINDS}
+    return ClusterState(**{**lists, **replace})
+
+
+def service(name: str, annotations: dict[str, str], namespace: str = "default", **spec: Any) -> dict[str, Any]:
+    spec = {"type": "NodePort", "ports": [{"name": "http", "protocol": "TCP", "port": 80, "nodePort": 30801}], **spec}
+    return {"metadata": {"name": name, "namespace": namespace, "annotations": annotations}, "spec": spec}
+
+
+@pytest.fixture(scope="module", name="model")
+def fixture_model() -> dict[str, Any]:
+    return build_model(cluster(), ModelOptions())
+
+
+def by_name(items: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {item["name"]: item for item in items}
+
+
+def test_the_cluster_fixture_is_served_without_findings(model):
+    assert model["errors"] == []
+    assert model["warnings"] == []
+
+
+def test_frontends_are_named_and_sorted_by_pool_protocol_port(model):
+    assert [f["name"] for f in model["frontends"]] == [
+        "default-http-80", "default-http-443",
+        "default-tcp-53", "default-tcp-7000", "default-tcp-9996", "default-tcp-9997", "default-tcp-9998", "default-tcp-9999",
+        "default-udp-53",
+        "internal-tcp-8443",
+    ]
+
+
+@pytest.mark.parametrize(("frontend", "accept_proxy", "backend", "proxy_protocol"), [
+    # The seed's entry, then the ingress-nginx PROXY forms: decode from clients, encode to backends.
+    ("default-tcp-9999", False, "default_s2_80_tcp", "none"),
+    ("default-tcp-9998", True, "default_s2_80_tcp", "none"),
+    ("default-tcp-9997", False, "default_s2_80_tcp_proxy-v1", "v1"),
+    ("default-tcp-9996", True, "default_s2_80_tcp_proxy-v1", "v1"),
+    # A LoadBalancer of our class without port annotations: every port, TCP and UDP apart.
+    ("default-tcp-53", False, "kube-system_dns_53_tcp", "none"),
+    ("default-udp-53", False, "kube-system_dns_53_udp", "none"),
+    ("default-tcp-7000", False, "shop_api_9000_tcp_proxy-v2", "v2"),
+    ("internal-tcp-8443", False, "shop_dual_443_tcp", "none"),
+])
+def test_stream_frontends(model, frontend, accept_proxy, backend, proxy_protocol):
+    found = by_name(model["frontends"])[frontend]
+    assert (found["accept_proxy"], found["backend"], found["tls"]) == (accept_proxy, backend, False)
+    assert by_name(model["backends"])[backend]["proxy_protocol"] == proxy_protocol
+
+
+def test_http_routes_are_in_matching_order(model):
+    routes = by_name(model["frontends"])["default-http-80"]["routes"]
+    assert [(r["host"], r["path"], r["path_type"], r["backend"], r["redirect_https"]) for r in routes] == [
+        ("api.example.com", "/v1", "prefix", "shop_api_80_proxy-v2", False),
+        ("shop.example.com", "/status", "exact", "shop_api_80_proxy-v2", True),
+        ("shop.example.com", "/", "prefix", "shop_api_80_proxy-v2", True),
+        ("web.example.com", "/", "prefix", "default_web_80", True),  # lowercased from Web.Example.com
+        ("www.example.com", "/", "prefix", "default_web_80", True),
+        ("*", "/", "prefix", "shop_api_80_proxy-v2", False),  # the Ingress rule without a host
+    ]
+
+
+def test_tls_terminate_routes_get_an_https_frontend(model):
+    https = by_name(model["frontends"])["default-http-443"]
+    assert (https["port"], https["tls"], https["certificates"]) == (443, True, ["example-com", "shop-cert"])
+    assert [(r["host"], r["path"], r["certificate"]) for r in https["routes"]] == [
+        ("shop.example.com", "/status", "shop-cert"),
+        ("shop.example.com", "/", "shop-cert"),
+        ("web.example.com", "/", "example-com"),
+        ("www.example.com", "/", "example-com"),
+    ]
+
+
+@pytest.mark.parametrize(("backend", "targets"), [
+    # nodeport: Ready nodes only, node-c is NotReady and node-d carries the exclusion label.
+    ("default_web_80", [("10.0.0.11", 30080, "node-a", "zone-a", "ready"), ("10.0.0.12", 30080, "node-b", "zone-b", "ready")]),
+    # externalTrafficPolicy Local: nodes with a local endpoint; only a terminating one drains.
+    ("kube-system_dns_53_udp", [("10.0.0.11", 30053, "node-a", "zone-a", "ready"), ("10.0.0.12", 30053, "node-b", "zone-b", "draining")]),
+    # pod: the named port resolves per slice (8080, 8081); 10.244.2.7 is terminating in one slice and
+    # ready in another (once, ready); 10.244.2.9 serves while terminating; 10.244.2.8 does not serve.
+    ("shop_api_80_proxy-v2", [
+        ("10.244.1.5", 8080, "node-a", "zone-a", "ready"),
+        ("10.244.1.9", 8081, "node-a", "zone-a", "ready"),
+        ("10.244.2.7", 8080, "node-b", "zone-b", "ready"),
+        ("10.244.2.9", 8080, "node-b", "zone-b", "draining"),
+    ]),
+    ("shop_api_9000_tcp_proxy-v2", [
+        ("10.244.1.5", 9000, "node-a", "zone-a", "ready"),
+        ("10.244.1.9", 9000, "node-a", "zone-a", "ready"),
+        ("10.244.2.7", 9000, "node-b", "zone-b", "ready"),
+        ("10.244.2.9", 9000, "node-b", "zone-b", "draining"),
+    ]),
+    # Dual-stack follows ipFamilies; the IPv6 address comes out canonical; the FQDN slice is ignored.
+    ("shop_dual_443_tcp", [("10.244.1.20", 8443, "node-a", "zone-a", "ready"), ("fd00:10:244:1::20", 8443, "node-a", "zone-a", "ready")]),
+])
+def test_targets(model, backend, targets):
+    found = by_name(model["backends"])[backend]["targets"]
+    assert [(t["address"], t["port"], t["node"], t["zone"], t["state"]) for t in found] == targets
+
+
+@pytest.mark.parametrize(("backend", "expected"), [
+    ("default_web_80", {
+        "namespace": "default", "service": "web", "port": 80, "port_name": "http", "protocol": "TCP", "frontend_protocol": "http",
+        "mode": "nodeport", "balance": "leastconn", "health_check": {"type": "http", "path": "/healthz"},
+        "timeouts": {"connect_ms": 5000, "server_ms": 120000}, "proxy_protocol": "none",
+    }),
+    ("kube-system_dns_53_tcp", {
+        "namespace": "kube-system", "service": "dns", "port": 53, "port_name": "dns-tcp", "protocol": "TCP", "frontend_protocol": "tcp",
+        "mode": "nodeport", "balance": "roundrobin", "health_check": {"type": "http", "path": "/healthz", "port": 32000},
+        "timeouts": {"connect_ms": 5000, "server_ms": 60000}, "proxy_protocol": "none",
+    }),
+    ("shop_dual_443_tcp", {
+        "namespace": "shop", "service": "dual", "port": 443, "port_name": "", "protocol": "TCP", "frontend_protocol": "tcp",
+        "mode": "pod", "balance": "roundrobin", "health_check": {"type": "tcp"},
+        "timeouts": {"connect_ms": 5000, "server_ms": 60000}, "proxy_protocol": "none",
+    }),
+])
+def test_backend_settings(model, backend, expected):
+    found = dict(by_name(model["backends"])[backend])
+    del found["name"], found["targets"]
+    assert found == expected
+
+
+def test_pod_network_routes_follow_each_node_and_family(model):
+    assert model["routes"] == [
+        {"cidr": "10.244.1.0/24", "via": "10.0.0.11", "node": "node-a"},
+        {"cidr": "10.244.2.0/24", "via": "10.0.0.12", "node": "node-b"},  # from the legacy spec.podCIDR
+        {"cidr": "10.244.3.0/24", "via": "10.0.0.13", "node": "node-c"},  # NotReady nodes keep their route
+        {"cidr": "10.244.4.0/24", "via": "10.0.0.14", "node": "node-d"},
+        {"cidr": "fd00:10:244:1::/64", "via": "fd00::11", "node": "node-a"},
+    ]
+
+
+@pytest.mark.parametrize("case", BAD_INPUTS, ids=[c["id"] for c in BAD_INPUTS])
+def test_bad_input_is_reported_and_the_rest_goes_on(model, case):
+    found = build_model(cluster(case["add"]), ModelOptions())
+    assert found["errors"] == case["errors"]
+    assert found["warnings"] == case.get("warnings", [])
+    backends = by_name(found["backends"])
+    assert not set(case.get("absent", [])) & set(backends)
+    assert all(backends.get(name) == backend for name, backend in by_name(model["backends"]).items())
+
+
+@pytest.mark.parametrize("case", CONFLICTS, ids=[c["id"] for c in CONFLICTS])
+def test_conflicts_have_one_deterministic_winner(case):
+    found = build_model(cluster(case["add"]), ModelOptions())
+    assert found["errors"] == case["errors"]
+    frontends = by_name(found["frontends"])
+    for name, backend in case.get("frontends", {}).items():
+        assert frontends.get(name, {"backend": ""})["backend"] == backend
+    for name, sni in case.get("sni", {}).items():
+        assert [[s["host"], s["backend"]] for s in frontends[name]["sni"]] == sni
+    routes = {f"{f['pool']} {r['host']} {r['path']}": r["backend"] for f in found["frontends"] if f["protocol"] == "http" for r in f["routes"]}
+    for route, backend in case.get("routes", {}).items():
+        assert routes[route] == backend
+
+
+def test_findings_do_not_change_the_generation(model):
+    found = build_model(cluster({"services": [service("bad", {"lb.k8sedge.io/expose": "maybe"})]}), ModelOptions())
+    assert found["errors"] and found["generation"] == model["generation"]
+
+
+def test_what_is_served_changes_the_generation(model):
+    nodes = [dict(node, spec={"podCIDRs": ["10.244.99.0/24"]}) if node["metadata"]["name"] == "node-c" else node for node in CLUSTER["nodes"]]
+    assert build_model(cluster(nodes=nodes), ModelOptions())["generation"] != model["generation"]
+
+
+def test_legacy_endpoints_when_the_cluster_has_no_endpointslices():
+    endpoints = [{
+        "metadata": {"name": "api", "namespace": "shop"},
+        "subsets": [{
+            "addresses": [{"ip": "10.244.1.5", "nodeName": "node-a"}, {"ip": "10.244.2.7", "nodeName": "node-b"}],
+            "notReadyAddresses": [{"ip": "10.244.2.8", "nodeName": "node-b"}],
+            "ports": [{"name": "web", "port": 8080, "protocol": "TCP"}, {"name": "grpc", "port": 9000, "protocol": "TCP"}],
+        }],
+    }]
+    found = build_model(cluster(endpoint_slices=None, endpoints=endpoints), ModelOptions())
+    targets = by_name(found["backends"])["shop_api_80_proxy-v2"]["targets"]
+    assert [(t["address"], t["port"], t["zone"], t["state"]) for t in targets] == [
+        ("10.244.1.5", 8080, "zone-a", "ready"), ("10.244.2.7", 8080, "zone-b", "ready"),
+    ]
+
+
+@pytest.mark.parametrize(("pool", "frontends"), [
+    ("internal", ["internal-tcp-8443"]),
+    ("edge-b", []),
+])
+def test_the_pool_option_builds_one_pool(pool, frontends):
+    found = build_model(cluster(), ModelOptions(pool=pool))
+    assert [f["name"] for f in found["frontends"]] == frontends
+    assert {b["name"] for b in found["backends"]} == {f["backend"] for f in found["frontends"]}
+
+
+def test_ingress_class_by_the_legacy_annotation():
+    found = build_model(cluster(), ModelOptions(ingress_class="nginx"))
+    routes = by_name(found["frontends"])["default-http-80"]["routes"]
+    assert "other.example.com" in {r["host"] for r in routes}
+    assert "shop.example.com" not in {r["host"] for r in routes}
+
+
+def test_local_traffic_without_a_health_check_node_port_warns():
+    local = service("local", {"lb.k8sedge.io/expose": "true", "lb.k8sedge.io/tcp-ports": "7001:80"}, externalTrafficPolicy="Local")
+    slices = [{
+        "metadata": {"name": "local-1", "namespace": "default", "labels": {"kubernetes.io/service-name": "local"}},
+        "addressType": "IPv4", "ports": [{"name": "http", "port": 8080}],
+        "endpoints": [{"addresses": ["10.244.2.40"], "conditions": {"ready": True}, "nodeName": "node-b"}],
+    }]
+    found = build_model(cluster({"services": [local], "endpoint_slices": slices}), ModelOptions())
+    backend = by_name(found["backends"])["default_local_80_tcp"]
+    assert backend["health_check"] == {"type": "tcp"}
+    assert [t["node"] for t in backend["targets"]] == ["node-b"]
+    assert [w["field"] for w in found["warnings"]] == ["spec.externalTrafficPolicy"]
+
+
+def test_a_backend_without_targets_is_kept_with_a_warning():
+    empty = service("empty", {"lb.k8sedge.io/expose": "true", "lb.k8sedge.io/backend": "pod", "lb.k8sedge.io/tcp-ports": "7001:80"})
+    found = build_model(cluster({"services": [empty]}), ModelOptions())
+    assert by_name(found["backends"])["default_empty_80_tcp"]["targets"] == []
+    assert found["warnings"] == [{
+        "kind": "Service", "namespace": "default", "name": "empty", "field": "spec.ports[0]",
+        "message": "backend default_empty_80_tcp has no targets: kept, the edge answers for it",
+    }]
+
+
+def test_expose_false_opts_a_loadbalancer_out():
+    dns = next(s for s in CLUSTER["services"] if s["metadata"]["name"] == "dns")
+    opted_out = {**dns, "metadata": {**dns["metadata"], "annotations": {"lb.k8sedge.io/expose": "false"}}}
+    services = [s for s in CLUSTER["services"] if s is not dns] + [opted_out]
+    found = build_model(cluster(services=services), ModelOptions())
+    assert not [b for b in found["backends"] if b["service"] == "dns"]
+
+
+def test_exposed_with_nothing_to_serve_warns():
+    found = build_model(cluster({"services": [service("idle", {"lb.k8sedge.io/expose": "true"})]}), ModelOptions())
+    assert [(w["name"], w["field"]) for w in found["warnings"]] == [("idle", "metadata.annotations[lb.k8sedge.io/expose]")]
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"pool": "Edge"}, "option pool: expected a DNS label"),
+    ({"http_port": 0}, "option http_port: expected a port number"),
+    ({"https_port": 80}, "option https_port: expected a port other than http_port"),
+    ({"tcp_services_configmap": "tcp-services"}, "option tcp_services_configmap: expected <namespace>/<name>"),
+])
+def test_options_are_checked(options, message):
+    with pytest.raises(InvalidValue, match=message):
+        ModelOptions(**options)
