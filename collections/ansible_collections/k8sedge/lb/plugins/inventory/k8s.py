@@ -41,6 +41,12 @@ options:
     type: list
     elements: str
     default: []
+  src:
+    description:
+      - A file or directory of manifests (YAML or JSON, including C(kubectl get -o yaml) lists)
+        to read instead of the API, as M(k8sedge.lb.edge_info) O(k8sedge.lb.edge_info#module:src).
+      - The connection options are ignored when this is set.
+    type: path
 """
 
 EXAMPLES = r"""
@@ -131,11 +137,12 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         self._populate(data)
 
     def _fetch(self) -> dict[str, Any]:
-        if not k8s.HAS_KUBERNETES:
+        src = self.get_option("src")
+        if not src and not k8s.HAS_KUBERNETES:
             raise AnsibleError("the k8sedge.lb.k8s inventory needs the kubernetes Python client")
         params = {name: self.get_option(name) for name in (*k8s.AUTH_ARGUMENT_SPEC, *MODEL_ARGUMENT_SPEC)}
         try:
-            state, read = read_state(params)
+            state, read = read_state(params, src)
             pools = self.get_option("pools") or self._pools(state, params)
             models = {pool: model_of(state, params, pool, read) for pool in pools}
         except (k8s.ReadError, InvalidValue) as err:

@@ -1,0 +1,108 @@
+"""Where cluster state comes from: manifests on disk, and the reader's choice of resources."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from ansible_collections.k8sedge.lb.plugins.module_utils import _k8s_read as k8s
+from ansible_collections.k8sedge.lb.plugins.module_utils._manifests import load_state
+
+SERVICE = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s", "namespace": "d"}}
+SLICE = {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "metadata": {"name": "s-1", "namespace": "d"}}
+NODE = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n"}}
+POD = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "d"}}
+
+
+@pytest.mark.parametrize("write", [
+    pytest.param(lambda d: (d / "a.yaml").write_text(yaml.safe_dump_all([SERVICE, SLICE, NODE, POD])), id="multi-doc"),
+    pytest.param(lambda d: (d / "list.yaml").write_text(yaml.safe_dump(
+        {"apiVersion": "v1", "kind": "List", "items": [SERVICE, SLICE, NODE, POD]})), id="kubectl-list"),
+    pytest.param(lambda d: (d / "x.json").write_text(json.dumps(
+        {"apiVersion": "v1", "kind": "List", "items": [SERVICE, SLICE, NODE]})), id="json"),
+    pytest.param(lambda d: [(d / "sub").mkdir(), (d / "sub/svc.yml").write_text(yaml.safe_dump(
+        {"apiVersion": "v1", "kind": "ServiceList", "items": [{"metadata": SERVICE["metadata"]}]})),
+        (d / "sub/rest.yaml").write_text(yaml.safe_dump_all([SLICE, NODE]))], id="typed-list-in-subdir"),
+])
+def test_manifests_in_every_shape_give_the_same_state(tmp_path, write):
+    write(tmp_path)
+    state, meta = load_state(str(tmp_path))
+    assert [s["metadata"]["name"] for s in state.services] == ["s"]
+    assert state.services[0]["kind"] == "Service"
+    assert [s["metadata"]["name"] for s in state.endpoint_slices] == ["s-1"]
+    assert [n["metadata"]["name"] for n in state.nodes] == ["n"]
+    assert meta["counts"]["services"] == 1
+
+
+def test_manifests_with_only_endpoints_fall_back_to_them(tmp_path):
+    endpoints = {"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "s", "namespace": "d"}}
+    (tmp_path / "e.yaml").write_text(yaml.safe_dump_all([SERVICE, endpoints]))
+    state, _ = load_state(str(tmp_path))
+    assert state.endpoint_slices is None
+    assert len(state.endpoints) == 1
+
+
+@pytest.mark.parametrize("content, message", [
+    ("- just\n- a list\n", "expected Kubernetes objects"),
+    ("kind: List\nitems: 3\n", "List.items must be a list"),
+    ("a: [unclosed\n", "src .*bad.yaml"),
+])
+def test_bad_manifests_are_errors_naming_the_file(tmp_path, content, message):
+    (tmp_path / "bad.yaml").write_text(content)
+    with pytest.raises(k8s.ReadError, match=message):
+        load_state(str(tmp_path))
+
+
+class FakeReader(k8s.Reader):
+    """Serves canned pages by path, recording what was asked."""
+
+    def __init__(self, pages: dict[str, list[dict]]):
+        self.pages = pages
+        self.asked: list[str] = []
+        self.requests, self.seconds = 0, 0.0
+
+    def get(self, path, query=None):
+        self.asked.append(path)
+        query = dict(query or [])
+        pages = self.pages.get(path)
+        if pages is None:
+            return None
+        return pages[int(query.get("continue", 0))]
+
+
+def _list(items, cont=None):
+    return {"items": items, "metadata": {"resourceVersion": "5", **({"continue": cont} if cont else {})}}
+
+
+def test_reader_follows_continue_tokens_and_falls_back_to_endpoints():
+    reader = FakeReader({
+        "/api/v1/services": [_list([SERVICE], "1"), _list([{**SERVICE, "metadata": {"name": "t"}}])],
+        "/api/v1/endpoints": [_list([{"metadata": {"name": "s"}}])],
+        "/apis/networking.k8s.io/v1/ingresses": [_list([])],
+        "/api/v1/nodes": [_list([NODE])],
+    })
+    state, meta = k8s.read_cluster(reader, k8s.ReadOptions())
+    assert [s["metadata"]["name"] for s in state.services] == ["s", "t"]
+    assert state.endpoint_slices is None and len(state.endpoints) == 1
+    assert meta["api_version_endpoint_slices"] is None
+    assert "/apis/discovery.k8s.io/v1/endpointslices" not in reader.asked
+
+
+def test_reader_scopes_lists_to_the_namespaces_asked():
+    reader = FakeReader({
+        "/apis/discovery.k8s.io/v1": [{"kind": "APIResourceList"}],
+        **{f"/api/v1/namespaces/{ns}/services": [_list([SERVICE])] for ns in ("a", "b")},
+        **{f"/apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices": [_list([SLICE])] for ns in ("a", "b")},
+        "/api/v1/nodes": [_list([NODE])],
+    })
+    state, meta = k8s.read_cluster(reader, k8s.ReadOptions(namespaces=("a", "b"), read_ingresses=False))
+    assert len(state.services) == 2 and len(state.endpoint_slices) == 2
+    assert "services@namespaces/a/" in meta["resource_versions"]
+    assert not any("ingresses" in path for path in reader.asked)
+
+
+def test_a_missing_list_endpoint_is_an_error_not_an_empty_list():
+    reader = FakeReader({"/apis/discovery.k8s.io/v1": [{}]})
+    with pytest.raises(k8s.ReadError, match="404, the API does not serve this resource"):
+        k8s.read_cluster(reader, k8s.ReadOptions())
