@@ -17,7 +17,7 @@ description:
   - A failed or partial read fails the inventory source; it never yields an empty model.
   - Configuration files must end in C(k8s.yml) or C(k8s.yaml).
 author:
-  - k8sedge developers
+  - k8sedge developers (@k8sedge)
 requirements:
   - kubernetes (the Python client)
 extends_documentation_fragment:

@@ -19,7 +19,7 @@ description:
     model. Objects with bad input are reported in RV(model.errors) and skipped, the rest goes on.
   - Reads only; safe in check mode.
 author:
-  - k8sedge developers
+  - k8sedge developers (@k8sedge)
 requirements:
   - kubernetes (the Python client), unless O(src) is used
   - PyYAML, when O(src) holds YAML
@@ -87,8 +87,12 @@ model:
       sample: 3f0a9c...
     frontends:
       description:
-        - What the edge listens on, sorted by pool, protocol and port.
-        - HTTP frontends carry C(routes) (host, path, backend); TCP and UDP frontends a C(backend).
+        - What the edge listens on, sorted by pool, protocol and port (docs/annotations.md).
+        - HTTP frontends carry C(routes) (host, path, C(path_type) prefix or exact, backend,
+          C(certificate) and C(redirect_https) for TLS termination) and the C(certificates) they
+          need; TCP and UDP frontends name one C(backend), TLS passthrough frontends route by C(sni)
+          instead.
+        - C(accept_proxy) says the frontend expects a PROXY protocol header from its clients.
       type: list
       elements: dict
       sample:
@@ -96,22 +100,27 @@ model:
           pool: default
           protocol: http
           port: 80
-          tls: none
+          tls: false
+          accept_proxy: false
+          certificates: []
           routes:
-            - host: s2.pctest
-              path: /
-              backend: default_s2_80
+            - {host: s2.pctest, path: /, path_type: prefix, backend: default_s2_80, certificate: "", redirect_https: false}
         - name: default-tcp-9999
           pool: default
           protocol: tcp
           port: 9999
-          tls: none
-          backend: default_s2_80
+          tls: false
+          accept_proxy: false
+          sni: []
+          backend: default_s2_80_tcp
     backends:
       description:
         - Pools of targets, sorted by name; targets sorted by address and port.
         - C(mode) is C(nodeport) (node InternalIPs on the nodePort) or C(pod) (EndpointSlice addresses).
+        - C(frontend_protocol) is how frontends use it (http, tcp or udp); one Service port used both
+          ways gives two backends.
         - Target C(state) is C(ready) or C(draining) (serving but terminating).
+        - "C(health_check) is C({type: tcp}), C({type: http, path, port}) or C({type: none})."
       type: list
       elements: dict
       sample:
@@ -119,11 +128,17 @@ model:
           namespace: default
           service: s2
           port: 80
+          port_name: http
+          protocol: TCP
+          frontend_protocol: http
           mode: nodeport
           balance: roundrobin
           health_check: {type: tcp}
+          proxy_protocol: none
+          timeouts: {connect_ms: 5000, server_ms: 60000}
           targets:
             - {address: 10.213.0.21, port: 31780, node: node1, zone: lab-a, state: ready}
+            - {address: 10.213.0.22, port: 31780, node: node2, zone: lab-b, state: ready}
     routes:
       description: What an edge needs to reach pod networks, one per node, sorted by CIDR.
       type: list
