@@ -1,0 +1,450 @@
+# Copyright: k8sedge developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The edge model as nginx sees it: render-ready blocks of directives, so templates only loop.
+
+Pure: no I/O, no Ansible. `build_view()` is the only entry point. Every decision the nginx
+config needs is made here: which frontends an edge serves, how Kubernetes Prefix/Exact paths
+become locations, which host gets the default server, how draining targets are used, what
+open-source nginx cannot do (PROXY protocol from the http module, PROXY v2) and is therefore
+left out with a finding, and which ports would clash between the http and stream modules.
+
+The model was validated when it was built; this module checks every value again against a
+grammar narrower than nginx's own syntax (defence in depth) and raises ViewError, naming the
+frontend or backend and the field, for anything that could break a config line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["ViewError", "ViewOptions", "build_view"]
+
+REFUSE_UPSTREAM = "k8sedge-refuse"  # no backend name can take it: those always contain '_'
+NOT_FOUND = 'return 404 "k8sedge: no route for this host\\n"'
+NO_TARGETS = 'return 503 "k8sedge: no ready targets for this route\\n"'
+
+_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,252}")
+_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+_HOST = re.compile(r"(\*\.)?[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*")
+_PATH = re.compile(r"/[A-Za-z0-9._~/-]{0,255}")
+_DIRECTORY = re.compile(r"/[A-Za-z0-9._/-]{1,200}")
+_PEM = re.compile(r"-----BEGIN [A-Z0-9 ]+-----\r?\n[A-Za-z0-9+/=\r\n:, -]+-----END [A-Z0-9 ]+-----\s*")
+_BALANCE = {"roundrobin": "", "leastconn": "least_conn", "source": "hash $remote_addr consistent"}
+_HEALTH = ("tcp", "http", "none")
+_PROXY = ("none", "v1", "v2")
+_STATES = ("ready", "draining")
+_MAX_MS = 24 * 3600 * 1000
+
+Finding = dict[str, str]
+
+
+class ViewError(ValueError):
+    """A value the view refuses to render; the message names the object and the field."""
+
+
+@dataclass(frozen=True)
+class ViewOptions:
+    """What the operator chose for this edge (the role's inputs)."""
+
+    directory: str  # absolute path of the release the config is rendered into
+    pools: tuple[str, ...] = ("default",)
+    certificates: dict[str, Any] = field(default_factory=dict)  # name -> {cert, key} PEM
+    admin_address: str = "127.0.0.1"
+    admin_port: int = 8405
+    pool_addresses: dict[str, str] = field(default_factory=dict)  # pool -> listen address
+    max_fails: int = 2
+    fail_timeout_s: int = 10
+
+
+# --- checks -----------------------------------------------------------------------------------
+
+def _fail(where: str, what: str, value: Any) -> ViewError:
+    shown = value if isinstance(value, (int, bool)) or value is None else repr(value)[:80]
+    return ViewError(f"{where}: expected {what}, got {shown}")
+
+
+def _get(obj: Any, key: str, where: str) -> Any:
+    if not isinstance(obj, dict) or key not in obj:
+        raise ViewError(f"{where}: missing field {key}")
+    return obj[key]
+
+
+def _match(obj: Any, key: str, pattern: re.Pattern[str], what: str, where: str) -> str:
+    value = _get(obj, key, where)
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        raise _fail(f"{where} field {key}", what, value)
+    return value
+
+
+def _one_of(obj: Any, key: str, allowed: Any, where: str) -> str:
+    value = _get(obj, key, where)
+    if not isinstance(value, str) or value not in allowed:
+        raise _fail(f"{where} field {key}", f"one of {', '.join(sorted(allowed))}", value)
+    return value
+
+
+def _int(obj: Any, key: str, low: int, high: int, where: str) -> int:
+    value = _get(obj, key, where)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise _fail(f"{where} field {key}", f"an integer {low}-{high}", value)
+    return value
+
+
+def _bool(obj: Any, key: str, where: str) -> bool:
+    value = _get(obj, key, where)
+    if not isinstance(value, bool):
+        raise _fail(f"{where} field {key}", "true or false", value)
+    return value
+
+
+def _list(obj: Any, key: str, where: str) -> list[Any]:
+    value = _get(obj, key, where)
+    if not isinstance(value, list):
+        raise _fail(f"{where} field {key}", "a list", value)
+    return value
+
+
+def _ip(value: Any, where: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    try:
+        address = ipaddress.ip_address(value) if isinstance(value, str) and "%" not in value else None
+    except ValueError:
+        address = None
+    if address is None or str(address) != value:
+        raise _fail(where, "an IP address in canonical form", value)
+    return address
+
+
+def _socket(address: str, port: int) -> str:
+    """address:port as nginx spells it; an empty address is every address."""
+    if not address:
+        return str(port)
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+# --- backends -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Backend:
+    name: str
+    balance: str
+    health: str
+    proxy_protocol: str
+    connect_ms: int
+    server_ms: int
+    servers: tuple[str, ...]  # "address:port parameters", empty when there is no target
+
+
+def _read_backend(raw: Any, options: ViewOptions) -> _Backend:
+    where = "backend"
+    name = _match(raw, "name", _NAME, "a backend name ([a-z0-9_.-])", where)
+    where = f"backend {name}"
+    balance = _one_of(raw, "balance", _BALANCE, where)
+    health = _one_of(_get(raw, "health_check", where), "type", _HEALTH, f"{where} field health_check")
+    proxy = _one_of(raw, "proxy_protocol", _PROXY, where)
+    timeouts = _get(raw, "timeouts", where)
+    connect_ms = _int(timeouts, "connect_ms", 1, _MAX_MS, f"{where} field timeouts")
+    server_ms = _int(timeouts, "server_ms", 1, _MAX_MS, f"{where} field timeouts")
+    ready, draining = [], []
+    for i, target in enumerate(_list(raw, "targets", where)):
+        at = f"{where} field targets[{i}]"
+        address = str(_ip(_get(target, "address", at), f"{at}.address"))
+        port = _int(target, "port", 1, 65535, at)
+        state = _one_of(target, "state", _STATES, at)
+        (ready if state == "ready" else draining).append(_socket(address, port))
+    # Draining targets (terminating but still serving) take traffic only when nothing else can.
+    chosen = sorted(set(ready or draining))
+    checks = "max_fails=0" if health == "none" else f"max_fails={options.max_fails} fail_timeout={options.fail_timeout_s}s"
+    return _Backend(name, balance, health, proxy, connect_ms, server_ms, tuple(f"{s} {checks}" for s in chosen))
+
+
+def _upstream(backend: _Backend) -> dict[str, Any]:
+    directives = [_BALANCE[backend.balance]] if _BALANCE[backend.balance] else []
+    directives += [f"server {s}" for s in backend.servers]
+    return {"name": backend.name, "directives": directives}
+
+
+def _refuse_upstream() -> dict[str, Any]:
+    # A server marked down: nginx accepts the connection and closes it ("no live upstreams").
+    return {"name": REFUSE_UPSTREAM, "directives": ["server 127.0.0.1:9 down"]}
+
+
+# --- frontends ------------------------------------------------------------------------------------
+
+@dataclass
+class _Context:
+    options: ViewOptions
+    backends: dict[str, _Backend]
+    findings: list[Finding] = field(default_factory=list)
+    http_used: set[str] = field(default_factory=set)
+    stream_used: set[str] = field(default_factory=set)
+    certificates: set[str] = field(default_factory=set)
+
+    def backend(self, name: Any, where: str) -> _Backend:
+        if not isinstance(name, str) or name not in self.backends:
+            raise _fail(f"{where} field backend", "the name of a backend of the model", name)
+        return self.backends[name]
+
+    def skip(self, frontend: str, backend: str, field_name: str, message: str) -> None:
+        self.findings.append({"frontend": frontend, "backend": backend, "field": field_name, "message": message})
+
+
+def _location_matches(path: str, path_type: str) -> list[str]:
+    """Kubernetes path matching in nginx locations: Exact is `= path`; Prefix matches whole
+    path elements, so /foo is `= /foo` and `/foo/` (never /foobar), and / is everything."""
+    if path_type == "exact":
+        return [f"= {path}"]
+    stem = path.rstrip("/")
+    return ["/"] if not stem else [f"= {stem}", f"{stem}/"]
+
+
+def _proxy_directives(backend: _Backend) -> list[str]:
+    return [
+        f"proxy_pass http://{backend.name}",
+        f"proxy_connect_timeout {backend.connect_ms}ms",
+        f"proxy_read_timeout {backend.server_ms}ms",
+        f"proxy_send_timeout {backend.server_ms}ms",
+    ]
+
+
+def _http_servers(frontend: dict[str, Any], name: str, listen: str, tls_ports: dict[str, int], ctx: _Context) -> list[dict[str, Any]]:
+    """One server per host name (a TLS frontend: with that host's certificate) and the
+    default server: the routes of host `*` when there are any, else a plain 404."""
+    where = f"frontend {name}"
+    tls = _bool(frontend, "tls", where)
+    pool = frontend["pool"]
+    hosts: dict[str, dict[str, Any]] = {}
+    for i, route in enumerate(_list(frontend, "routes", where)):
+        at = f"{where} field routes[{i}]"
+        host = _get(route, "host", at)
+        if host != "*" and (not isinstance(host, str) or not _HOST.fullmatch(host) or len(host) > 253):
+            raise _fail(f"{at}.host", "a host name or *", host)
+        path = _match(route, "path", _PATH, "a path ('/' then letters, digits and . _ ~ / -)", at)
+        path_type = _one_of(route, "path_type", ("prefix", "exact"), at)
+        backend = ctx.backend(_get(route, "backend", at), at)
+        redirect = _bool(route, "redirect_https", at)
+        certificate = ""
+        if tls:
+            certificate = _match(route, "certificate", _LABEL, "a certificate name (DNS label)", at)
+            if certificate not in ctx.options.certificates:
+                raise ViewError(f"{at}.certificate: route {host}{path} needs certificate {certificate!r}, which is not"
+                                f" in edge_nginx_certificates (have: {', '.join(sorted(ctx.options.certificates)) or 'none'})")
+        server = hosts.setdefault(host, {"certificate": certificate, "locations": {}})
+        if certificate and certificate != server["certificate"]:
+            ctx.skip(name, backend.name, f"routes[{i}].certificate", f"host {host} already uses certificate {server['certificate']}"
+                     f" (one certificate per host name in nginx): route {host}{path} is served with it")
+        if redirect:
+            port = tls_ports.get(pool)
+            target = "https://$host" + ("" if port in (None, 443) else f":{port}") + "$request_uri"
+            directives = [f"return 308 {target}"]
+        elif backend.proxy_protocol != "none":
+            ctx.skip(name, backend.name, "proxy_protocol", f"open-source nginx cannot send PROXY protocol from HTTP: route {host}{path} not served")
+            continue
+        elif not backend.servers:
+            directives = [NO_TARGETS]
+        else:
+            ctx.http_used.add(backend.name)
+            directives = _proxy_directives(backend)
+        for match in _location_matches(path, path_type):
+            # The model lists the longest path first: the first route to claim a location wins.
+            if match in server["locations"]:
+                ctx.skip(name, backend.name, f"routes[{i}].path", f"location {match} of host {host} is already served: route {host}{path} not served there")
+                continue
+            server["locations"][match] = directives
+    ssl = " ssl" if tls else ""
+    servers = []
+    default = hosts.pop("*", None)
+    for host in sorted(hosts):
+        directives = [f"listen {listen}{ssl}", f"server_name {host}"]
+        if tls:
+            directives += _certificate_directives(hosts[host]["certificate"], ctx)
+        servers.append({"directives": directives, "locations": _locations(hosts[host]["locations"])})
+    directives = [f"listen {listen}{ssl} default_server", 'server_name ""']
+    if tls:
+        if default is not None and default["certificate"]:
+            directives += _certificate_directives(default["certificate"], ctx)
+        else:
+            directives.append("ssl_reject_handshake on")  # an unknown name gets no certificate
+    if default is None:
+        locations = [{"match": "/", "directives": [NOT_FOUND]}]
+    else:
+        locations = _locations(default["locations"])
+    servers.append({"directives": directives, "locations": locations})
+    return servers
+
+
+def _locations(by_match: dict[str, list[str]]) -> list[dict[str, Any]]:
+    # Order does not change nginx's matching; sorted so a re-run renders the same bytes.
+    return [{"match": match, "directives": by_match[match]} for match in sorted(by_match)]
+
+
+def _certificate_directives(name: str, ctx: _Context) -> list[str]:
+    ctx.certificates.add(name)
+    directory = ctx.options.directory
+    return [f"ssl_certificate {directory}/certs/{name}.crt", f"ssl_certificate_key {directory}/certs/{name}.key"]
+
+
+def _stream_server(frontend: dict[str, Any], name: str, listen: str, protocol: str, ctx: _Context) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """(server, map) of a TCP or UDP frontend; TLS passthrough routes by SNI through a map."""
+    where = f"frontend {name}"
+    accept = " proxy_protocol" if protocol == "tcp" and _bool(frontend, "accept_proxy", where) else ""
+    udp = " udp" if protocol == "udp" else ""
+    sni = _list(frontend, "sni", where) if protocol == "tcp" else []
+    if not sni:
+        backend = ctx.backend(_get(frontend, "backend", where), where)
+        if backend.proxy_protocol == "v2":
+            ctx.skip(name, backend.name, "proxy_protocol", f"open-source nginx sends PROXY protocol v1 only: frontend {name} not served")
+            return None, None
+        chosen = [backend]
+        target = backend.name if backend.servers else REFUSE_UPSTREAM
+        mapping = None
+    else:
+        variable = "$k8sedge_sni_" + name.replace("-", "_").replace(".", "_")
+        entries, chosen, default = [], [], REFUSE_UPSTREAM
+        candidates = []
+        for i, route in enumerate(sni):
+            at = f"{where} field sni[{i}]"
+            host = _get(route, "host", at)
+            if host != "*" and (not isinstance(host, str) or not _HOST.fullmatch(host) or len(host) > 253):
+                raise _fail(f"{at}.host", "a host name or *", host)
+            candidates.append((i, host, ctx.backend(_get(route, "backend", at), at)))
+        # One server block sends PROXY protocol to all its backends or to none: the majority wins.
+        wanted = [candidate[2].proxy_protocol for candidate in candidates if candidate[2].proxy_protocol != "v2"]
+        proxy = "v1" if wanted.count("v1") > wanted.count("none") else "none"
+        for i, host, backend in candidates:
+            if backend.proxy_protocol != proxy:
+                ctx.skip(name, backend.name, f"sni[{i}].proxy_protocol", f"{host} needs PROXY protocol {backend.proxy_protocol}, the frontend"
+                         f" sends {proxy} (nginx: one setting per server, v1 only): not served")
+                continue
+            chosen.append(backend)
+            upstream = backend.name if backend.servers else REFUSE_UPSTREAM
+            if host == "*":
+                default = upstream
+            else:
+                entries.append(f"{host} {upstream}")
+        mapping = {"variable": variable, "directives": ["hostnames", *sorted(entries), f"default {default}"]}
+        target = variable
+    if not chosen:
+        return None, None
+    directives = [f"listen {listen}{udp}{accept}"]
+    if sni:
+        directives.append("ssl_preread on")
+    directives += [
+        f"proxy_pass {target}",
+        f"proxy_connect_timeout {max(b.connect_ms for b in chosen)}ms",
+        f"proxy_timeout {max(b.server_ms for b in chosen)}ms",
+    ]
+    if protocol == "tcp":
+        # A client that sends its request and shuts its side (the seed's `printf | socat`) still
+        # gets the answer.
+        directives.append("proxy_half_close on")
+    if any(b.proxy_protocol == "v1" for b in chosen):
+        directives.append("proxy_protocol on")
+    for backend in chosen:
+        if backend.servers:
+            ctx.stream_used.add(backend.name)
+    return {"frontend": name, "directives": directives}, mapping
+
+
+# --- assembly -------------------------------------------------------------------------------------
+
+def _check_options(options: ViewOptions) -> None:
+    if not isinstance(options.directory, str) or not _DIRECTORY.fullmatch(options.directory) or "/." in options.directory:
+        raise _fail("option directory", "an absolute path of letters, digits and . _ / -", options.directory)
+    for pool in options.pools:
+        if not isinstance(pool, str) or not _LABEL.fullmatch(pool):
+            raise _fail("option pools", "pool names (DNS labels)", pool)
+    for pool, address in options.pool_addresses.items():
+        _ip(address, f"option pool_addresses[{pool}]")
+    _ip(options.admin_address, "option admin_address")
+    for key, low, high in (("admin_port", 1, 65535), ("max_fails", 0, 100), ("fail_timeout_s", 1, 3600)):
+        _int({key: getattr(options, key)}, key, low, high, "option")
+    for name, pair in options.certificates.items():
+        if not isinstance(name, str) or not _LABEL.fullmatch(name):
+            raise _fail("option certificates", "certificate names (DNS labels)", name)
+        for part in ("cert", "key"):
+            value = pair.get(part) if isinstance(pair, dict) else None
+            if not isinstance(value, str) or not _PEM.fullmatch(value):
+                raise ViewError(f"option certificates[{name}].{part}: expected PEM text (-----BEGIN ...----- to -----END ...-----)")
+
+
+def _claim_port(ports: dict[tuple[int, str], list[tuple[str, str, str]]], port: int, transport: str, module: str, address: str, owner: str) -> None:
+    """Refuse two listeners nginx could not both have: one address and port twice in a module (in
+    http, a second default server), or one port in both the http and the stream module unless on
+    two distinct addresses. Within a module nginx serves a specific address through the wildcard."""
+    for other_module, other_address, other in ports.get((port, transport), []):
+        if address == other_address or (other_module != module and not (address and other_address)):
+            raise ViewError(f"{owner}: port {port}/{transport} on {address or 'every address'} is also used by {other}")
+    ports.setdefault((port, transport), []).append((module, address, owner))
+
+
+def build_view(model: Any, options: ViewOptions) -> dict[str, Any]:
+    """What the templates render for `options.pools` of `model`; see the module's docstring."""
+    _check_options(options)
+    generation = _match(model, "generation", re.compile(r"[0-9a-f]{64}"), "a sha256 hex digest", "model")
+    backends = {}
+    for raw in _list(model, "backends", "model"):
+        backend = _read_backend(raw, options)
+        backends[backend.name] = backend
+    ctx = _Context(options, backends)
+    frontends = []
+    for i, raw in enumerate(_list(model, "frontends", "model")):
+        name = _match(raw, "name", _NAME, "a frontend name", f"model field frontends[{i}]")
+        pool = _match(raw, "pool", _LABEL, "a pool name", f"frontend {name}")
+        if pool in options.pools:
+            frontends.append((name, pool, raw))
+    tls_ports = {pool: _int(raw, "port", 1, 65535, f"frontend {name}") for name, pool, raw in frontends
+                 if raw.get("protocol") == "http" and raw.get("tls") is True}
+    ports: dict[tuple[int, str], list[tuple[str, str, str]]] = {}
+    _claim_port(ports, options.admin_port, "tcp", "http", options.admin_address, "the admin listener (edge_nginx_admin_port)")
+    http_servers, stream_servers, maps = [], [], []
+    for name, pool, raw in frontends:  # the model's order: pool, protocol, port
+        where = f"frontend {name}"
+        protocol = _one_of(raw, "protocol", ("http", "tcp", "udp"), where)
+        port = _int(raw, "port", 1, 65535, where)
+        address = options.pool_addresses.get(pool, "")
+        listen = _socket(address, port)
+        _claim_port(ports, port, "udp" if protocol == "udp" else "tcp", "http" if protocol == "http" else "stream", address, where)
+        if protocol == "http":
+            http_servers += _http_servers(raw, name, listen, tls_ports, ctx)
+        else:
+            server, mapping = _stream_server(raw, name, listen, protocol, ctx)
+            if server is not None:
+                stream_servers.append(server)
+            if mapping is not None:
+                maps.append(mapping)
+    refuse = any(REFUSE_UPSTREAM in d for s in stream_servers for d in s["directives"]) or any(
+        REFUSE_UPSTREAM in d for m in maps for d in m["directives"])
+    stream_upstreams = [_upstream(backends[n]) for n in sorted(ctx.stream_used)] + ([_refuse_upstream()] if refuse else [])
+    pod_mode = any(raw.get("mode") == "pod" for raw in model["backends"] if raw.get("name") in ctx.http_used | ctx.stream_used)
+    routes = []
+    if pod_mode:
+        for i, route in enumerate(_list(model, "routes", "model")):
+            at = f"model field routes[{i}]"
+            cidr = _get(route, "cidr", at)
+            try:
+                network = ipaddress.ip_network(cidr, strict=True) if isinstance(cidr, str) else None
+            except ValueError:
+                network = None
+            if network is None or str(network) != cidr:
+                raise _fail(f"{at}.cidr", "a CIDR in canonical form", cidr)
+            routes.append({"cidr": cidr, "via": str(_ip(_get(route, "via", at), f"{at}.via"))})
+    view = {
+        "generation": generation,
+        "pools": sorted(options.pools),
+        "admin": {"listen": _socket(options.admin_address, options.admin_port)},
+        "http": {"upstreams": [_upstream(backends[n]) for n in sorted(ctx.http_used)], "servers": http_servers},
+        "stream": {"upstreams": stream_upstreams, "maps": maps, "servers": stream_servers},
+        "certificates": [{
+            "name": name,
+            "digest": hashlib.sha256((options.certificates[name]["cert"] + options.certificates[name]["key"]).encode()).hexdigest(),
+        } for name in sorted(ctx.certificates)],
+        "routes": sorted(routes, key=lambda r: (ipaddress.ip_network(r["cidr"]).version, ipaddress.ip_network(r["cidr"]))),
+        "findings": ctx.findings,
+    }
+    view["digest"] = hashlib.sha256(json.dumps(view, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return view
