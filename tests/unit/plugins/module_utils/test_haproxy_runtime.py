@@ -26,7 +26,7 @@ RUNNING = parse_servers_state(state(
     line("s1", "10.0.0.1", 80),
     line("s2", "10.0.0.2", 80, admin=0x08),  # drain by the runtime API
     line("s3", "10.0.0.3", 80, weight=0),  # drain by `weight 0` in the config
-    line("s4", "0.0.0.0", 0, admin=0x04),  # `disabled` in the config
+    line("s4", "0.0.0.0", 0, admin=0x05),  # `disabled` in the config: FMAINT|CMAINT
     line("s5", "10.0.0.5", 80, admin=0x01),  # maint by the runtime API
 ))
 
@@ -43,7 +43,8 @@ def test_parse_refuses_what_it_cannot_read(text):
 
 
 @pytest.mark.parametrize("admin, weight, expected", [
-    (0, 1, "ready"), (0, 0, "drain"), (0x08, 1, "drain"), (0x01, 1, "maint"), (0x04, 1, "maint"), (0x09, 0, "maint"), (0x02, 1, "ready"),
+    (0, 1, "ready"), (0, 0, "drain"), (0x08, 1, "drain"), (0x01, 1, "maint"), (0x05, 1, "maint"), (0x09, 0, "maint"), (0x02, 1, "ready"),
+    (0x04, 1, "ready"),  # disabled in the config, made ready at runtime
 ])
 def test_state_of(admin, weight, expected):
     assert state_of(admin, weight) == expected

@@ -1,0 +1,164 @@
+# Copyright: k8sedge developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: haproxy_view
+short_description: Turn the edge model into render-ready data for haproxy
+version_added: 0.1.0
+description:
+  - Takes the model that M(k8sedge.lb.edge_info) returns (its C(model) key) and returns what the
+    C(edge_haproxy) role's template loops over, with every decision already made; the frontends
+    of the pools this host serves, map files and their lookup order, backends with their server
+    slots, the redirect backends, certificate files, the pod routes and the digest of what needs
+    a reload.
+  - Every value is checked again against a grammar that cannot break a config line; a value that
+    fails, a UDP frontend (unless O(udp_frontends=skip)), a certificate that is not given or a
+    backend that is missing raise an error naming the frontend or backend and the field.
+author:
+  - k8sedge developers (@k8sedge)
+positional: _input
+options:
+  _input:
+    description: The model, as C(edge_info) returns it under C(model).
+    type: dict
+    required: true
+  pools:
+    description: The pools this host serves.
+    type: list
+    elements: str
+    default: [default]
+  certificates:
+    description:
+      - Certificates the TLS frontends may use, name to C({cert, key}) PEM strings.
+      - Only the names and a digest of the contents go into the view.
+    type: dict
+    default: {}
+  slots:
+    description:
+      - Server slots per backend. A backend with more targets gets the next multiple of this.
+    type: int
+    default: 10
+  admin_address:
+    description: The address of the admin listener (stats and Prometheus).
+    type: str
+    default: 127.0.0.1
+  admin_port:
+    description: The port of the admin listener.
+    type: int
+    default: 8404
+  bind_address:
+    description: The address the frontends bind to; empty for every address.
+    type: str
+    default: ""
+  udp_frontends:
+    description:
+      - What to do with UDP frontends of the served pools, which haproxy cannot serve.
+      - C(fail) refuses the model; C(skip) leaves them out with a warning in RV(_value.warnings).
+    type: str
+    choices: [fail, skip]
+    default: fail
+  previous:
+    description:
+      - The slots of the running haproxy, C(servers) as M(k8sedge.lb.haproxy_runtime) returns
+        it, so that targets keep their slot.
+    type: dict
+    default: {}
+"""
+
+EXAMPLES = r"""
+- name: Build the haproxy view of the default pool
+  ansible.builtin.set_fact:
+    view: "{{ edge.model | k8sedge.lb.haproxy_view(pools=['default'], slots=10) }}"
+
+- name: With TLS certificates from vault and the running slots
+  ansible.builtin.set_fact:
+    view: >-
+      {{ edge.model | k8sedge.lb.haproxy_view(certificates=vault_certificates,
+         previous=running.servers, admin_address='10.213.0.11') }}
+"""
+
+RETURN = r"""
+_value:
+  description: Render-ready data; lists are sorted, names are haproxy-safe.
+  type: dict
+  contains:
+    frontends:
+      description: Frontends with C(name), C(mode), C(bind), C(bind_options), C(lookups) (map lookups in order) and C(backend).
+      type: list
+      elements: dict
+    backends:
+      description: Backends with C(balance), timeouts, C(default_server) keywords and C(servers) slots.
+      type: list
+      elements: dict
+    redirects:
+      description: Backends that redirect HTTP routes of TLS hosts to HTTPS.
+      type: list
+      elements: dict
+    maps:
+      description: Map files, C(path) relative to the config and C(lines).
+      type: list
+      elements: dict
+    certificates:
+      description: Certificate files the config names, C(name), C(path) and C(sha256).
+      type: list
+      elements: dict
+    routes:
+      description: Pod routes (C(cidr), C(via)) when a served backend is in pod mode, else empty.
+      type: list
+      elements: dict
+    runtime:
+      description: Per backend, the desired state of each server slot, for M(k8sedge.lb.haproxy_runtime).
+      type: list
+      elements: dict
+    structure:
+      description: SHA-256 of everything that needs a reload to change (not server addresses or states).
+      type: str
+    generation:
+      description: The model's generation.
+      type: str
+    warnings:
+      description: What was left out, and why.
+      type: list
+      elements: str
+"""
+
+from collections.abc import Mapping
+from typing import Any
+
+from ansible.errors import AnsibleFilterError
+from ansible_collections.k8sedge.lb.plugins.module_utils._haproxy_view import ViewError, ViewOptions, haproxy_view
+
+
+def _certificates(value: Any) -> Any:
+    """name -> {cert, key} as plain strings: str() decrypts vaulted values; other shapes are
+    passed on for the view to refuse."""
+    if not isinstance(value, Mapping) or not all(isinstance(pair, Mapping) for pair in value.values()):
+        return value
+    return {name: {part: str(pair[part]) if part in pair else None for part in ("cert", "key")} for name, pair in value.items()}
+
+
+def _haproxy_view(model: Any, pools: Any = ("default",), certificates: Any = None, slots: Any = 10, admin_address: Any = "127.0.0.1",
+                  admin_port: Any = 8404, bind_address: Any = "", udp_frontends: Any = "fail", previous: Any = None) -> dict[str, Any]:
+    try:
+        options = ViewOptions(
+            pools=tuple(pools) if isinstance(pools, (list, tuple)) else pools,
+            certificates=_certificates(certificates or {}),
+            slots=slots,
+            admin_address=admin_address,
+            admin_port=admin_port,
+            bind_address=bind_address or "",
+            udp_frontends=udp_frontends,
+            previous=previous or {},
+        )
+        return haproxy_view(model, options)
+    except (ViewError, TypeError) as exc:
+        raise AnsibleFilterError(f"k8sedge.lb.haproxy_view: {exc}") from None
+
+
+class FilterModule:
+    """haproxy view of the edge model."""
+
+    def filters(self) -> dict[str, Any]:
+        return {"haproxy_view": _haproxy_view}

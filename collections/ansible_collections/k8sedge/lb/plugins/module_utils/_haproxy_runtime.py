@@ -1,0 +1,195 @@
+# Copyright: k8sedge developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""haproxy's runtime API: read the servers of the running worker, plan the commands that bring
+them to the view's slots, send them over the stats socket.
+
+`parse_servers_state()` and `plan()` are pure; `Cli` is the only I/O (Python's socket module,
+one command per connection, as haproxy's non-interactive CLI expects).
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import time
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Cli", "CliError", "NotRunning", "Server", "current_slots", "desired_slots", "parse_servers_state", "parse_var", "plan", "state_of"]
+
+# srv_admin_state bits (haproxy include/haproxy/server-t.h). A server `disabled` in the config
+# starts with FMAINT|CMAINT (5); `set server ... state ready` clears FMAINT and leaves CMAINT,
+# which only remembers what the config said: FMAINT alone tells maintenance.
+ADMIN_FMAINT = 0x01
+ADMIN_FDRAIN = 0x08
+_MAINT = ADMIN_FMAINT
+_ERRORS = re.compile(r"^(No such|Require|Unknown command|Permission denied|Invalid|Can't|Cannot|Missing)", re.MULTILINE)
+_NAME = re.compile(r"[A-Za-z0-9_.:-]+")
+
+
+class CliError(Exception):
+    """The runtime API refused, or the running haproxy does not have what the view expects."""
+
+
+class NotRunning(CliError):
+    """Nothing listens on the stats socket (no file, or a file left by a stopped haproxy)."""
+
+
+@dataclass(frozen=True)
+class Server:
+    """One server of the running worker, as `show servers state` reports it."""
+
+    backend: str
+    name: str
+    address: str
+    port: int
+    admin: int
+    weight: int
+
+    @property
+    def state(self) -> str:
+        return state_of(self.admin, self.weight)
+
+
+def state_of(admin: int, weight: int) -> str:
+    """maint, drain or ready: maintenance wins, then a forced drain or a zero weight."""
+    if admin & _MAINT:
+        return "maint"
+    if admin & ADMIN_FDRAIN or weight == 0:
+        return "drain"
+    return "ready"
+
+
+def parse_servers_state(text: str) -> dict[tuple[str, str], Server]:
+    """`show servers state` (format 1) by (backend, server)."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines or lines[0].strip() != "1":
+        raise CliError(f"show servers state: expected format version 1, got {lines[0][:80] if lines else 'nothing'!r}")
+    header: list[str] = []
+    servers = {}
+    for line in lines[1:]:
+        if line.startswith("#"):
+            header = line[1:].split()
+            continue
+        fields = dict(zip(header, line.split()))
+        try:
+            server = Server(fields["be_name"], fields["srv_name"], fields["srv_addr"], int(fields["srv_port"]),
+                            int(fields["srv_admin_state"]), int(fields["srv_uweight"]))
+        except (KeyError, ValueError):
+            raise CliError(f"show servers state: cannot read the line {line[:120]!r}") from None
+        servers[(server.backend, server.name)] = server
+    return servers
+
+
+def parse_var(text: str) -> str:
+    """The value of `get var <name>`: `proc.x: type=str value=<...>`; '' when not set."""
+    match = re.search(r"value=<(.*)>\s*$", text.strip())
+    return match.group(1) if match else ""
+
+
+def current_slots(servers: dict[tuple[str, str], Server]) -> dict[str, dict[str, dict[str, Any]]]:
+    """backend -> server -> {address, port, state}, servers in maintenance left out."""
+    slots: dict[str, dict[str, dict[str, Any]]] = {}
+    for (backend, name), server in sorted(servers.items()):
+        if server.state != "maint":
+            slots.setdefault(backend, {})[name] = {"address": server.address, "port": server.port, "state": server.state}
+    return slots
+
+
+def desired_slots(desired: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
+    """The view's runtime list in the shape of current_slots(), to compare or show."""
+    slots: dict[str, dict[str, dict[str, Any]]] = {}
+    for entry in desired:
+        for slot in entry.get("servers", []):
+            if slot.get("state") != "maint":
+                slots.setdefault(entry.get("backend"), {})[slot.get("name")] = {k: slot.get(k) for k in ("address", "port", "state")}
+    return slots
+
+
+def _checked(what: str, value: Any) -> str:
+    if not isinstance(value, str) or not _NAME.fullmatch(value):
+        raise CliError(f"{what}: expected a haproxy name, got {str(value)[:64]!r}")
+    return value
+
+
+def plan(desired: list[dict[str, Any]], servers: dict[tuple[str, str], Server]) -> list[str]:
+    """Commands that take the running servers to the desired slots, in order.
+
+    `desired` is the view's `runtime`: [{backend, servers: [{name, address, port, state}]}]. A
+    backend or server that the worker does not have cannot be created here: that is a
+    structural change, which needs a reload."""
+    commands = []
+    for entry in desired:
+        backend = _checked("backend", entry.get("backend"))
+        for slot in entry.get("servers", []):
+            name = _checked(f"backend {backend}: server", slot.get("name"))
+            current = servers.get((backend, name))
+            if current is None:
+                raise CliError(f"backend {backend}: server {name} is not in the running haproxy: a structural change, which needs a reload")
+            ref = f"{backend}/{name}"
+            want = slot.get("state")
+            if want == "maint":
+                if current.state != "maint":
+                    commands.append(f"set server {ref} state maint")
+                continue
+            if want not in ("ready", "drain"):
+                raise CliError(f"backend {backend}: server {name}: state: expected ready, drain or maint, got {str(want)[:32]!r}")
+            address, port = slot.get("address"), slot.get("port")
+            if not isinstance(address, str) or not re.fullmatch(r"[0-9A-Fa-f.:]+", address) or not isinstance(port, int) or not 1 <= port <= 65535:
+                raise CliError(f"backend {backend}: server {name}: expected an address and a port, got {str(address)[:64]!r} {port!r}")
+            if (current.address, current.port) != (address, port):
+                commands.append(f"set server {ref} addr {address} port {port}")
+            if want == "ready":
+                if current.admin & (_MAINT | ADMIN_FDRAIN):
+                    commands.append(f"set server {ref} state ready")
+                if current.weight == 0:
+                    commands.append(f"set weight {ref} 1")
+            elif current.state != "drain" or current.admin & _MAINT:
+                commands.append(f"set server {ref} state drain")
+    return commands
+
+
+class Cli:
+    """haproxy's stats socket: one command per connection."""
+
+    def __init__(self, path: str, timeout: float = 5.0) -> None:
+        self.path = path
+        self.timeout = timeout
+
+    def run(self, command: str) -> str:
+        if "\n" in command or ";" in command:
+            raise CliError(f"refusing to send a command with a newline or ';': {command[:80]!r}")
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(self.timeout)
+                sock.connect(self.path)
+                sock.sendall(command.encode() + b"\n")
+                chunks = []
+                while True:
+                    chunk = sock.recv(65536)
+                    if not chunk:
+                        break
+                    chunks.append(chunk)
+        except (FileNotFoundError, ConnectionRefusedError) as exc:
+            raise NotRunning(f"stats socket {self.path}: {exc}") from None
+        except OSError as exc:
+            raise CliError(f"stats socket {self.path}: {command.split(' ', 3)[:3]}: {exc}") from None
+        answer = b"".join(chunks).decode(errors="replace")
+        if _ERRORS.search(answer):
+            raise CliError(f"haproxy refused {command!r}: {answer.strip()[:300]}")
+        return answer
+
+    def servers(self) -> dict[tuple[str, str], Server]:
+        return parse_servers_state(self.run("show servers state"))
+
+    def wait_for(self, variable: str, value: str, seconds: float) -> str:
+        """Wait until the worker that answers has `variable` == value (a reload is asynchronous)."""
+        deadline = time.monotonic() + seconds
+        while True:
+            try:
+                current = parse_var(self.run(f"get var {variable}"))
+            except CliError:
+                current = ""
+            if current == value or time.monotonic() >= deadline:
+                return current
+            time.sleep(0.2)

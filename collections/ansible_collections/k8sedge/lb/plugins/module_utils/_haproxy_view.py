@@ -1,0 +1,441 @@
+# Copyright: k8sedge developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The edge model as haproxy sees it: render-ready data for roles/edge_haproxy's template.
+
+Pure: no I/O. `haproxy_view(model, options)` decides everything the template would otherwise have
+to (which frontends this host serves, map files and their order, server slots, keyword lists);
+the template only loops. The model's values were validated when it was built, but every value is
+checked again here against a grammar that cannot end a config line, open a section or quote
+anything, so a model that did not come from `edge_info` still cannot break the config.
+
+HTTP routing: per HTTP frontend, up to six map files are looked up in order, the first hit wins:
+exact host then `*.` wildcard then any host (`*`), each with the exact path first and then the
+longest path prefix. A Prefix route `/a` matches `/a` (exact map) and `/a/...` (prefix map
+`host/a/`), never `/ab`, as Kubernetes defines it. No hit: a 404 from the edge.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["ViewError", "ViewOptions", "haproxy_view", "structure_digest"]
+
+# haproxy identifiers the model produces: frontend names, backend names, pools, certificates.
+_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,199}")
+_HOST = re.compile(r"\*|(\*\.)?[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*")
+_PATH = re.compile(r"/[A-Za-z0-9._~/-]{0,255}")
+_PEM = re.compile(r"-----BEGIN [A-Z0-9 ]+-----\r?\n[A-Za-z0-9+/=\r\n]+-----END [A-Z0-9 ]+-----\s*")
+_BALANCES = ("roundrobin", "leastconn", "source")
+_PROXY_PROTOCOL = {"none": "", "v1": "send-proxy", "v2": "send-proxy-v2"}
+_MAX_TIMEOUT_MS = 24 * 3600 * 1000
+ANY_HOST = "*"
+MAPS_DIR = "maps"
+CERTS_DIR = "certs"
+# The lookup order of an HTTP frontend: (tier, path kind, variable holding the key, converter).
+_HTTP_LOOKUPS = (
+    ("host", "exact", "txn.k8sedge_key", "map_str"),
+    ("host", "prefix", "txn.k8sedge_key", "map_beg"),
+    ("wildcard", "exact", "txn.k8sedge_wild", "map_str"),
+    ("wildcard", "prefix", "txn.k8sedge_wild", "map_beg"),
+    ("any", "exact", "txn.k8sedge_any", "map_str"),
+    ("any", "prefix", "txn.k8sedge_any", "map_beg"),
+)
+_SNI_LOOKUPS = (
+    ("host", "exact", "txn.k8sedge_sni", "map_str"),
+    ("wildcard", "exact", "txn.k8sedge_sni_wild", "map_str"),
+)
+
+
+class ViewError(ValueError):
+    """A model or option the view refuses; the message names the object and the field."""
+
+
+def _show(value: Any) -> str:
+    """A value safe to quote in a message: odd characters become ?, long values are cut."""
+    if isinstance(value, str):
+        text = re.sub(r"[^A-Za-z0-9._:/@=+,*-]", "?", value[:64])
+        return f'"{text}..."' if len(value) > 64 else f'"{text}"'
+    if value is None or isinstance(value, (bool, int, float)):
+        return json.dumps(value)
+    return f"a {type(value).__name__}"
+
+
+@dataclass(frozen=True)
+class ViewOptions:
+    """What the role passes besides the model."""
+
+    pools: tuple[str, ...] = ("default",)
+    certificates: dict[str, dict[str, str]] = field(default_factory=dict)  # name -> {cert, key}
+    slots: int = 10
+    admin_address: str = "127.0.0.1"
+    admin_port: int = 8404
+    bind_address: str = ""  # "": every address
+    udp_frontends: str = "fail"  # fail | skip
+    previous: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # backend -> slot -> {address, port}
+
+
+class _Checker:
+    """Grammar checks that name where a bad value was found."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+
+    def fail(self, what: str, expected: str, value: Any) -> ViewError:
+        return ViewError(f"{self.where}: {what}: expected {expected}, got {_show(value)}")
+
+    def name(self, what: str, value: Any) -> str:
+        if not isinstance(value, str) or not _NAME.fullmatch(value):
+            raise self.fail(what, "a name of lowercase letters, digits, '_', '.' and '-'", value)
+        return value
+
+    def host(self, what: str, value: Any) -> str:
+        if not isinstance(value, str) or len(value) > 253 or not _HOST.fullmatch(value):
+            raise self.fail(what, "a lowercase host name, '*.' wildcard or '*'", value)
+        return value
+
+    def path(self, what: str, value: Any) -> str:
+        if not isinstance(value, str) or not _PATH.fullmatch(value):
+            raise self.fail(what, "a path of letters, digits and . _ ~ / -", value)
+        return value
+
+    def port(self, what: str, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+            raise self.fail(what, "a port number 1-65535", value)
+        return value
+
+    def choice(self, what: str, value: Any, allowed: tuple[str, ...]) -> str:
+        if not isinstance(value, str) or value not in allowed:
+            raise self.fail(what, f"one of {', '.join(allowed)}", value)
+        return value
+
+    def milliseconds(self, what: str, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= _MAX_TIMEOUT_MS:
+            raise self.fail(what, f"milliseconds 1-{_MAX_TIMEOUT_MS}", value)
+        return value
+
+    def address(self, what: str, value: Any) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+        try:
+            address = ipaddress.ip_address(value) if isinstance(value, str) else None
+        except ValueError:
+            address = None
+        if address is None or getattr(address, "scope_id", None) or str(address) != value:
+            raise self.fail(what, "an IP address in canonical form", value)
+        return address
+
+    def mapping(self, what: str, value: Any) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.fail(what, "an object", value)
+        return value
+
+    def sequence(self, what: str, value: Any) -> list[Any]:
+        if not isinstance(value, list):
+            raise self.fail(what, "a list", value)
+        return value
+
+
+def _endpoint(address: str, port: int) -> str:
+    """address:port as haproxy reads it; IPv6 in brackets."""
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+def _check_options(options: ViewOptions) -> None:
+    c = _Checker("options")
+    if not isinstance(options.pools, (list, tuple)) or not options.pools:
+        raise c.fail("pools", "a non-empty list of pool names", options.pools)
+    for pool in options.pools:
+        c.name("pools[]", pool)
+    if isinstance(options.slots, bool) or not isinstance(options.slots, int) or not 1 <= options.slots <= 1000:
+        raise c.fail("slots", "a number of server slots 1-1000", options.slots)
+    c.address("admin_address", options.admin_address)
+    c.port("admin_port", options.admin_port)
+    if options.bind_address:
+        c.address("bind_address", options.bind_address)
+    c.choice("udp_frontends", options.udp_frontends, ("fail", "skip"))
+    c.mapping("certificates", options.certificates)
+    c.mapping("previous", options.previous)
+    for name, pair in options.certificates.items():
+        cert = _Checker(f"certificate {_show(name)}")
+        cert.name("name", name)
+        cert.mapping("value", pair)
+        for part in ("cert", "key"):
+            if not isinstance(pair.get(part), str) or not _PEM.match(pair[part].strip() + "\n"):
+                raise cert.fail(part, "a PEM string", "(not shown)")
+
+
+def _redirect_backend(pool: str) -> str:
+    # Model backend names always hold two '_' (namespace_service_port): this one cannot collide.
+    return f"k8sedge-redirect-{pool}"
+
+
+def _http_maps(frontend: dict[str, Any], c: _Checker, redirects: dict[str, str]) -> dict[tuple[str, str], dict[str, str]]:
+    """(tier, kind) -> {key: backend}, first claim of a key wins (the model's route order)."""
+    maps: dict[tuple[str, str], dict[str, str]] = {(tier, kind): {} for tier, kind, _v, _c in _HTTP_LOOKUPS}
+    for i, route in enumerate(c.sequence("routes", frontend.get("routes"))):
+        route = c.mapping(f"routes[{i}]", route)
+        host = c.host(f"routes[{i}].host", route.get("host"))
+        path = c.path(f"routes[{i}].path", route.get("path"))
+        path_type = c.choice(f"routes[{i}].path_type", route.get("path_type"), ("exact", "prefix"))
+        backend = c.name(f"routes[{i}].backend", route.get("backend"))
+        if route.get("redirect_https") is True:
+            backend = redirects[frontend["pool"]]
+        tier = "any" if host == ANY_HOST else "wildcard" if host.startswith("*.") else "host"
+        entries = []
+        if path_type == "exact":
+            entries.append(("exact", host + path))
+        else:
+            stem = path.rstrip("/")
+            if stem:
+                entries.append(("exact", host + stem))
+            entries.append(("prefix", host + stem + "/"))
+        for kind, key in entries:
+            maps[(tier, kind)].setdefault(key, backend)
+    return maps
+
+
+def _sni_maps(frontend: dict[str, Any], c: _Checker) -> tuple[dict[tuple[str, str], dict[str, str]], str]:
+    maps: dict[tuple[str, str], dict[str, str]] = {("host", "exact"): {}, ("wildcard", "exact"): {}}
+    default = ""
+    for i, entry in enumerate(c.sequence("sni", frontend.get("sni"))):
+        entry = c.mapping(f"sni[{i}]", entry)
+        host = c.host(f"sni[{i}].host", entry.get("host"))
+        backend = c.name(f"sni[{i}].backend", entry.get("backend"))
+        if host == ANY_HOST:
+            default = default or backend
+        else:
+            maps[("wildcard" if host.startswith("*.") else "host", "exact")].setdefault(host, backend)
+    return maps, default
+
+
+def _map_files(frontend_name: str, maps: dict[tuple[str, str], dict[str, str]],
+               lookups: tuple[tuple[str, str, str, str], ...]) -> tuple[list[dict[str, str]], list[dict[str, Any]]]:
+    """The lookups a frontend makes and the map files they read; empty maps are left out."""
+    used, files = [], []
+    for tier, kind, variable, converter in lookups:
+        entries = maps[(tier, kind)]
+        if not entries:
+            continue
+        path = f"{MAPS_DIR}/{frontend_name}.{tier}-{kind}.map"
+        # map_str is a tree (order does not matter); map_beg takes the first match in file
+        # order: longest key first, so the longest path prefix wins.
+        keys = sorted(entries, key=lambda k: (-len(k), k)) if kind == "prefix" else sorted(entries)
+        files.append({"path": path, "lines": [f"{key} {entries[key]}" for key in keys]})
+        used.append({"variable": variable, "converter": converter, "file": path})
+    return used, files
+
+
+def _bind(options: ViewOptions, port: int) -> str:
+    return f"{_endpoint(options.bind_address, port) if options.bind_address else f':{port}'}"
+
+
+def _frontend(frontend: dict[str, Any], options: ViewOptions, redirects: dict[str, str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    c = _Checker(f"frontend {_show(frontend.get('name'))}")
+    name = c.name("name", frontend.get("name"))
+    c = _Checker(f"frontend {name}")
+    port = c.port("port", frontend.get("port"))
+    protocol = c.choice("protocol", frontend.get("protocol"), ("http", "tcp"))
+    bind_options = ["accept-proxy"] if frontend.get("accept_proxy") is True else []
+    view: dict[str, Any] = {"name": name, "mode": protocol, "port": port, "bind": _bind(options, port), "lookups": [], "backend": ""}
+    files: list[dict[str, Any]] = []
+    if protocol == "http":
+        tls = frontend.get("tls") is True
+        if tls:
+            certificates = [c.name(f"certificates[{i}]", n) for i, n in enumerate(c.sequence("certificates", frontend.get("certificates")))]
+            for i, route in enumerate(frontend.get("routes") or []):
+                if isinstance(route, dict) and route.get("certificate"):
+                    certificates.append(c.name(f"routes[{i}].certificate", route["certificate"]))
+            missing = sorted({n for n in certificates if n not in options.certificates})
+            if missing:
+                raise ViewError(f"frontend {name}: certificates: {', '.join(missing)} not given in edge_haproxy_certificates"
+                                " (certificates come from Ansible, files or vault; cluster Secrets are never read)")
+            if not certificates:
+                raise ViewError(f"frontend {name}: certificates: expected at least one certificate for a TLS frontend, got none")
+            # The first crt is the default certificate for clients that send no SNI.
+            bind_options += ["ssl"] + [f"crt {CERTS_DIR}/{n}.pem" for n in sorted(set(certificates))] + ["alpn h2,http/1.1"]
+        view["scheme"] = "https" if tls else "http"
+        view["lookups"], files = _map_files(name, _http_maps(frontend, c, redirects), _HTTP_LOOKUPS)
+    elif frontend.get("sni"):
+        maps, default = _sni_maps(frontend, c)
+        view["lookups"], files = _map_files(name, maps, _SNI_LOOKUPS)
+        view["backend"] = default
+        view["sni"] = True
+    else:
+        view["backend"] = c.name("backend", frontend.get("backend"))
+    view["sni"] = bool(view.get("sni"))
+    view["bind_options"] = bind_options
+    return view, files
+
+
+def _slots(name: str, targets: list[dict[str, Any]], options: ViewOptions) -> list[dict[str, Any]]:
+    """Targets placed in numbered server slots s1..sN, N a multiple of options.slots.
+
+    A target keeps the slot it had (options.previous, read from the running haproxy), so an
+    endpoint change moves as few slots as possible; new targets take the lowest free slots."""
+    count = options.slots * max(1, -(-len(targets) // options.slots))
+    wanted = {(t["address"], t["port"]): t["state"] for t in targets}
+    placed: dict[int, tuple[str, int]] = {}
+    previous = options.previous.get(name) if isinstance(options.previous, dict) else None
+    for slot, where in sorted((previous or {}).items()):
+        number = int(slot[1:]) if isinstance(slot, str) and re.fullmatch(r"s[1-9][0-9]{0,4}", slot) else 0
+        key = (where.get("address"), where.get("port")) if isinstance(where, dict) else None
+        if 1 <= number <= count and key in wanted and key not in placed.values():
+            placed[number] = key
+    free = (n for n in range(1, count + 1) if n not in placed)
+    for key in sorted(wanted):
+        if key not in placed.values():
+            placed[next(free)] = key
+    servers = []
+    for number in range(1, count + 1):
+        if number in placed:
+            address, port = placed[number]
+            state = "drain" if wanted[(address, port)] == "draining" else "ready"
+            servers.append({"name": f"s{number}", "address": address, "port": port, "state": state,
+                            "endpoint": _endpoint(address, port), "options": ["weight 0"] if state == "drain" else []})
+        else:
+            servers.append({"name": f"s{number}", "address": "", "port": 0, "state": "maint", "endpoint": "0.0.0.0:0", "options": ["disabled"]})
+    return servers
+
+
+def _backend(backend: dict[str, Any], options: ViewOptions) -> dict[str, Any]:
+    c = _Checker(f"backend {_show(backend.get('name'))}")
+    name = c.name("name", backend.get("name"))
+    c = _Checker(f"backend {name}")
+    layer = c.choice("frontend_protocol", backend.get("frontend_protocol"), ("http", "tcp"))
+    balance = c.choice("balance", backend.get("balance"), _BALANCES)
+    timeouts = c.mapping("timeouts", backend.get("timeouts"))
+    connect_ms = c.milliseconds("timeouts.connect_ms", timeouts.get("connect_ms"))
+    server_ms = c.milliseconds("timeouts.server_ms", timeouts.get("server_ms"))
+    proxy = c.choice("proxy_protocol", backend.get("proxy_protocol", "none"), tuple(_PROXY_PROTOCOL))
+    check = c.mapping("health_check", backend.get("health_check"))
+    check_type = c.choice("health_check.type", check.get("type"), ("tcp", "http", "none"))
+    default_server = []
+    http_check = ""
+    if check_type != "none":
+        default_server += ["check", "inter 2s", "fall 3", "rise 2"]
+        if "port" in check:
+            default_server.append(f"port {c.port('health_check.port', check['port'])}")
+        if check_type == "http":
+            http_check = c.path("health_check.path", check.get("path"))
+    if _PROXY_PROTOCOL[proxy]:
+        default_server.append(_PROXY_PROTOCOL[proxy])
+    targets = []
+    for i, target in enumerate(c.sequence("targets", backend.get("targets"))):
+        target = c.mapping(f"targets[{i}]", target)
+        address = str(c.address(f"targets[{i}].address", target.get("address")))
+        port = c.port(f"targets[{i}].port", target.get("port"))
+        state = c.choice(f"targets[{i}].state", target.get("state", "ready"), ("ready", "draining"))
+        targets.append({"address": address, "port": port, "state": state})
+    return {
+        "name": name,
+        "mode": layer,
+        "balance": balance,
+        "timeout_connect": f"{connect_ms}ms",
+        "timeout_server": f"{server_ms}ms",
+        "http_check": http_check,
+        "default_server": default_server,
+        "servers": _slots(name, targets, options),
+    }
+
+
+def _routes(model: dict[str, Any]) -> list[dict[str, str]]:
+    c = _Checker("routes")
+    routes = []
+    for i, route in enumerate(c.sequence("routes", model.get("routes", []))):
+        route = c.mapping(f"[{i}]", route)
+        try:
+            cidr = ipaddress.ip_network(route.get("cidr"), strict=True) if isinstance(route.get("cidr"), str) else None
+        except ValueError:
+            cidr = None
+        if cidr is None or str(cidr) != route.get("cidr"):
+            raise c.fail(f"[{i}].cidr", "a CIDR with host bits zero", route.get("cidr"))
+        via = c.address(f"[{i}].via", route.get("via"))
+        if via.version != cidr.version:
+            raise c.fail(f"[{i}].via", f"an IPv{cidr.version} address", route.get("via"))
+        routes.append({"cidr": str(cidr), "via": str(via)})
+    return sorted(routes, key=lambda r: (ipaddress.ip_network(r["cidr"]).version, ipaddress.ip_network(r["cidr"])))
+
+
+def structure_digest(view: dict[str, Any]) -> str:
+    """sha256 of everything that needs a reload to change: the view without the servers'
+    addresses and states (those change through the runtime API), plus the certificates."""
+    structure = {key: value for key, value in view.items() if key not in ("runtime", "structure", "generation", "routes", "warnings")}
+    structure["backends"] = [{**b, "servers": [s["name"] for s in b["servers"]]} for b in view["backends"]]
+    return hashlib.sha256(json.dumps(structure, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def haproxy_view(model: Any, options: ViewOptions) -> dict[str, Any]:
+    """Render-ready data for haproxy.cfg and its map files; ViewError when refused."""
+    _check_options(options)
+    c = _Checker("model")
+    model = c.mapping("model", model)
+    frontends = c.sequence("frontends", model.get("frontends"))
+    backends = {b.get("name"): b for b in c.sequence("backends", model.get("backends")) if isinstance(b, dict)}
+    served, warnings = [], []
+    for i, frontend in enumerate(frontends):
+        frontend = c.mapping(f"frontends[{i}]", frontend)
+        pool = c.name(f"frontends[{i}].pool", frontend.get("pool"))
+        if pool not in options.pools:
+            continue
+        if frontend.get("protocol") == "udp":
+            name = c.name(f"frontends[{i}].name", frontend.get("name"))
+            message = (f"frontend {name}: protocol: UDP (port {frontend.get('port')}) cannot be served by haproxy;"
+                       f" serve pool {pool} with the nginx engine (role edge_nginx)")
+            if options.udp_frontends == "fail":
+                raise ViewError(message + ", or set edge_haproxy_udp_frontends: skip to leave UDP to another edge")
+            warnings.append(message + ": skipped (edge_haproxy_udp_frontends: skip)")
+            continue
+        served.append(frontend)
+    https_ports = {f["pool"]: f["port"] for f in served if f.get("protocol") == "http" and f.get("tls") is True}
+    redirects = {pool: _redirect_backend(pool) for pool in https_ports}
+    ports: dict[int, str] = {options.admin_port: "the admin listener"}
+    view_frontends, map_files = [], []
+    users: dict[str, list[dict[str, Any]]] = {}  # backend -> frontends that send to it
+    for frontend in served:
+        view, files = _frontend(frontend, options, redirects)
+        if view["port"] in ports:
+            raise ViewError(f"frontend {view['name']}: port: {view['port']} is already taken by {ports[view['port']]}")
+        ports[view["port"]] = f"frontend {view['name']}"
+        view_frontends.append(view)
+        map_files += files
+        for name in {line.rsplit(" ", 1)[1] for f in files for line in f["lines"]} | ({view["backend"]} - {""}):
+            users.setdefault(name, []).append(view)
+    view_backends = []
+    for name in sorted(set(users) - set(redirects.values())):
+        if name not in backends:
+            raise ViewError(f"backend {_show(name)}: named by frontend {users[name][0]['name']} but missing from the model's backends")
+        backend = _backend(backends[name], options)
+        for frontend in users[name]:
+            if backend["mode"] != frontend["mode"]:
+                raise ViewError(f"backend {name}: frontend_protocol: {backend['mode']}, but frontend {frontend['name']} speaks {frontend['mode']}")
+        view_backends.append(backend)
+    redirect_backends = [{
+        "name": redirects[pool],
+        "location": f"https://%[var(txn.k8sedge_host)]{'' if port == 443 else f':{port}'}%[url]",
+    } for pool, port in sorted(https_ports.items())]
+    prefix, suffix = f"crt {CERTS_DIR}/", ".pem"
+    certificates = sorted({opt[len(prefix):-len(suffix)] for f in view_frontends for opt in f["bind_options"] if opt.startswith(prefix)})
+    mode_pod = any(backends[b["name"]].get("mode") == "pod" for b in view_backends)
+    generation = model.get("generation", "")
+    if not isinstance(generation, str) or not re.fullmatch(r"[0-9a-f]{0,64}", generation):
+        raise c.fail("generation", "a hex digest", generation)
+    view: dict[str, Any] = {
+        "generation": generation,
+        "admin": {"bind": _endpoint(options.admin_address, options.admin_port)},
+        "frontends": view_frontends,
+        "backends": view_backends,
+        "redirects": redirect_backends,
+        "maps": sorted(map_files, key=lambda f: f["path"]),
+        "certificates": [{"name": n, "path": f"{CERTS_DIR}/{n}.pem",
+                          "sha256": hashlib.sha256((options.certificates[n]["cert"] + options.certificates[n]["key"]).encode()).hexdigest()}
+                         for n in certificates],
+        "routes": _routes(model) if mode_pod else [],
+        "warnings": warnings,
+    }
+    view["runtime"] = [{"backend": b["name"], "servers": [{k: s[k] for k in ("name", "address", "port", "state")} for s in b["servers"]]}
+                       for b in view_backends]
+    view["structure"] = structure_digest(view)
+    return view

@@ -1,0 +1,147 @@
+#!/usr/bin/python
+# Copyright: k8sedge developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: haproxy_config
+short_description: Validate a staged haproxy configuration tree and put it in place atomically
+version_added: 0.1.0
+description:
+  - Compares the haproxy configuration tree in O(src) (C(haproxy.cfg), C(maps/*.map),
+    C(certs/*.pem)) with the one in O(dest). When they differ, validates O(src) with the real
+    binary (C(haproxy -c)), then copies each changed file into O(dest) atomically,
+    C(haproxy.cfg) last, and removes the managed files O(src) does not have.
+  - When the validator refuses the tree, nothing in O(dest) is touched and the module fails with
+    the validator's own message.
+  - Says what kind of change it made (RV(change)) so that the caller can decide between a runtime
+    update and a reload; C(servers) when only the server lines of C(haproxy.cfg) differ
+    (addresses, weights, C(disabled)) and comments, C(structural) otherwise.
+  - The config must name its maps and certificates relative to itself (C(default-path config)),
+    so that a tree validates wherever it is.
+author:
+  - k8sedge developers (@k8sedge)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: Compares and validates; copies nothing.
+  diff_mode:
+    support: full
+    details: Shows C(haproxy.cfg) and the map files; never the certificates.
+  platform:
+    platforms: posix
+options:
+  src:
+    description: The tree to put in place (the staging directory, or a last-known-good copy).
+    type: path
+    required: true
+  dest:
+    description: Where it goes (C(/etc/haproxy), or the last-known-good directory).
+    type: path
+    required: true
+  validate:
+    description: Run C(haproxy -c) on O(src) before anything changes.
+    type: bool
+    default: true
+  haproxy:
+    description: The haproxy binary.
+    type: path
+    default: /usr/sbin/haproxy
+"""
+
+EXAMPLES = r"""
+- name: Put the staged configuration in place
+  k8sedge.lb.haproxy_config:
+    src: /var/lib/k8sedge/haproxy/staging
+    dest: /etc/haproxy
+  register: applied
+
+- name: Keep a copy of the live configuration as last-known-good
+  k8sedge.lb.haproxy_config:
+    src: /etc/haproxy
+    dest: /var/lib/k8sedge/haproxy/last-good
+    validate: false
+"""
+
+RETURN = r"""
+change:
+  description: C(none), C(servers) (only server lines of C(haproxy.cfg) differ) or C(structural).
+  returned: always
+  type: str
+  sample: servers
+files:
+  description: Paths, relative to O(dest), that were (or in check mode would be) replaced.
+  returned: always
+  type: list
+  elements: str
+removed:
+  description: Managed paths removed from O(dest).
+  returned: always
+  type: list
+  elements: str
+generation:
+  description: The model generation named in the header of O(src)'s C(haproxy.cfg), if any.
+  returned: always
+  type: str
+structure:
+  description: The structure digest O(src)'s C(haproxy.cfg) gives its worker (C(proc.k8sedge_structure)), if any.
+  returned: always
+  type: str
+validator:
+  description: What C(haproxy -c) said.
+  returned: when the tree was validated
+  type: str
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.k8sedge.lb.plugins.module_utils._haproxy_files import CONFIG, compare, digest_of, generation_of, install, read_tree
+
+
+def _text(files: dict[str, bytes], paths: list[str]) -> str:
+    return "".join(f"### {p}\n{files[p].decode(errors='replace')}" for p in paths if p in files and not p.startswith("certs/"))
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "src": {"type": "path", "required": True},
+            "dest": {"type": "path", "required": True},
+            "validate": {"type": "bool", "default": True},
+            "haproxy": {"type": "path", "default": "/usr/sbin/haproxy"},
+        },
+        supports_check_mode=True,
+    )
+    src, dest = module.params["src"], module.params["dest"]
+    staged = read_tree(src)
+    if CONFIG not in staged and module.check_mode:
+        # A first run in check mode: nothing was staged, everything would change.
+        module.exit_json(changed=True, change="structural", files=[CONFIG], removed=[], generation="", structure="")
+    if CONFIG not in staged:
+        module.fail_json(msg=f"{os.path.join(src, CONFIG)} does not exist: nothing to put in place")
+    live = read_tree(dest)
+    difference = compare(staged, live)
+    result = {"changed": difference.change != "none", "change": difference.change, "files": difference.changed,
+              "removed": difference.removed, "generation": generation_of(staged[CONFIG]), "structure": digest_of(staged[CONFIG])}
+    if difference.change != "none" and module.params["validate"]:
+        rc, out, err = module.run_command([module.params["haproxy"], "-c", "-f", os.path.join(src, CONFIG)])
+        result["validator"] = (out + err).strip()
+        if rc != 0:
+            module.fail_json(msg=f"haproxy -c refused {os.path.join(src, CONFIG)}; {dest} is untouched:\n{result['validator']}", **result)
+    if module._diff and difference.change != "none":
+        paths = difference.changed + difference.removed
+        result["diff"] = {"before_header": dest, "before": _text(live, paths), "after_header": src, "after": _text(staged, paths)}
+    if difference.change != "none" and not module.check_mode:
+        try:
+            install(src, dest, difference)
+        except OSError as exc:
+            module.fail_json(msg=f"putting {src} in place at {dest}: {exc}", **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

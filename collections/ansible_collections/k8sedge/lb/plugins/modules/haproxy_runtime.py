@@ -1,0 +1,151 @@
+#!/usr/bin/python
+# Copyright: k8sedge developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: haproxy_runtime
+short_description: Bring haproxy's server slots to the model through the runtime API, without a reload
+version_added: 0.1.0
+description:
+  - Reads the servers of the running haproxy worker (C(show servers state) on the stats socket)
+    and sends the C(set server <backend>/<server> addr <ip> port <port>),
+    C(set server ... state ready|drain|maint) and C(set weight) commands that take them to the
+    desired slots, then reads them back to prove it.
+  - The desired slots are the C(runtime) list of the P(k8sedge.lb.haproxy_view#filter) filter.
+    A backend or server the worker does not have is a structural change; the module fails and
+    says a reload is needed.
+  - Without O(backends) it only reports the running slots (RV(servers)).
+  - Runs on the haproxy host, as a user that may use the stats socket.
+author:
+  - k8sedge developers (@k8sedge)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: Reports the commands it would send; sends none.
+  diff_mode:
+    support: full
+  platform:
+    platforms: posix
+options:
+  socket:
+    description: The admin-level stats socket of haproxy.
+    type: path
+    default: /run/haproxy/admin.sock
+  backends:
+    description:
+      - The desired slots, a list of C(backend) and C(servers), each server with C(name), C(address), C(port) and C(state), C(state) one
+        of C(ready), C(drain) or C(maint).
+    type: list
+    elements: dict
+  structure:
+    description:
+      - Wait until the worker that answers has this value in its C(proc.k8sedge_structure)
+        variable (a reload is asynchronous), and fail if it does not within O(wait_seconds).
+    type: str
+  wait_seconds:
+    description: How long to wait for O(structure).
+    type: int
+    default: 30
+"""
+
+EXAMPLES = r"""
+- name: Read the running slots
+  k8sedge.lb.haproxy_runtime:
+  register: running
+
+- name: Apply endpoint changes without a reload
+  k8sedge.lb.haproxy_runtime:
+    backends: "{{ view.runtime }}"
+    structure: "{{ view.structure }}"
+"""
+
+RETURN = r"""
+running:
+  description: Whether the stats socket answered.
+  returned: always
+  type: bool
+servers:
+  description: The running slots that are not in maintenance, backend to server to C({address, port, state}), after the changes.
+  returned: always
+  type: dict
+  sample: {default_s2_80: {s1: {address: 10.213.0.21, port: 31780, state: ready}}}
+commands:
+  description: The commands sent (or, in check mode, that would be sent).
+  returned: always
+  type: list
+  elements: str
+  sample: [set server default_s2_80/s3 addr 10.213.0.22 port 31780, set server default_s2_80/s3 state ready]
+structure:
+  description: The running worker's C(proc.k8sedge_structure).
+  returned: when O(structure) is set
+  type: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.k8sedge.lb.plugins.module_utils._haproxy_runtime import Cli, CliError, NotRunning, current_slots, desired_slots, plan
+
+STRUCTURE_VARIABLE = "proc.k8sedge_structure"
+
+
+def _lines(slots: dict) -> str:
+    return "".join(f"{b}/{s} {v['address']}:{v['port']} {v['state']}\n" for b, servers in sorted(slots.items()) for s, v in sorted(servers.items()))
+
+
+def run(module: AnsibleModule) -> dict:
+    params = module.params
+    cli = Cli(params["socket"])
+    result: dict = {"changed": False, "running": True, "servers": {}, "commands": []}
+    try:
+        cli.run("show info")
+    except NotRunning as exc:
+        result["running"] = False
+        if params["backends"] and not module.check_mode:
+            raise CliError(f"haproxy is not running: {exc}") from None
+        return result
+    if params["structure"]:
+        result["structure"] = cli.wait_for(STRUCTURE_VARIABLE, params["structure"], 0 if module.check_mode else params["wait_seconds"])
+        if result["structure"] != params["structure"] and not module.check_mode:
+            raise CliError(f"the running worker has structure {result['structure'] or 'unknown'}, not {params['structure']}"
+                           f" after {params['wait_seconds']} s: the reload did not take (see journalctl -u haproxy)")
+    servers = cli.servers()
+    before = current_slots(servers)
+    result["servers"] = before
+    if not params["backends"] or ("structure" in result and result["structure"] != params["structure"]):
+        return result
+    result["commands"] = plan(params["backends"], servers)
+    result["changed"] = bool(result["commands"])
+    if result["changed"] and not module.check_mode:
+        for command in result["commands"]:
+            cli.run(command)
+        servers = cli.servers()
+        left = plan(params["backends"], servers)
+        if left:
+            raise CliError(f"haproxy did not take the changes; still to do: {'; '.join(left)}")
+        result["servers"] = current_slots(servers)
+    if module._diff:
+        result["diff"] = {"before": _lines(before), "after": _lines(desired_slots(params["backends"]))}
+    return result
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "socket": {"type": "path", "default": "/run/haproxy/admin.sock"},
+            "backends": {"type": "list", "elements": "dict"},
+            "structure": {"type": "str"},
+            "wait_seconds": {"type": "int", "default": 30},
+        },
+        supports_check_mode=True,
+    )
+    try:
+        module.exit_json(**run(module))
+    except CliError as err:
+        module.fail_json(msg=str(err))
+
+
+if __name__ == "__main__":
+    main()

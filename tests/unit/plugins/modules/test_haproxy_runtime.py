@@ -1,0 +1,110 @@
+"""The haproxy_runtime module against a stats socket that behaves like haproxy's: check mode
+sends nothing, a run sends the plan and proves it, a missing server asks for a reload."""
+from __future__ import annotations
+
+import re
+import socket
+import threading
+from types import SimpleNamespace
+
+import pytest
+
+from ansible_collections.k8sedge.lb.plugins.module_utils._haproxy_runtime import CliError
+from ansible_collections.k8sedge.lb.plugins.modules.haproxy_runtime import run
+
+HEADER = "# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight srv_port"
+
+
+class FakeHaproxy:
+    """Servers as haproxy keeps them, changed by the commands haproxy's CLI takes."""
+
+    def __init__(self, path: str) -> None:
+        self.servers = {("b", "s1"): ["10.0.0.1", 80, 0, 1], ("b", "s2"): ["0.0.0.0", 0, 0x05, 1]}
+        self.structure = "d1"
+        self.sent: list[str] = []
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(path)
+        self.sock.listen(8)
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def answer(self, command: str) -> str:
+        if command == "show info":
+            return "Name: HAProxy\n"
+        if command == "show servers state":
+            rows = [f"3 {b} 1 {s} {a} 2 {adm} {w} 1 {p}" for (b, s), (a, p, adm, w) in sorted(self.servers.items())]
+            return "\n".join(["1", HEADER, *rows]) + "\n"
+        if command == "get var proc.k8sedge_structure":
+            return f"proc.k8sedge_structure: type=str value=<{self.structure}>\n"
+        self.sent.append(command)
+        if match := re.fullmatch(r"set server (\w+)/(\w+) addr (\S+) port (\d+)", command):
+            self.servers[match[1], match[2]][:2] = [match[3], int(match[4])]
+        elif match := re.fullmatch(r"set server (\w+)/(\w+) state (ready|drain|maint)", command):
+            server = self.servers[match[1], match[2]]
+            # As haproxy 2.6 does: ready and drain clear FMAINT and keep CMAINT (config memory).
+            server[2] = (server[2] & 0x04) | {"ready": 0, "drain": 0x08, "maint": 0x01}[match[3]]
+        elif match := re.fullmatch(r"set weight (\w+)/(\w+) (\d+)", command):
+            self.servers[match[1], match[2]][3] = int(match[3])
+        return "\n"
+
+    def serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.sendall(self.answer(conn.makefile().readline().strip()).encode())
+
+
+@pytest.fixture(name="haproxy")
+def fixture_haproxy(tmp_path):
+    fake = FakeHaproxy(str(tmp_path / "admin.sock"))
+    yield fake
+    fake.sock.close()
+
+
+def module(path: str, backends=None, structure=None, check_mode=False):
+    params = {"socket": path, "backends": backends, "structure": structure, "wait_seconds": 1}
+    return SimpleNamespace(params=params, check_mode=check_mode, _diff=True)
+
+
+DESIRED = [{"backend": "b", "servers": [{"name": "s1", "address": "10.0.0.1", "port": 80, "state": "drain"},
+                                        {"name": "s2", "address": "10.0.0.2", "port": 8080, "state": "ready"}]}]
+
+
+def test_check_mode_reports_and_sends_nothing(haproxy):
+    result = run(module(haproxy.sock.getsockname(), DESIRED, "d1", check_mode=True))
+    assert result["changed"] is True
+    assert result["commands"] == ["set server b/s1 state drain", "set server b/s2 addr 10.0.0.2 port 8080", "set server b/s2 state ready"]
+    assert haproxy.sent == []
+    assert "+b/s2 10.0.0.2:8080 ready" in "\n".join("+" + line for line in result["diff"]["after"].splitlines())
+
+
+def test_a_run_applies_the_plan_and_a_second_run_changes_nothing(haproxy):
+    first = run(module(haproxy.sock.getsockname(), DESIRED, "d1"))
+    assert first["changed"] is True and haproxy.sent == first["commands"]
+    assert first["servers"] == {"b": {"s1": {"address": "10.0.0.1", "port": 80, "state": "drain"},
+                                      "s2": {"address": "10.0.0.2", "port": 8080, "state": "ready"}}}
+    second = run(module(haproxy.sock.getsockname(), DESIRED, "d1"))
+    assert second["changed"] is False and second["commands"] == []
+
+
+def test_without_backends_it_only_reports(haproxy):
+    result = run(module(haproxy.sock.getsockname()))
+    assert result == {"changed": False, "running": True, "servers": {"b": {"s1": {"address": "10.0.0.1", "port": 80, "state": "ready"}}}, "commands": []}
+
+
+def test_a_worker_with_another_structure_fails_the_run_after_waiting(haproxy):
+    with pytest.raises(CliError, match="the running worker has structure d1, not d2"):
+        run(module(haproxy.sock.getsockname(), DESIRED, "d2"))
+    assert haproxy.sent == []
+
+
+def test_no_socket_means_not_running(tmp_path):
+    assert run(module(str(tmp_path / "none.sock")))["running"] is False
+    with pytest.raises(CliError, match="haproxy is not running"):
+        run(module(str(tmp_path / "none.sock"), DESIRED))
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(str(tmp_path / "stale.sock"))  # a file nobody listens on, as a stopped haproxy leaves
+    stale.close()
+    assert run(module(str(tmp_path / "stale.sock")))["running"] is False
