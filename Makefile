@@ -18,6 +18,7 @@ help:
 	@echo "make lab-up / lab-down / lab-status"
 	@echo "make lint      yamllint, ansible-lint (production profile), ansible-test sanity"
 	@echo "make lock      re-pin requirements.txt from requirements.in"
+	@echo "make bench     run every benchmark, results in bench/results/ (bench-quick: small, < 2 min)"
 
 setup: host-packages venv
 
@@ -50,7 +51,7 @@ lab-status: venv
 demo: setup
 	lab/demo
 
-test: setup lint unit lab-test
+test: setup lint unit lab-test bench-smoke
 
 lint: yamllint ansible-lint sanity
 
@@ -84,3 +85,25 @@ lock:
 	.lock-venv/bin/pip install -q -r requirements.in
 	.lock-venv/bin/pip freeze --exclude-editable | grep -v '^pip==' > requirements.txt
 	rm -rf .lock-venv
+
+# Benchmarks (bench/): ours against what users would write instead. The baseline runs PyPI's
+# ansible package (kubernetes.core) from a venv of its own.
+BENCH_VENV := .venv-bench
+.PHONY: bench bench-quick bench-smoke bench-venv
+
+bench-venv: $(BENCH_VENV)/.installed
+
+$(BENCH_VENV)/.installed: bench/requirements-baseline.txt
+	test -x $(BENCH_VENV)/bin/python || python3 -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install -q --disable-pip-version-check -r bench/requirements-baseline.txt
+	touch $@
+
+bench: setup bench-venv
+	$(PY) -m bench
+
+bench-quick: venv bench-venv
+	$(PY) -m bench --quick
+
+# Keeps the harness from rotting: a quick run must write well-formed results. Asserts no speed.
+bench-smoke: bench-quick
+	$(PY) -m bench --check --quick
