@@ -12,6 +12,13 @@ from .auth import Authorizer, load_tokens
 from .server import build_server, serve
 
 
+def _port_range(text: str) -> tuple[int, int]:
+    first, _, last = text.partition("-")
+    if not (first.isdigit() and last.isdigit() and 0 < int(first) <= int(last) < 65536):
+        raise argparse.ArgumentTypeError(f"expected FIRST-LAST ports, got {text!r}")
+    return int(first), int(last)
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m lab.kubeapi", description=__doc__)
     parser.add_argument("--bind", default="127.0.0.1")
@@ -27,6 +34,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="seconds between BOOKMARK events on watches that allow them")
     parser.add_argument("--list-snapshots", type=int, default=16,
                         help="list snapshots kept for continue tokens")
+    parser.add_argument("--service-node-port-range", default="30000-32767", type=_port_range,
+                        help="node ports to allocate from, as kube-apiserver's flag (FIRST-LAST)")
     parser.add_argument("--log-file", help="access log (one line per request); default stderr")
     return parser.parse_args(argv)
 
@@ -40,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
         tokens = load_tokens(args.token_auth_file)
         authorizer = Authorizer.from_files(args.authorization_policy)
         server = build_server(args.bind, args.port, args.tls_cert, args.tls_key, tokens, authorizer,
-                              args.watch_cache_size, args.bookmark_interval, args.list_snapshots)
+                              args.watch_cache_size, args.bookmark_interval, args.list_snapshots,
+                              args.service_node_port_range)
     except (OSError, ValueError, KeyError) as exc:
         print(f"kubeapi: {exc}", file=sys.stderr)
         return 1

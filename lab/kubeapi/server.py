@@ -16,6 +16,7 @@ from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
 from . import discovery, tables
+from .allocators import NODE_PORT_RANGE, ServiceAllocator
 from .auth import ANONYMOUS, ANONYMOUS_PATHS, Attributes, Authorizer, User, denial_reason
 from .errors import ApiError, bad_request, forbidden
 from .registry import DeleteOptions, ListQuery, Registry, utcnow
@@ -546,9 +547,10 @@ def tls_context(cert: str, key: str) -> ssl.SSLContext:
 
 def build_server(bind: str, port: int, cert: str, key: str, tokens: dict[str, User],
                  authorizer: Authorizer, watch_cache_size: int = 10000,
-                 bookmark_interval: float = 1.0, list_snapshots: int = 16) -> ApiServer:
+                 bookmark_interval: float = 1.0, list_snapshots: int = 16,
+                 node_ports: tuple[int, int] = NODE_PORT_RANGE) -> ApiServer:
     store = Store(watch_cache_size, list_snapshots)
-    registry = Registry(store)
+    registry = Registry(store, ServiceAllocator(node_ports=node_ports))
     config = Config(registry, tokens, authorizer, "", bookmark_interval)
     server = ApiServer((bind, port), tls_context(cert, key), config)
     actual_port = server.server_address[1]
