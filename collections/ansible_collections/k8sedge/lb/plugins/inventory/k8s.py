@@ -57,14 +57,9 @@ edge_group: edges
 keyed_groups:
   - key: k8s_labels['topology.kubernetes.io/zone'] | default('none')
     prefix: zone
-
-# inventory/lab/k8s.yml: the lab's read-only kubeconfig
-plugin: k8sedge.lb.k8s
-kubeconfig: .lab/kubeconfig
-compose:
-  node_ready: k8s_ready
 groups:
   k8s_ready_nodes: k8s_ready
+# The lab's source, inventory/lab/k8s.yml, sets kubeconfig: .lab/kubeconfig instead.
 """
 
 from typing import Any
