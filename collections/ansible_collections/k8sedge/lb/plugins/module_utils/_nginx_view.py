@@ -382,6 +382,26 @@ def _claim_port(ports: dict[tuple[int, str], list[tuple[str, str, str]]], port: 
     ports.setdefault((port, transport), []).append((module, address, owner))
 
 
+def _bucket_size(longest_key: int) -> int:
+    """A hash bucket that holds the longest key: nginx's default (one 64-byte cache line) holds
+    keys of at most 46 characters and refuses to start otherwise."""
+    size = 64
+    while size < longest_key + 32:  # the key plus nginx's per-entry pointer, length and alignment
+        size *= 2
+    return size
+
+
+def _hash_bucket_sizes(http_servers: list[dict[str, Any]], maps: list[dict[str, Any]]) -> dict[str, int]:
+    names = [d.split(" ", 1)[1] for s in http_servers for d in s["directives"] if d.startswith("server_name ")]
+    keys = [d.split(" ", 1)[0] for m in maps for d in m["directives"] if d != "hostnames" and not d.startswith("default ")]
+    variables = [m["variable"] for m in maps]
+    return {
+        "server_names": _bucket_size(max(map(len, names), default=0)),
+        "map": _bucket_size(max(map(len, keys), default=0)),
+        "variables": _bucket_size(max(map(len, variables), default=0)),
+    }
+
+
 def build_view(model: Any, options: ViewOptions) -> dict[str, Any]:
     """What the templates render for `options.pools` of `model`; see the module's docstring."""
     _check_options(options)
@@ -435,6 +455,7 @@ def build_view(model: Any, options: ViewOptions) -> dict[str, Any]:
             routes.append({"cidr": cidr, "via": str(_ip(_get(route, "via", at), f"{at}.via"))})
     view = {
         "generation": generation,
+        "hash_bucket_sizes": _hash_bucket_sizes(http_servers, maps),
         "pools": sorted(options.pools),
         "admin": {"listen": _socket(options.admin_address, options.admin_port)},
         "http": {"upstreams": [_upstream(backends[n]) for n in sorted(ctx.http_used)], "servers": http_servers},
