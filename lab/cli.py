@@ -70,7 +70,7 @@ def _seed_ready() -> bool:
 def up(_: argparse.Namespace) -> None:
     if os.geteuid() != 0:
         sys.exit("labctl: the lab needs root (network namespaces, mounts, nspawn)")
-    if _is_up():
+    if is_up():
         log("already up")
         status(None)
         return
@@ -122,7 +122,7 @@ def up(_: argparse.Namespace) -> None:
     _print_usage()
 
 
-def _is_up() -> bool:
+def is_up() -> bool:
     if not STATE.exists():
         return False
     running = procs.running()

@@ -11,14 +11,8 @@ import subprocess
 import pytest
 
 from lab import cli
-from lab.topology import KUBECONFIG, KUBECONFIG_ADMIN, KUBECTL, REPO
-
-LABCTL = str(REPO / "lab" / "labctl")
-
-
-def labctl(*args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([LABCTL, *args], check=check, capture_output=True, text=True,
-                          timeout=timeout, cwd=REPO)
+from lab.drive import LABCTL, labctl
+from lab.topology import KUBECONFIG, KUBECONFIG_ADMIN, KUBECTL
 
 
 def kubectl(*args: str, admin: bool = True, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -35,7 +29,7 @@ def in_host(host: str, *command: str, check: bool = True, timeout: float = 60) -
 def lab():
     if os.geteuid() != 0:
         pytest.fail("the lab tests need root (network namespaces, mounts, nspawn)")
-    was_up = cli._is_up()
+    was_up = cli.is_up()
     if not was_up:
         result = labctl("up", check=False)
         if result.returncode != 0:

@@ -1,0 +1,159 @@
+"""What the benchmarks on the lab share: the lab around a run (brought up and taken down again
+only if it was down), playbooks on one edge, and wrk from the lab's client through an edge while
+its proxy reloads. Every step is bounded by the benchmark's deadline."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TypeVar
+
+from bench.harness import Sample
+from lab import cli
+from lab.topology import REPO
+from lab.drive import LABCTL, labctl
+
+# Seconds kept back from the deadline for the cleanup (purge, lab down) that always runs.
+CLEANUP_RESERVE = 45.0
+# What wrk sends: the lab's HTTP service, as in tests/lab/test_*_reload.py.
+HOST_HEADER = "Host: s2.pctest"
+T = TypeVar("T")
+
+
+class LabError(Exception):
+    """A lab step (labctl, a playbook, a command on a host) that failed: the benchmark cannot measure."""
+
+
+def left(deadline: float, reserve: float = CLEANUP_RESERVE) -> float:
+    """Seconds left before the deadline, less the reserve; LabError when none are."""
+    seconds = deadline - time.monotonic() - reserve
+    if seconds <= 0:
+        raise LabError("time bound reached")
+    return seconds
+
+
+@contextmanager
+def lab(deadline: float) -> Iterator[bool]:
+    """The lab, up; yields whether it already was (then it is left up)."""
+    was_up = cli.is_up()
+    if not was_up:
+        result = labctl("up", check=False, timeout=left(deadline))
+        if result.returncode != 0:
+            labctl("down", check=False)
+            raise LabError(f"labctl up failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
+    try:
+        yield was_up
+    finally:
+        if not was_up:
+            labctl("down", check=False)
+
+
+def on_host(host: str, *command: str, deadline: float, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """command on a lab host; LabError if it fails and check is set."""
+    result = labctl("exec", host, "--", *command, check=False, timeout=min(60.0, left(deadline, reserve=0)))
+    if check and result.returncode != 0:
+        raise LabError(f"{host}: {' '.join(command)} exited {result.returncode}: {result.stderr[-1000:]}")
+    return result
+
+
+def playbook(path: str, edge: str, deadline: float, extra_vars: dict[str, object] | None = None,
+             reserve: float = CLEANUP_RESERVE) -> None:
+    """A playbook of the repo (e.g. molecule/edge_nginx/converge.yml) on one edge (K8SEDGE_EDGES)."""
+    command = [str(REPO / ".venv/bin/ansible-playbook"), path]
+    for name, value in (extra_vars or {}).items():
+        command += ["-e", f"{name}={value}"]
+    env = {**os.environ, "K8SEDGE_EDGES": edge, "PATH": f"{REPO / '.venv/bin'}:{os.environ['PATH']}"}
+    try:
+        result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, env=env,
+                                timeout=min(600.0, left(deadline, reserve)))
+    except subprocess.TimeoutExpired as exc:
+        raise LabError(f"{path} on {edge}: timed out after {exc.timeout:.0f} s") from exc
+    if result.returncode != 0:
+        raise LabError(f"{path} on {edge} failed:\n{result.stdout[-3000:]}\n{result.stderr[-1000:]}")
+
+
+@dataclass(frozen=True)
+class Run:
+    """One wrk run through an edge during reloads."""
+
+    requests: int
+    socket_errors: int  # connect + read + write + timeout
+    non_2xx: int  # non-2xx/3xx responses
+    reloads: int  # reloads done
+    confirmed: int  # reloads the proxy confirmed (a new generation of workers)
+
+    @property
+    def failed(self) -> int:
+        return self.socket_errors + self.non_2xx
+
+
+def wrk_counts(output: str) -> tuple[int, int, int]:
+    """(requests, socket errors, non-2xx/3xx responses) from wrk's summary."""
+    requests = re.search(r"(\d+) requests in", output)
+    if not requests:
+        raise LabError(f"no summary in wrk's output:\n{output[-2000:]}")
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    return (int(requests.group(1)), sum(map(int, errors.groups())) if errors else 0,
+            int(non_2xx.group(1)) if non_2xx else 0)
+
+
+def wrk_during_reloads(address: str, seconds: int, reloads: int, reload: Callable[[], bool]) -> Run:
+    """wrk -t2 -c20 (keep-alive) from the client to http://address/ for `seconds`, and `reloads`
+    calls of reload() spread evenly from the first second on; reload() returns whether the proxy
+    confirmed it."""
+    command = [LABCTL, "exec", "client", "--", "wrk", "-t2", "-c20", f"-d{seconds}s", "-H", HOST_HEADER,
+               f"http://{address}/"]
+    started = time.monotonic()
+    wrk = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    confirmed = 0
+    try:
+        for i in range(reloads):
+            time.sleep(max(0.0, started + 1 + i * (seconds - 2) / reloads - time.monotonic()))
+            confirmed += reload()
+        output, _ = wrk.communicate(timeout=seconds + 30)
+    finally:
+        if wrk.poll() is None:
+            wrk.kill()
+            wrk.wait()
+    requests, socket_errors, non_2xx = wrk_counts(output)
+    return Run(requests, socket_errors, non_2xx, reloads, confirmed)
+
+
+def wait_for(read: Callable[[], T | None | bool], seconds: float = 3.0) -> T | bool | None:
+    """Poll read() until it returns something other than None or False; that, or None once
+    `seconds` have passed."""
+    until = time.monotonic() + seconds
+    while True:
+        value = read()
+        if value is not None and value is not False:
+            return value
+        if time.monotonic() >= until:
+            return None
+        time.sleep(0.05)
+
+
+def samples(count: int, address: str, seconds: int, reloads: int, reload: Callable[[], bool], deadline: float,
+            runs: list[Run]) -> list[Sample]:
+    """`count` runs of wrk_during_reloads, each a sample of its failed requests (an error when the
+    proxy did not confirm every reload); stops early when the deadline comes near."""
+    out = []
+    for _ in range(count):
+        if deadline - time.monotonic() < CLEANUP_RESERVE + seconds + 15:
+            break
+        run = wrk_during_reloads(address, seconds, reloads, reload)
+        runs.append(run)
+        error = "" if run.confirmed == run.reloads else f"only {run.confirmed} of {run.reloads} reloads confirmed"
+        out.append(Sample(float(run.failed), error=error))
+    return out
+
+
+def totals(runs: list[Run]) -> dict[str, object]:
+    """What the runs of one side served and lost, for the result's parameters."""
+    return {"requests_per_run": [r.requests for r in runs], "failed_per_run": [r.failed for r in runs],
+            "socket_errors": sum(r.socket_errors for r in runs), "non_2xx": sum(r.non_2xx for r in runs),
+            "reloads_confirmed": sum(r.confirmed for r in runs), "reloads_done": sum(r.reloads for r in runs)}

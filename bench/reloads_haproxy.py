@@ -1,0 +1,97 @@
+"""Benchmark 5 (haproxy): failed requests while haproxy reloads under keep-alive load.
+
+wrk -t2 -c20 from the lab's client through edge1 (`Host: s2.pctest`) for 10 s (quick: 5 s) while
+haproxy is reloaded 5 times (quick: 3). Ours: the edge_haproxy role's config and reload
+(master-worker, `systemctl reload`, `option idle-close-on-response`). The baseline: the same
+config without `option idle-close-on-response`, reloaded the same way, what a hand-made setup
+that renders the rest alike gets. The role is applied by molecule/edge_haproxy/converge.yml; the
+baseline edits the applied file in place. At the end haproxy is purged (cleanup.yml) if the run
+installed it, else its config is put back and reloaded. The lab is brought up and taken down
+again if it was down. Samples: all of ours, then all of the baseline.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from bench import _lab
+from bench.harness import Goal, Measurement
+from lab.topology import host
+
+TITLE = "Reloads under load, haproxy"
+GOAL = Goal("ours 0 failed requests", max_ours=0)
+TIME_BOUND = {"full": 600, "quick": 150}
+
+EDGE = "edge1"
+CONFIG = "/etc/haproxy/haproxy.cfg"
+SAVED = "/etc/haproxy/haproxy.cfg.bench-saved"
+IDLE_CLOSE = "option idle-close-on-response"
+MASTER_PROC = ("import socket; s = socket.socket(socket.AF_UNIX); s.connect('/run/haproxy-master.sock');"
+               " s.sendall(b'show proc\\n'); print(s.recv(65536).decode())")
+
+
+def _installed(deadline: float) -> bool:
+    status = _lab.on_host(EDGE, "dpkg-query", "-W", "-f=${Status}", "haproxy", deadline=deadline, check=False).stdout
+    return status.startswith("install ok installed")
+
+
+def _master_reloads(deadline: float) -> int | None:
+    """How often haproxy's master has reloaded (`show proc` on the master socket); None while the
+    socket does not answer (the master re-executes itself at a reload)."""
+    result = _lab.on_host(EDGE, "python3", "-c", MASTER_PROC, deadline=deadline, check=False)
+    match = re.search(r"^\d+\s+master\s+(\d+)", result.stdout, re.MULTILINE)
+    return int(match.group(1)) if result.returncode == 0 and match else None
+
+
+def _idle_close_lines(deadline: float) -> int:
+    return int(_lab.on_host(EDGE, "grep", "-c", IDLE_CLOSE, CONFIG, deadline=deadline, check=False).stdout.strip() or 0)
+
+
+def run(quick: bool, workdir: Path, deadline: float) -> Measurement:
+    count, seconds, reloads = (1, 5, 3) if quick else (3, 10, 5)
+    measurement = Measurement(
+        parameters={"edge": EDGE, "load": "wrk -t2 -c20 (keep-alive), Host: s2.pctest", "seconds_per_run": seconds,
+                    "reloads_per_run": reloads, "samples": count,
+                    "ours_method": "edge_haproxy role: master-worker, systemctl reload (SIGUSR2 to the master), "
+                                   "option idle-close-on-response",
+                    "baseline_method": "the role's config without option idle-close-on-response, systemctl reload",
+                    "measured": "wrk socket errors + non-2xx/3xx responses per run"},
+        ours=[], baseline=[], unit="failed requests",
+        ours_label="role: master-worker reload + idle-close-on-response",
+        baseline_label="same config without idle-close-on-response",
+    )
+
+    def reload() -> bool:
+        before = _lab.wait_for(lambda: _master_reloads(deadline))
+        if before is None:
+            raise _lab.LabError("haproxy's master socket does not answer")
+        _lab.on_host(EDGE, "systemctl", "reload", "haproxy", deadline=deadline)
+        return _lab.wait_for(lambda: (_master_reloads(deadline) or 0) > before) is not None
+
+    with _lab.lab(deadline):
+        was_installed = _installed(deadline)
+        try:
+            _lab.playbook("molecule/edge_haproxy/converge.yml", EDGE, deadline)
+            address = host(EDGE).ip
+            measurement.parameters["ours_idle_close_lines"] = _idle_close_lines(deadline)
+            ours_runs: list[_lab.Run] = []
+            measurement.ours = _lab.samples(count, address, seconds, reloads, reload, deadline, ours_runs)
+
+            _lab.on_host(EDGE, "cp", "-p", CONFIG, SAVED, deadline=deadline)
+            _lab.on_host(EDGE, "sed", "-i", f"/{IDLE_CLOSE}/d", CONFIG, deadline=deadline)
+            measurement.parameters["baseline_idle_close_lines"] = _idle_close_lines(deadline)
+            if not reload():
+                raise _lab.LabError("haproxy did not reload into the baseline config")
+            baseline_runs: list[_lab.Run] = []
+            measurement.baseline = _lab.samples(count, address, seconds, reloads, reload, deadline, baseline_runs)
+        finally:
+            if was_installed:
+                _lab.on_host(EDGE, "sh", "-c", f"test ! -e {SAVED} || {{ mv {SAVED} {CONFIG} && systemctl reload haproxy; }}",
+                             deadline=deadline + _lab.CLEANUP_RESERVE, check=False)
+            else:
+                # The cleanup may use the reserve the steps above left for it.
+                _lab.playbook("molecule/edge_haproxy/cleanup.yml", EDGE, deadline + _lab.CLEANUP_RESERVE, reserve=0)
+    measurement.parameters.update({"ours": _lab.totals(ours_runs), "baseline": _lab.totals(baseline_runs)})
+    if len(measurement.ours) < count or len(measurement.baseline) < count:
+        measurement.parameters["stopped_early"] = "time bound reached"
+    return measurement
