@@ -8,6 +8,7 @@ bridge, so apt inside a VM installs real packages while nothing routes out.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 
@@ -24,6 +25,9 @@ MIRROR_PACKAGES = (
     "haproxy", "nginx", "libnginx-mod-stream", "keepalived", "curl", "socat", "iputils-ping",
 )
 
+# Bump when _configure() changes, so cached images are rebuilt.
+IMAGE_REVISION = 2
+
 IMAGE_DIR = CACHE_DIR / "image"
 IMAGE_ROOT = IMAGE_DIR / "root"
 MIRROR_DIR = CACHE_DIR / "mirror"
@@ -31,7 +35,7 @@ _STAMP = IMAGE_DIR / "recipe"
 
 
 def _recipe() -> str:
-    text = repr((DEBIAN_SUITE, DEBIAN_MIRROR, IMAGE_PACKAGES, MIRROR_PACKAGES, MIRROR_URL))
+    text = repr((IMAGE_REVISION, DEBIAN_SUITE, DEBIAN_MIRROR, IMAGE_PACKAGES, MIRROR_PACKAGES, MIRROR_URL))
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -71,6 +75,10 @@ def _configure(root) -> None:
     _chroot(root, "apt-get", "clean")
     shutil.rmtree(root / "var/lib/apt/lists", ignore_errors=True)
     (root / "var/lib/apt/lists/partial").mkdir(parents=True)
+    # No package lists: say so with an old timestamp, or apt's cache_valid_time (Ansible) takes
+    # the fresh directory for a fresh update and never fetches the lists.
+    for stamp in (root / "var/lib/apt/lists", root / "var/lib/apt/lists/partial"):
+        os.utime(stamp, (0, 0))
     (root / "etc/apt/sources.list").write_text(f"deb [trusted=yes] {MIRROR_URL}/ ./\n")
     # Host keys and machine-id are made per VM when it is created.
     for key in (root / "etc/ssh").glob("ssh_host_*"):

@@ -78,6 +78,16 @@ def test_edges_install_real_packages_from_the_lab_mirror():
     assert "(none)" not in policy.split("Candidate:")[1].splitlines()[0], policy
 
 
+def test_ansible_apt_on_a_fresh_edge_fetches_the_package_lists():
+    # cache_valid_time must not take the image's empty lists for a fresh update.
+    result = subprocess.run(
+        [str(REPO / ".venv/bin/ansible"), "-i", "inventory/lab", "edge2", "-m", "ansible.builtin.apt",
+         "-a", "name=socat update_cache=true cache_valid_time=3600"],
+        cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "socat version" in in_host("edge2", "socat", "-V").stdout
+
+
 def test_nothing_routes_out_of_the_lab():
     for h in HOSTS:
         routes = in_host(h.name, "ip", "route", "show").stdout
