@@ -46,11 +46,21 @@ def start_server(workdir: Path, *extra: str) -> tuple[subprocess.Popen[str], Lab
     tokens.write_text(f'{admin},lab-admin,1000,"system:masters,lab:admins"\n'
                       f"{reader},{READER},1001\n")
     log = workdir / "access.log"
+    proc, url = _launch(workdir, "0", *extra)
+    admin_cfg, reader_cfg = workdir / "admin.kubeconfig", workdir / "reader.kubeconfig"
+    pki.write_kubeconfig(admin_cfg, url, ca, admin, "lab-admin", "lab")
+    pki.write_kubeconfig(reader_cfg, url, ca, reader, "edge-reader", "lab")
+    return proc, LabApi(url, ca, admin, reader, admin_cfg, reader_cfg, log, proc.pid)
+
+
+def _launch(workdir: Path, port: str, *extra: str) -> tuple[subprocess.Popen[str], str]:
+    """The server on the PKI and tokens start_server wrote into workdir; returns once it listens."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "lab.kubeapi", "--bind", "127.0.0.1", "--port", "0",
-         "--tls-cert", str(cert), "--tls-key", str(key), "--token-auth-file", str(tokens),
+        [sys.executable, "-m", "lab.kubeapi", "--bind", "127.0.0.1", "--port", port,
+         "--tls-cert", str(workdir / "server.crt"), "--tls-key", str(workdir / "server.key"),
+         "--token-auth-file", str(workdir / "tokens.csv"),
          "--authorization-policy", str(REPO / "lab" / "rbac.yaml"),
-         "--authorization-policy", str(REPO / "docs" / "rbac.yaml"), "--log-file", str(log),
+         "--authorization-policy", str(REPO / "docs" / "rbac.yaml"), "--log-file", str(workdir / "access.log"),
          *extra],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdout is not None
@@ -60,11 +70,15 @@ def start_server(workdir: Path, *extra: str) -> tuple[subprocess.Popen[str], Lab
     if not line.startswith("listening on https://"):
         proc.kill()
         raise RuntimeError(f"kubeapi did not start: {line!r} {proc.stderr.read() if proc.stderr else ''}")
-    url = line.split()[-1]
-    admin_cfg, reader_cfg = workdir / "admin.kubeconfig", workdir / "reader.kubeconfig"
-    pki.write_kubeconfig(admin_cfg, url, ca, admin, "lab-admin", "lab")
-    pki.write_kubeconfig(reader_cfg, url, ca, reader, "edge-reader", "lab")
-    return proc, LabApi(url, ca, admin, reader, admin_cfg, reader_cfg, log, proc.pid)
+    return proc, line.split()[-1]
+
+
+def restart_server(api: LabApi, *extra: str) -> subprocess.Popen[str]:
+    """A new server (empty store) at api's address, with its CA and tokens: a cluster's API coming
+    back after an outage, for clients that must reconnect."""
+    proc, url = _launch(api.ca.parent, api.url.rsplit(":", 1)[1], *extra)
+    assert url == api.url, (url, api.url)
+    return proc
 
 
 def stop_server(proc: subprocess.Popen[str]) -> int:

@@ -21,9 +21,23 @@ MODEL_ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
     "udp_services_configmap": {"type": "str", "default": "ingress-nginx/udp-services"},
     "http_port": {"type": "int", "default": 80},
     "https_port": {"type": "int", "default": 443},
+    "nodeport_subset_size": {"type": "int", "default": 25},
     "timeout": {"type": "float", "default": 30},
     "page_size": {"type": "int", "default": 500},
 }
+
+
+def read_options(params: dict[str, Any]) -> k8s.ReadOptions:
+    """What to read, from the module options (shared by edge_info, the inventory and the watcher)."""
+    return k8s.ReadOptions(
+        namespaces=tuple(params["namespaces"]),
+        label_selector=params["label_selector"],
+        tcp_services_configmap=params["tcp_services_configmap"],
+        udp_services_configmap=params["udp_services_configmap"],
+        read_ingresses=params["read_ingresses"],
+        page_size=params["page_size"],
+        timeout=params["timeout"],
+    )
 
 
 def read_state(params: dict[str, Any], src: str | None = None) -> tuple[ClusterState, dict[str, Any]]:
@@ -31,14 +45,7 @@ def read_state(params: dict[str, Any], src: str | None = None) -> tuple[ClusterS
     if src:
         return load_state(src)
     reader = k8s.Reader(k8s.api_client(k8s.auth_options(params)), params["timeout"])
-    return k8s.read_cluster(reader, k8s.ReadOptions(
-        namespaces=tuple(params["namespaces"]),
-        label_selector=params["label_selector"],
-        tcp_services_configmap=params["tcp_services_configmap"],
-        udp_services_configmap=params["udp_services_configmap"],
-        read_ingresses=params["read_ingresses"],
-        page_size=params["page_size"],
-    ))
+    return k8s.read_cluster(reader, read_options(params))
 
 
 def model_of(state: ClusterState, params: dict[str, Any], pool: str | None, read: dict[str, Any]) -> dict[str, Any]:
@@ -50,6 +57,7 @@ def model_of(state: ClusterState, params: dict[str, Any], pool: str | None, read
         udp_services_configmap=params["udp_services_configmap"],
         http_port=params["http_port"],
         https_port=params["https_port"],
+        nodeport_subset_size=params["nodeport_subset_size"],
     )
     started = time.monotonic()
     model = build_model(state, options)
