@@ -1,0 +1,79 @@
+# Copyright: k8sedge developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: fail_static
+short_description: Refuse a model that would empty a backend or remove too many targets
+version_added: 0.1.0
+description:
+  - Compares a new edge model with the model each edge host serves now (the last one applied and
+    proven there) and says whether applying it is safe.
+  - Unsafe is a backend that has targets now and would have none, or more than O(max_removed_share)
+    of a host's targets removed. The caller decides what an unsafe result means (C(site.yml) stops
+    unless the operator sets its override).
+author:
+  - k8sedge developers (@k8sedge)
+positional: _input
+options:
+  _input:
+    description: The new model, as M(k8sedge.lb.edge_info) returns it under C(model).
+    type: dict
+    required: true
+  live:
+    description: Edge host to the model it serves now; an empty value for a host that serves nothing yet.
+    type: dict
+    required: true
+  max_removed_share:
+    description: The largest share (0 to 1) of a host's targets one change may remove.
+    type: float
+    default: 0.3
+"""
+
+EXAMPLES = r"""
+- name: Compare the new model with what the edges serve
+  ansible.builtin.set_fact:
+    guard: "{{ edge.model | k8sedge.lb.fail_static(live={'edge1': edge1_model, 'edge2': {}}) }}"
+"""
+
+RETURN = r"""
+_value:
+  description: The comparison.
+  type: dict
+  contains:
+    ok:
+      description: Whether the change is within the limits.
+      type: bool
+    reasons:
+      description: One line per limit exceeded, naming the host and the backend or the share.
+      type: list
+      elements: str
+    hosts:
+      description: Per host - C(total) targets now, C(removed), C(emptied) backends, the live C(generation).
+      type: dict
+    max_removed_share:
+      description: The limit applied.
+      type: float
+"""
+
+from typing import Any
+
+from ansible.errors import AnsibleFilterError
+from ansible_collections.k8sedge.lb.plugins.module_utils._guard import GuardError, check
+
+
+def fail_static(model: Any, live: Any, max_removed_share: Any = 0.3) -> dict[str, Any]:
+    try:
+        if not isinstance(live, dict):
+            raise GuardError("live: expected host -> model")
+        return check(model, live, float(max_removed_share))
+    except (GuardError, TypeError, ValueError) as exc:
+        raise AnsibleFilterError(f"k8sedge.lb.fail_static: {exc}") from None
+
+
+class FilterModule:
+    """The fail-static guard."""
+
+    def filters(self) -> dict[str, Any]:
+        return {"fail_static": fail_static}

@@ -1,0 +1,151 @@
+# Copyright: k8sedge developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: probe_plan
+short_description: Derive the traffic probes that prove an edge model
+version_added: 0.1.0
+description:
+  - Takes the model that M(k8sedge.lb.edge_info) returns and derives, with no hand-written list,
+    one check per HTTP route, TLS passthrough name, TCP and UDP frontend, and sends each through
+    every VIP of its pool, through every edge host directly and to every ready backend target
+    directly, so a failure says where it is.
+  - HTTP routes expect a status from O(http_status) whose body is not the edge's own
+    C(k8sedge: no route) page; routes of TLS hosts on the HTTP port expect a redirect to
+    C(https://<host>); HTTPS and passthrough use the host as SNI and check the certificate
+    against O(ca_path). PROXY-accepting frontends get a PROXY v1 header first; targets of a
+    backend the edge sends PROXY to get one too.
+  - TCP frontends send the operator's payload for the Service port (O(payloads)), else the design
+    note's C(HEAD / HTTP/1.1) for a port named C(http), else connect and hold the connection for
+    O(tcp_hold) seconds. UDP frontends send O(udp_send) and accept any answer unless a payload says
+    what to expect.
+  - What an engine does not serve is skipped with the reason (haproxy - UDP; nginx - PROXY from
+    HTTP, PROXY v2), and so is a backend without ready targets.
+author:
+  - k8sedge developers (@k8sedge)
+positional: _input
+options:
+  _input:
+    description: The model, as C(edge_info) returns it under C(model).
+    type: dict
+    required: true
+  hosts:
+    description: The edge hosts, each C({name, address, engine, pools}); C(engine) is C(haproxy) or C(nginx).
+    type: list
+    elements: dict
+    required: true
+  pool_vips:
+    description: Pool name to its VIP addresses.
+    type: dict
+    default: {}
+  through:
+    description: Which paths to probe - C(vip), C(edge) (each host directly), C(target) (each backend target directly).
+    type: list
+    elements: str
+    default: [vip, edge, target]
+  targets_from:
+    description: Where target probes run - C(edge) (each edge host probes the targets of its pools) or C(controller).
+    type: str
+    default: edge
+  timeout:
+    description: Seconds each probe may take.
+    type: float
+    default: 5
+  validate_certs:
+    description: Check certificates of HTTPS routes and passthrough names.
+    type: bool
+    default: true
+  ca_path:
+    description: CA file the certificates are checked with (system CAs when empty).
+    type: str
+    default: ""
+  http_status:
+    description: Status codes (or ranges such as C(200-499)) that prove an HTTP route reached its backend.
+    type: list
+    elements: str
+    default: ["200-499"]
+  http_not_regex:
+    description: A body an HTTP route must not answer with through the edge (the edge's own no-route page).
+    type: str
+    default: "^k8sedge: no route"
+  payloads:
+    description: C(namespace/service:port) to C({send, expect}) for TCP and UDP Service ports.
+    type: dict
+    default: {}
+  udp_send:
+    description: What UDP probes send when no payload is given.
+    type: str
+    default: "k8sedge-probe\n"
+  tcp_hold:
+    description: Seconds a TCP frontend with no known payload must keep a connection open.
+    type: float
+    default: 0.3
+"""
+
+EXAMPLES = r"""
+- name: Plan the probes of the edges in this play
+  ansible.builtin.set_fact:
+    plan: >-
+      {{ edge.model | k8sedge.lb.probe_plan(
+           hosts=[{'name': 'edge1', 'address': '10.213.0.11', 'engine': 'haproxy', 'pools': ['default']}],
+           pool_vips={'default': ['10.213.0.200']}, ca_path='/etc/k8sedge/ca.pem') }}
+"""
+
+RETURN = r"""
+_value:
+  description: The plan.
+  type: dict
+  contains:
+    generation:
+      description: The model's generation.
+      type: str
+    probes:
+      description:
+        - One entry per probe - C(kind) (vip, edge or target), C(via), C(runner) (C(controller) or an
+          edge host), C(frontend), C(label), C(pool), C(backend), and C(probe), the options of one
+          M(k8sedge.lb.probe) probe.
+      type: list
+      elements: dict
+    skipped:
+      description: Checks not probed - C(frontend), C(label), C(via) and the C(reason).
+      type: list
+      elements: dict
+    hosts:
+      description: The edge host names, in the order given.
+      type: list
+      elements: str
+"""
+
+from collections.abc import Mapping
+from typing import Any
+
+from ansible.errors import AnsibleFilterError
+from ansible_collections.k8sedge.lb.plugins.module_utils._probe_plan import PlanError, PlanOptions, hosts_of, plan
+
+
+def probe_plan(model: Any, hosts: Any, pool_vips: Any = None, through: Any = ("vip", "edge", "target"), targets_from: str = "edge",
+               timeout: Any = 5.0, validate_certs: Any = True, ca_path: Any = "", http_status: Any = ("200-499",),
+               http_not_regex: Any = "^k8sedge: no route", payloads: Any = None, udp_send: Any = "k8sedge-probe\n",
+               tcp_hold: Any = 0.3) -> dict[str, Any]:
+    try:
+        if not isinstance(model, Mapping):
+            raise PlanError("model: expected the model edge_info returns")
+        if not isinstance(pool_vips or {}, Mapping) or not isinstance(payloads or {}, Mapping):
+            raise PlanError("pool_vips and payloads: expected mappings")
+        options = PlanOptions(
+            hosts=hosts_of(hosts), pool_vips={str(k): [str(v) for v in vips] for k, vips in (pool_vips or {}).items()},
+            through=tuple(through), targets_from=str(targets_from), timeout=float(timeout), validate_certs=bool(validate_certs),
+            ca_path=str(ca_path or ""), http_status=tuple(str(s) for s in http_status), http_not_regex=str(http_not_regex or ""),
+            payloads={str(k): dict(v) for k, v in (payloads or {}).items()}, udp_send=str(udp_send), tcp_hold=float(tcp_hold))
+        return plan(model, options)
+    except (PlanError, KeyError, TypeError, ValueError) as exc:
+        raise AnsibleFilterError(f"k8sedge.lb.probe_plan: {exc}") from None
+
+
+class FilterModule:
+    """Probes derived from the edge model."""
+
+    def filters(self) -> dict[str, Any]:
+        return {"probe_plan": probe_plan}
