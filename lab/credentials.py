@@ -1,4 +1,5 @@
-"""The lab's secrets: SSH key, CA, API server certificate, tokens and kubeconfigs.
+"""The lab's secrets: SSH key, CA, API server certificate, tokens, kubeconfigs, and the
+certificates of the lab's TLS host names.
 
 Made once and kept across `labctl down`, so a kubeconfig copied elsewhere stays
 valid for the next `labctl up`.
@@ -8,6 +9,7 @@ from __future__ import annotations
 import csv
 import secrets
 import subprocess
+from pathlib import Path
 
 from lab import pki
 from lab.topology import (
@@ -22,6 +24,15 @@ SERVER_KEY = PKI_DIR / "apiserver.key"
 # user -> groups, as kube-apiserver's token file lists them.
 USERS = {ADMIN_USER: ["system:masters"], READER_USER: ["system:serviceaccounts"]}
 KUBECONFIGS = {KUBECONFIG_ADMIN: ADMIN_USER, KUBECONFIG: READER_USER}
+# Host names served over TLS in lab/manifests, each with a certificate of the lab CA:
+# secure.pctest is terminated by the edges (Ansible gives them .lab/pki/secure.pctest.{crt,key}),
+# passthrough.pctest by the tls-echo pods themselves (their env names the files).
+TLS_HOSTS = ("secure.pctest", "passthrough.pctest")
+
+
+def tls_files(name: str) -> tuple[Path, Path]:
+    """(certificate, private key) of one of TLS_HOSTS."""
+    return PKI_DIR / f"{name}.crt", PKI_DIR / f"{name}.key"
 
 
 def ensure() -> None:
@@ -38,6 +49,10 @@ def ensure() -> None:
             dns_names=["kubernetes", "kubernetes.default", "kubernetes.default.svc", "localhost"],
             ip_addresses=[GATEWAY_IP, "127.0.0.1", "10.96.0.1"],
         )
+    for name in TLS_HOSTS:
+        cert, key = tls_files(name)
+        if not cert.exists():
+            pki.create_server_cert(cert, key, CA_CERT, CA_KEY, dns_names=[name], ip_addresses=[], common_name=name)
     tokens = _tokens()
     for path, user in KUBECONFIGS.items():
         pki.write_kubeconfig(path, API_URL, CA_CERT, tokens[user], user, "k8sedge-lab")

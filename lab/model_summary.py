@@ -12,6 +12,8 @@ def summary(model: dict) -> list[str]:
         for route in frontend.get("routes", []):
             where = f"{route['host']}{route['path']}"
             lines.append(f"{frontend['name']:18} {where:20} -> {route['backend']:26} {targets[route['backend']]}")
+        for entry in frontend.get("sni") or []:  # TLS passthrough: routed by the name the client sends
+            lines.append(f"{frontend['name']:18} {'sni ' + entry['host']:20} -> {entry['backend']:26} {targets[entry['backend']]}")
         if frontend.get("backend"):
             backend = frontend["backend"]
             lines.append(f"{frontend['name']:18} {'':20} -> {backend:26} {targets[backend]}")

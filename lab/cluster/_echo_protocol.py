@@ -149,9 +149,20 @@ class PodInfo:
     ip: str
 
 
+@dataclass(frozen=True)
+class TlsInfo:
+    """What the TLS handshake of a connection the pod terminated said."""
+
+    version: str  # "TLSv1.3"
+    server_name: str  # the SNI the client sent; "" without one
+
+
 def echo_page(pod: PodInfo, request: Request, client_address: str, body: bytes,
-              proxy_client: str | None, local_address: str) -> str:
-    """The text the echo server answers with, in the layout of the classic echoserver image."""
+              proxy_client: str | None, local_address: str, tls: TlsInfo | None = None) -> str:
+    """The text the echo server answers with, in the layout of the classic echoserver image.
+
+    A connection the pod itself decrypted says so (`tls_version`, `tls_server_name`): what tells
+    TLS passthrough (the pod's handshake) from termination at the edge (plain HTTP here)."""
     target = request.target
     if target.startswith(("http://", "https://")):
         target = "/" + target.split("://", 1)[1].partition("/")[2]
@@ -164,7 +175,8 @@ def echo_page(pod: PodInfo, request: Request, client_address: str, body: bytes,
         f"real path={path}",
         f"query={query}",
         f"request_version={request.version}",
-        f"request_uri=http://{host}{target}",
+        f"request_uri={'https' if tls else 'http'}://{host}{target}",
+        *([f"tls_version={tls.version}", f"tls_server_name={tls.server_name or '-'}"] if tls else []),
     ]
     lines = [
         f"Hostname: {pod.name}",

@@ -2,7 +2,8 @@
 
 A pod runs as one echo-server process (``lab.cluster.echo``) whatever its image says; all of its
 containers are reported as backed by that process. The ports the echo server opens come from
-the first container's ports named ``http``, ``tcp-echo`` and ``udp-echo`` (0 = not opened).
+the first container's ports named ``http``, ``tcp-echo``, ``udp-echo`` and ``https`` (0 = not
+opened; ``https`` also needs ECHO_TLS_CERT and ECHO_TLS_KEY in the container's env).
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from lab.cluster._model import Obj, node_internal_ip, node_is_ready
 
 KUBELET_VERSION = "v1.37.0+k8sedge.lab"  # build metadata says: not a real kubelet
-ECHO_PORT_NAMES = {"http": "--http-port", "tcp-echo": "--tcp-port", "udp-echo": "--udp-port"}
+ECHO_PORT_NAMES = {"http": "--http-port", "tcp-echo": "--tcp-port", "udp-echo": "--udp-port", "https": "--https-port"}
 HEARTBEAT_CONDITIONS = (
     ("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
     ("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),

@@ -1,13 +1,16 @@
 """The workload every lab pod runs: an echo server in the style of the classic ``echoserver`` image.
 
     python -m lab.cluster.echo --pod NAME --namespace NS --node NODE --ip IP \\
-        [--http-port 8080] [--tcp-port 9000] [--udp-port 9001] [--drain-seconds 2]
+        [--http-port 8080] [--tcp-port 9000] [--udp-port 9001] [--https-port 0] \\
+        [--tls-cert FILE --tls-key FILE] [--drain-seconds 2]
 
 Every option can come from the environment instead (POD_NAME, POD_NAMESPACE, NODE_NAME, POD_IP,
-ECHO_HTTP_PORT, ECHO_TCP_PORT, ECHO_UDP_PORT, ECHO_DRAIN_SECONDS); a port of 0 is not opened.
+ECHO_HTTP_PORT, ECHO_TCP_PORT, ECHO_UDP_PORT, ECHO_HTTPS_PORT, ECHO_TLS_CERT, ECHO_TLS_KEY,
+ECHO_DRAIN_SECONDS); a port of 0 is not opened.
 
 Container port names (the convention of lab/manifests and of the kubelet, which reads them to
-pick the ports): ``http`` (TCP 8080), ``tcp-echo`` (TCP 9000), ``udp-echo`` (UDP 9001).
+pick the ports): ``http`` (TCP 8080), ``tcp-echo`` (TCP 9000), ``udp-echo`` (UDP 9001) and
+``https`` (TCP, only in pods that are given a certificate).
 
 - http: HTTP/1.1 with keep-alive; any method gets 200 and a text/plain page describing the pod
   and the request (HEAD: the same headers, no body); ``/healthz`` answers "ok". Every response
@@ -16,6 +19,9 @@ pick the ports): ``http`` (TCP 8080), ``tcp-echo`` (TCP 9000), ``udp-echo`` (UDP
 - tcp-echo: echoes bytes back; a connection that starts like an HTTP request is answered as on
   the http port, so an HTTP health check works there too.
 - udp-echo: answers each datagram with ``<pod name>: `` and the datagram.
+- https: the http port's echo behind TLS with the certificate and key given (PEM files), so a
+  client that reaches the pod through the edge's TLS passthrough sees the pod's certificate; the
+  echo page then says ``tls_version`` and the ``tls_server_name`` the client sent.
 - Both TCP ports accept a PROXY protocol v1 or v2 header first and report its client as
   ``proxy_protocol_client=<ip:port>`` on the echo page.
 - SIGTERM: keep serving for the drain period (responses then say ``Connection: close``), then
@@ -28,6 +34,7 @@ import asyncio
 import logging
 import os
 import signal
+import ssl
 import sys
 from email.utils import formatdate
 
@@ -36,6 +43,7 @@ from lab.cluster._echo_protocol import (
     PodInfo,
     Request,
     ProtocolError,
+    TlsInfo,
     decode_chunked,
     echo_page,
     head_end,
@@ -49,6 +57,7 @@ log = logging.getLogger("lab.cluster.echo")
 MAX_HEAD = 65536
 MAX_BODY = 1 << 20
 IDLE_SECONDS = 60.0
+SNI_ATTRIBUTE = "k8sedge_server_name"  # set on a TLS connection's SSLObject by the SNI callback
 
 
 class _Stream:
@@ -101,6 +110,17 @@ class EchoServer:
         finally:
             writer.close()
 
+    async def handle_https(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._track()
+        tls = writer.get_extra_info("ssl_object")
+        info = TlsInfo(tls.version() or "", getattr(tls, SNI_ATTRIBUTE, "")) if tls is not None else None
+        try:
+            await self._serve_http(_Stream(reader), writer, None, info)
+        except (ConnectionError, asyncio.TimeoutError, ProtocolError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
     async def handle_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._track()
         stream = _Stream(reader)
@@ -121,7 +141,8 @@ class EchoServer:
         finally:
             writer.close()
 
-    async def _serve_http(self, stream: _Stream, writer: asyncio.StreamWriter, proxy_client: str | None) -> None:
+    async def _serve_http(self, stream: _Stream, writer: asyncio.StreamWriter, proxy_client: str | None,
+                          tls: TlsInfo | None = None) -> None:
         peer = writer.get_extra_info("peername") or ("", 0)
         local = writer.get_extra_info("sockname") or ("", 0)
         while True:
@@ -142,7 +163,7 @@ class EchoServer:
             if request.target.split("?")[0] == "/healthz":
                 payload = b"ok\n"
             else:
-                payload = echo_page(self.pod, request, peer[0], body, proxy_client, f"{local[0]}:{local[1]}").encode()
+                payload = echo_page(self.pod, request, peer[0], body, proxy_client, f"{local[0]}:{local[1]}", tls).encode()
             writer.write(self._response(200, "OK", payload, request.method == "HEAD", keep_alive))
             await writer.drain()
             if not keep_alive:
@@ -189,7 +210,20 @@ class _UdpEcho(asyncio.DatagramProtocol):
             self.transport.sendto(self.prefix + data, addr)
 
 
-async def serve(pod: PodInfo, http_port: int, tcp_port: int, udp_port: int, drain_seconds: float) -> None:
+def tls_context(cert: str, key: str) -> ssl.SSLContext:
+    """A server context that records the name each client asked for (SNI) on its connection."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+
+    def remember_sni(connection: ssl.SSLObject, server_name: str | None, _context: ssl.SSLContext) -> None:
+        setattr(connection, SNI_ATTRIBUTE, server_name or "")
+
+    context.sni_callback = remember_sni
+    return context
+
+
+async def serve(pod: PodInfo, http_port: int, tcp_port: int, udp_port: int, drain_seconds: float,
+                https_port: int = 0, tls: ssl.SSLContext | None = None) -> None:
     loop = asyncio.get_running_loop()
     echo = EchoServer(pod, drain_seconds)
     servers = []
@@ -197,10 +231,13 @@ async def serve(pod: PodInfo, http_port: int, tcp_port: int, udp_port: int, drai
         servers.append(await asyncio.start_server(echo.handle_http, pod.ip, http_port, reuse_address=True))
     if tcp_port:
         servers.append(await asyncio.start_server(echo.handle_tcp, pod.ip, tcp_port, reuse_address=True))
+    if https_port:
+        servers.append(await asyncio.start_server(echo.handle_https, pod.ip, https_port, ssl=tls, reuse_address=True))
     udp = None
     if udp_port:
         udp, _ = await loop.create_datagram_endpoint(lambda: _UdpEcho(f"{pod.name}: ".encode()), local_addr=(pod.ip, udp_port))
-    log.info("pod %s/%s serving on %s: http %s, tcp %s, udp %s", pod.namespace, pod.name, pod.ip, http_port, tcp_port, udp_port)
+    log.info("pod %s/%s serving on %s: http %s, tcp %s, udp %s, https %s", pod.namespace, pod.name, pod.ip, http_port, tcp_port,
+             udp_port, https_port)
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
@@ -229,12 +266,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--http-port", type=int, default=_env_int("ECHO_HTTP_PORT", 8080))
     parser.add_argument("--tcp-port", type=int, default=_env_int("ECHO_TCP_PORT", 9000))
     parser.add_argument("--udp-port", type=int, default=_env_int("ECHO_UDP_PORT", 9001))
+    parser.add_argument("--https-port", type=int, default=_env_int("ECHO_HTTPS_PORT", 0))
+    parser.add_argument("--tls-cert", default=os.environ.get("ECHO_TLS_CERT", ""), help="PEM certificate (chain) of the https port")
+    parser.add_argument("--tls-key", default=os.environ.get("ECHO_TLS_KEY", ""), help="PEM private key of the https port")
     parser.add_argument("--drain-seconds", type=float, default=float(os.environ.get("ECHO_DRAIN_SECONDS") or 2.0))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s echo %(levelname)s %(message)s")
     pod = PodInfo(args.pod, args.namespace, args.node, args.ip)
+    tls = None
+    if args.https_port:
+        if not (args.tls_cert and args.tls_key):
+            parser.error("--https-port needs --tls-cert and --tls-key (or ECHO_TLS_CERT, ECHO_TLS_KEY)")
+        try:
+            tls = tls_context(args.tls_cert, args.tls_key)
+        except (OSError, ssl.SSLError) as exc:
+            print(f"echo: cannot load the certificate {args.tls_cert} and key {args.tls_key}: {exc}", file=sys.stderr)
+            return 1
     try:
-        asyncio.run(serve(pod, args.http_port, args.tcp_port, args.udp_port, args.drain_seconds))
+        asyncio.run(serve(pod, args.http_port, args.tcp_port, args.udp_port, args.drain_seconds, args.https_port, tls))
     except OSError as exc:
         print(f"echo: cannot listen on {args.ip}: {exc}", file=sys.stderr)
         return 1

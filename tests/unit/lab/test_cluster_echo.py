@@ -131,6 +131,15 @@ def test_echo_page_with_proxy_body_and_no_host():
     assert page.endswith("Request Body:\n\tabc\n")
 
 
+def test_echo_page_of_a_connection_the_pod_decrypted():
+    request = ep.Request("GET", "/", "1.1", [("host", "passthrough.pctest")])
+    page = ep.echo_page(POD, request, "10.213.0.21", b"", None, "10.244.1.5:8443", ep.TlsInfo("TLSv1.3", "passthrough.pctest"))
+    assert ("\trequest_uri=https://passthrough.pctest/\n\ttls_version=TLSv1.3\n\ttls_server_name=passthrough.pctest\n"
+            "\n") in page
+    no_sni = ep.echo_page(POD, request, "10.213.0.21", b"", None, "10.244.1.5:8443", ep.TlsInfo("TLSv1.2", ""))
+    assert "\ttls_server_name=-\n" in no_sni
+
+
 def test_http_response():
     out = ep.http_response(200, "OK", b"hello", head_only=False, keep_alive=True, pod_name="p", date="D")
     assert out == (b"HTTP/1.1 200 OK\r\nServer: k8sedge-echo\r\nDate: D\r\nContent-Type: text/plain\r\n"

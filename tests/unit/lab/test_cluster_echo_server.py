@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -12,6 +13,7 @@ from typing import Iterator
 
 import pytest
 
+from lab import pki
 from lab.cluster._echo_protocol import proxy_v1_header
 
 REPO = Path(__file__).resolve().parents[3]
@@ -24,13 +26,27 @@ def _free_port(kind: int) -> int:
 
 
 @pytest.fixture(scope="module")
-def echo() -> Iterator[dict[str, int]]:
-    ports = {"http": _free_port(socket.SOCK_STREAM), "tcp": _free_port(socket.SOCK_STREAM), "udp": _free_port(socket.SOCK_DGRAM)}
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A CA and a certificate for passthrough.pctest, as the lab makes them."""
+    d = tmp_path_factory.mktemp("pki")
+    files = {name: d / name for name in ("ca.crt", "ca.key", "pod.crt", "pod.key")}
+    pki.create_ca(files["ca.crt"], files["ca.key"])
+    pki.create_server_cert(files["pod.crt"], files["pod.key"], files["ca.crt"], files["ca.key"],
+                           dns_names=["passthrough.pctest"], ip_addresses=[], common_name="passthrough.pctest")
+    return files
+
+
+@pytest.fixture(scope="module")
+def echo(tls_files: dict[str, Path]) -> Iterator[dict[str, int]]:
+    ports = {"http": _free_port(socket.SOCK_STREAM), "tcp": _free_port(socket.SOCK_STREAM), "udp": _free_port(socket.SOCK_DGRAM),
+             "https": _free_port(socket.SOCK_STREAM)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "lab.cluster.echo", "--pod", "echo-abc-x1y2z", "--namespace", "default", "--node", "node1",
          "--ip", "127.0.0.1", "--http-port", str(ports["http"]), "--tcp-port", str(ports["tcp"]),
          "--udp-port", str(ports["udp"]), "--drain-seconds", "0.5"],
-        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "ECHO_HTTPS_PORT": str(ports["https"]), "ECHO_TLS_CERT": str(tls_files["pod.crt"]),
+             "ECHO_TLS_KEY": str(tls_files["pod.key"])})
     deadline = time.monotonic() + 10
     while True:
         try:
@@ -84,6 +100,28 @@ def test_proxy_protocol_client_is_reported(echo):
     header = proxy_v1_header("192.0.2.7", 51000, "127.0.0.1", echo["http"])
     out = _exchange(echo["http"], header + b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", until_close=True)
     assert b"\tclient_address=127.0.0.1\n\tproxy_protocol_client=192.0.2.7:51000\n" in out
+
+
+def test_https_port_serves_the_echo_with_its_own_certificate(echo, tls_files):
+    context = ssl.create_default_context(cafile=str(tls_files["ca.crt"]))
+    with socket.create_connection(("127.0.0.1", echo["https"]), timeout=3) as raw:
+        with context.wrap_socket(raw, server_hostname="passthrough.pctest") as tls:
+            seen = tls.getpeercert(binary_form=True)
+            tls.sendall(b"GET /x HTTP/1.1\r\nHost: passthrough.pctest\r\nConnection: close\r\n\r\n")
+            out = b""
+            while chunk := tls.recv(65536):
+                out += chunk
+    assert seen == ssl.PEM_cert_to_DER_cert(tls_files["pod.crt"].read_text())
+    assert out.startswith(b"HTTP/1.1 200 OK")
+    assert b"\trequest_uri=https://passthrough.pctest/x\n\ttls_version=TLSv1.3\n\ttls_server_name=passthrough.pctest\n" in out
+
+
+def test_https_port_needs_a_certificate():
+    result = subprocess.run([sys.executable, "-m", "lab.cluster.echo", "--ip", "127.0.0.1", "--http-port", "0", "--tcp-port", "0",
+                             "--udp-port", "0", "--https-port", str(_free_port(socket.SOCK_STREAM))],
+                            cwd=REPO, capture_output=True, text=True, timeout=30, env={**os.environ, "ECHO_TLS_CERT": ""})
+    assert result.returncode == 2
+    assert "--https-port needs --tls-cert and --tls-key" in result.stderr
 
 
 def test_tcp_port_echoes_bytes(echo):

@@ -112,9 +112,10 @@ spec:
 
 
 def test_echo_ports_and_env():
-    assert km.echo_ports(POD) == {"--http-port": 8080, "--tcp-port": 9000, "--udp-port": 9001}
-    assert km.echo_ports({"spec": {"containers": [{"name": "c", "ports": [{"name": "http", "containerPort": 80}]}]}}) == {
-        "--http-port": 80, "--tcp-port": 0, "--udp-port": 0}
+    assert km.echo_ports(POD) == {"--http-port": 8080, "--tcp-port": 9000, "--udp-port": 9001, "--https-port": 0}
+    assert km.echo_ports({"spec": {"containers": [{"name": "c", "ports": [
+        {"name": "http", "containerPort": 80}, {"name": "https", "containerPort": 8443}]}]}}) == {
+        "--http-port": 80, "--tcp-port": 0, "--udp-port": 0, "--https-port": 8443}
     assert km.container_env(POD, "node1", "10.213.0.21", "10.244.1.5") == {
         "ECHO_DRAIN_SECONDS": "2", "MY_POD": "s2-abc-xyz12", "MY_IP": "10.244.1.5"}
 

@@ -114,6 +114,34 @@ def test_unknown_hosts_get_the_routes_of_host_star_else_a_clear_404():
     assert without == {"/": ['return 404 "k8sedge: no route for this host\\n"']}
 
 
+def test_a_path_no_route_of_a_host_serves_gets_a_clear_404():
+    """A server answers only its routes' paths: without a `location /` nginx would serve any other
+    path of a known host from its default document root (its welcome page), found with traffic
+    on the lab's edges."""
+    no_path = ['return 404 "k8sedge: no route for this host and path\\n"']
+    result = view()
+    assert locations(server(result, "listen 80", "server_name *.apps.example.com")) == {
+        "/": no_path, "= /health": ["proxy_pass http://default_web_80", "proxy_connect_timeout 5000ms", "proxy_read_timeout 60000ms",
+                                    "proxy_send_timeout 60000ms"]}
+    assert locations(server(result, "server_name shop.example.com"))["/"][0] == "proxy_pass http://default_web_80"  # a route has /
+    raw = model()
+    for route in frontend(raw, "default-http-80")["routes"]:
+        if route["host"] == "*":
+            route.update(path="/only", path_type="exact")
+    assert locations(server(view(raw), "listen 80 default_server"))["/"] == no_path
+
+
+def test_a_host_whose_routes_are_all_left_out_still_answers_404():
+    raw = model()
+    backend(raw, "default_web_80")["proxy_protocol"] = "v1"  # nginx cannot send PROXY from HTTP
+    result = view(raw)
+    assert {f["backend"] for f in result["findings"]} == {"default_web_80"}
+    for srv in result["http"]["servers"]:
+        for loc in srv["locations"]:
+            assert "default_web_80" not in " ".join(loc["directives"])
+        assert locations(srv)["/"][0].startswith(("return 404", "proxy_pass", "return 308")), srv
+
+
 def test_proxy_settings_come_from_the_backend():
     srv = server(view(), "server_name shop.example.com")
     assert locations(srv)["= /api/v1"] == [
@@ -166,9 +194,11 @@ def test_tcp_and_udp_frontends():
     result = view()
     assert stream(result, "default-udp-53") == [
         "listen 53 udp", "proxy_pass kube-system_dns_53_udp", "proxy_connect_timeout 5000ms", "proxy_timeout 60000ms"]
+    # A listener that accepts PROXY takes the client from the header (found with traffic: without
+    # set_real_ip_from, nginx sent on the address of the connection, not the one it was given).
     assert stream(result, "default-tcp-9999") == [
-        "listen 9999 proxy_protocol", "proxy_pass default_web_80_tcp_proxy-v1", "proxy_connect_timeout 5000ms", "proxy_timeout 60000ms",
-        "proxy_half_close on", "proxy_protocol on"]
+        "listen 9999 proxy_protocol", "set_real_ip_from 0.0.0.0/0", "set_real_ip_from ::/0", "proxy_pass default_web_80_tcp_proxy-v1",
+        "proxy_connect_timeout 5000ms", "proxy_timeout 60000ms", "proxy_half_close on", "proxy_protocol on"]
     assert upstreams(result, "stream")["kube-system_dns_53_udp"] == ["server 10.0.0.11:30053 max_fails=0"]
 
 

@@ -26,6 +26,7 @@ __all__ = ["ViewError", "ViewOptions", "build_view"]
 
 REFUSE_UPSTREAM = "k8sedge-refuse"  # no backend name can take it: those always contain '_'
 NOT_FOUND = 'return 404 "k8sedge: no route for this host\\n"'
+NO_PATH = 'return 404 "k8sedge: no route for this host and path\\n"'
 NO_TARGETS = 'return 503 "k8sedge: no ready targets for this route\\n"'
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,252}")
@@ -278,6 +279,9 @@ def _http_servers(frontend: dict[str, Any], name: str, listen: str, tls_ports: d
 
 
 def _locations(by_match: dict[str, list[str]]) -> list[dict[str, Any]]:
+    """The server's locations and, unless a route claims `/`, a `location /` that answers 404: a
+    request no location matches would otherwise be served from nginx's default document root."""
+    by_match = {"/": [NO_PATH], **by_match}
     # Order does not change nginx's matching; sorted so a re-run renders the same bytes.
     return [{"match": match, "directives": by_match[match]} for match in sorted(by_match)]
 
@@ -291,7 +295,8 @@ def _certificate_directives(name: str, ctx: _Context) -> list[str]:
 def _stream_server(frontend: dict[str, Any], name: str, listen: str, protocol: str, ctx: _Context) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """(server, map) of a TCP or UDP frontend; TLS passthrough routes by SNI through a map."""
     where = f"frontend {name}"
-    accept = " proxy_protocol" if protocol == "tcp" and _bool(frontend, "accept_proxy", where) else ""
+    accepts_proxy = protocol == "tcp" and _bool(frontend, "accept_proxy", where)
+    accept = " proxy_protocol" if accepts_proxy else ""
     udp = " udp" if protocol == "udp" else ""
     sni = _list(frontend, "sni", where) if protocol == "tcp" else []
     if not sni:
@@ -331,6 +336,11 @@ def _stream_server(frontend: dict[str, Any], name: str, listen: str, protocol: s
     if not chosen:
         return None, None
     directives = [f"listen {listen}{udp}{accept}"]
+    if accepts_proxy:
+        # The client is the one the PROXY header names (a listener that accepts PROXY trusts its
+        # senders, as haproxy's accept-proxy does): the PROXY header sent on and `hash
+        # $remote_addr` (balance source) then carry it, not the load balancer in front.
+        directives += ["set_real_ip_from 0.0.0.0/0", "set_real_ip_from ::/0"]
     if sni:
         directives.append("ssl_preread on")
     directives += [
