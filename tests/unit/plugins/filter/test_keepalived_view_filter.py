@@ -1,0 +1,108 @@
+"""The k8sedge.lb.keepalived_view and keepalived_domains filters: peers read from hostvars, errors
+as AnsibleFilterError, and the role's template fed by the view is a config the real keepalived
+accepts (`keepalived -t`, when keepalived and a non-loopback interface are there)."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import jinja2
+import pytest
+from ansible.errors import AnsibleFilterError
+from ansible.plugins.filter.core import comment
+
+from ansible_collections.k8sedge.lb.plugins.filter.keepalived_domains import FilterModule as DomainsModule
+from ansible_collections.k8sedge.lb.plugins.filter.keepalived_view import FilterModule
+
+REPO = Path(__file__).resolve().parents[4]
+ROLE = REPO / "roles/edge_keepalived"
+keepalived_view = FilterModule().filters()["keepalived_view"]
+keepalived_domains = DomainsModule().filters()["keepalived_domains"]
+FACTS = {"interfaces": ["lo", "eth0"], "eth0": {"ipv4": {"address": "10.213.0.11", "netmask": "255.255.255.0"}}}
+VIPS = {"default": ["10.213.0.200", "10.213.0.201"]}
+
+
+def test_peers_come_from_their_variables_then_facts_then_ansible_host():
+    hostvars = {
+        "edge1": {},
+        "edge2": {"edge_keepalived_address": "10.213.0.52", "ansible_host": "10.213.0.12"},
+        "edge3": {"edge_keepalived_interface": "eth1", "ansible_host": "edge3.example",
+                  "ansible_facts": {"eth1": {"ipv4": {"address": "10.213.0.53"}}}},
+        "edge4": {"ansible_host": "10.213.0.14", "edge_keepalived_pools": ["default", "web"]},
+        "edge5": {"ansible_host": "10.213.0.15", "edge_keepalived_pools": ["web"]},
+    }
+    view = keepalived_view(FACTS, host="edge1", hosts=list(hostvars), hostvars=hostvars, interface="eth0", pool_vips=VIPS,
+                           unicast=True)
+    assert view["instances"][0]["unicast"] == [{"source": "10.213.0.11", "peers": ["10.213.0.14", "10.213.0.52", "10.213.0.53"]}]
+    # Four hosts serve the pool: two VIPs are primary on edge1 and edge2.
+    assert [(i["primary"], i["priority"]) for i in view["instances"]] == [("edge1", 200), ("edge2", 170)]
+
+
+def test_errors_are_ansible_filter_errors():
+    with pytest.raises(AnsibleFilterError, match=r"^k8sedge.lb.keepalived_view: host edge1: interface: eth1 does not exist"):
+        keepalived_view(FACTS, host="edge1", hosts=["edge1"], hostvars={}, interface="eth1", pool_vips=VIPS)
+    with pytest.raises(AnsibleFilterError, match=r"edge_keepalived_pools: expected a list of pool names, got a str"):
+        keepalived_view(FACTS, host="edge1", hosts=["edge1"], hostvars={}, interface="eth0", pool_vips=VIPS, pools="default")
+    with pytest.raises(AnsibleFilterError, match=r"^k8sedge.lb.keepalived_view: .*unexpected keyword argument 'pol'"):
+        keepalived_view(FACTS, host="edge1", hosts=["edge1"], hostvars={}, interface="eth0", pool_vips=VIPS, check={"pol": 1})
+
+
+def test_domains_filter():
+    entries = [{"host": "edge1", "network": "10.213.0.0/24", "router_ids": [{"router_id": 50, "vip": "10.213.0.200"}]},
+               {"host": "edge2", "network": "10.213.0.0/24", "router_ids": [{"router_id": 50, "vip": "10.213.0.201"}]}]
+    assert keepalived_domains(entries[:1]) == entries[:1]
+    with pytest.raises(AnsibleFilterError, match=r"^k8sedge.lb.keepalived_domains: duplicate virtual_router_id 50 in broadcast "
+                                                 r"domain 10.213.0.0/24: 10.213.0.200 on edge1, 10.213.0.201 on edge2"):
+        keepalived_domains(entries)
+    with pytest.raises(AnsibleFilterError, match=r"expected the views' domain entries"):
+        keepalived_domains([{"host": "edge1"}])
+
+
+def render(view: dict, libexec: Path) -> str:
+    environment = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, trim_blocks=True)
+    environment.filters["comment"] = comment
+    return environment.from_string((ROLE / "templates/keepalived.conf.j2").read_text()).render(
+        ansible_managed="Ansible managed", __edge_keepalived_view=view, __edge_keepalived_libexec=str(libexec))
+
+
+def test_template_loops_only():
+    text = (ROLE / "templates/keepalived.conf.j2").read_text()
+    assert "{% if" not in text and "{%- if" not in text
+
+
+def _interface() -> str | None:
+    names = sorted(p.name for p in Path("/sys/class/net").iterdir() if p.name != "lo")
+    return names[0] if names else None
+
+
+@pytest.mark.parametrize("settings", [
+    {},
+    {"unicast": True, "preempt": False},
+    {"version": 2, "advert_int": 1, "auth": True},
+])
+def test_rendered_config_passes_keepalived_t(tmp_path, settings):
+    interface = _interface()
+    if not shutil.which("keepalived") or interface is None:
+        pytest.skip("keepalived or a non-loopback interface is missing")
+    libexec = tmp_path / "libexec"
+    libexec.mkdir()
+    for script in ("vrrp-check", "notify"):
+        shutil.copy(ROLE / "files" / script, libexec / script)
+    auth = tmp_path / "auth.conf"
+    auth.write_text("authentication {\n    auth_type PASS\n    auth_pass secret1\n}\n")
+    facts = {"interfaces": [interface], interface: {"ipv4": {"address": "10.213.0.11", "netmask": "255.255.255.0"}}}
+    hostvars = {"edge2": {"ansible_host": "10.213.0.12"}}
+    view = keepalived_view(facts, host="edge1", hosts=["edge1", "edge2"], hostvars=hostvars, interface=interface, pool_vips=VIPS,
+                           version=settings.get("version", 3), advert_int=settings.get("advert_int", 0.2),
+                           unicast=settings.get("unicast", False), preempt=settings.get("preempt", True),
+                           auth_file=str(auth) if settings.get("auth") else "",
+                           check={"program": str(libexec / "vrrp-check"), "status_dir": str(tmp_path / "status")})
+    config = tmp_path / "keepalived.conf"
+    config.write_text(render(view, libexec))
+    result = subprocess.run(["keepalived", "-t", "-f", str(config)], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert config.read_text().count("vrrp_instance ") == 2
+    # The same view with a broken line is refused by the same check: the test can fail.
+    config.write_text(config.read_text().replace("virtual_router_id 50", "virtual_router_id 300"))
+    assert subprocess.run(["keepalived", "-t", "-f", str(config)], capture_output=True, text=True, timeout=30).returncode != 0

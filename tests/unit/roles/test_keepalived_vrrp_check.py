@@ -1,0 +1,180 @@
+"""roles/edge_keepalived/files/vrrp-check, keepalived's track script: the proxy probe against real
+sockets on loopback, and the config check against the rollout.json contract."""
+from __future__ import annotations
+
+import importlib.machinery
+import importlib.util
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[3] / "roles/edge_keepalived/files/vrrp-check"
+_loader = importlib.machinery.SourceFileLoader("vrrp_check", str(SCRIPT))
+_spec = importlib.util.spec_from_loader("vrrp_check", _loader)
+check = importlib.util.module_from_spec(_spec)
+_loader.exec_module(check)
+
+GEN = "a" * 64
+OTHER = "b" * 64
+NOW = 1_700_000_000.0
+
+
+@contextmanager
+def admin(answer: bytes | None) -> Iterator[tuple[int, threading.Event]]:
+    """A listener on loopback that answers every connection with `answer` (None: never answers).
+    Yields its port and an event that stops it."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    server.settimeout(0.05)
+    stop = threading.Event()
+    held = []
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            conn.recv(1024)
+            if answer is None:
+                held.append(conn)
+            else:
+                conn.sendall(answer)
+                conn.close()
+        server.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield server.getsockname()[1], stop
+    finally:
+        stop.set()
+        thread.join(2)
+        for conn in held:
+            conn.close()
+
+
+def free_port() -> int:
+    with socket.socket() as probe_socket:
+        probe_socket.bind(("127.0.0.1", 0))
+        return probe_socket.getsockname()[1]
+
+
+def test_probe_accepts_2xx_only():
+    with admin(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n") as (port, _):
+        assert check.probe("127.0.0.1", port, "/stats", 0.5) is None
+    with admin(b"HTTP/1.1 503 Service Unavailable\r\n\r\n") as (port, _):
+        assert check.probe("127.0.0.1", port, "/stats", 0.5) == f"proxy admin 127.0.0.1:{port}/stats: answered 'HTTP/1.1 503 Service Unavailable'"
+    with admin(b"SSH-2.0-OpenSSH\r\n") as (port, _):
+        assert "answered 'SSH-2.0-OpenSSH'" in check.probe("127.0.0.1", port, "/stats", 0.5)
+
+
+def test_probe_refused_and_hung():
+    port = free_port()
+    assert check.probe("127.0.0.1", port, "/stats", 0.5) == f"proxy admin 127.0.0.1:{port}: Connection refused"
+    with admin(None) as (port, _):
+        started = time.monotonic()
+        reason = check.probe("127.0.0.1", port, "/stats", 0.3)
+        assert reason.startswith(f"proxy admin 127.0.0.1:{port}: ") and time.monotonic() - started < 0.6
+
+
+def test_watch_runs_its_time_when_healthy_and_stops_at_the_first_miss():
+    with admin(b"HTTP/1.0 200 OK\r\n\r\n") as (port, stop):
+        started = time.monotonic()
+        assert check.watch("127.0.0.1", port, "/stats", 0.2, 0.4, 0.05) is None
+        assert 0.35 < time.monotonic() - started < 0.7
+        threading.Timer(0.2, stop.set).start()
+        started = time.monotonic()
+        assert "Connection refused" in check.watch("127.0.0.1", port, "/stats", 0.2, 5.0, 0.05)
+        # Seen within a poll or two of the listener closing, not at the end of the watch.
+        assert time.monotonic() - started < 0.6
+
+
+def rollout(tmp_path: Path, body: object, generation: str | None = GEN, kind: str = "text") -> tuple[str, str]:
+    path = tmp_path / "rollout.json"
+    path.write_text(body if isinstance(body, str) else json.dumps(body))
+    generation_path = tmp_path / ("applied.json" if kind == "json" else "generation")
+    if generation is not None:
+        generation_path.write_text(json.dumps({"release": "r1", "generation": generation}) if kind == "json" else generation + "\n")
+    return str(path), str(generation_path)
+
+
+@pytest.mark.parametrize("body, running, verdict", [
+    ({"generation": GEN, "status": "passed", "since": NOW - 9999}, GEN, None),
+    ({"generation": GEN, "status": "applying", "since": NOW - 5}, GEN, None),
+    # A rollout in flight: the proxy still runs the previous generation, within the grace period.
+    ({"generation": GEN, "status": "applying", "since": NOW - 60}, OTHER, None),
+    ({"generation": GEN, "status": "applying", "since": NOW - 121}, OTHER,
+     "proxy runs generation bbbbbbbbbbbb, the rollout applied aaaaaaaaaaaa 121 s ago (grace 120 s)"),
+    ({"generation": GEN, "status": "passed", "since": NOW - 500}, OTHER, "proxy runs generation bbbbbbbbbbbb"),
+    ({"generation": GEN, "status": "applying", "since": NOW - 200}, None, "proxy runs generation none"),
+    # A failed rollout gives the VIP up whatever the proxy runs (rollback leaves "failed").
+    ({"generation": GEN, "status": "failed", "since": NOW}, GEN, "rollout of generation aaaaaaaaaaaa failed its probes on this host"),
+    ({"generation": GEN, "status": "failed", "since": NOW}, OTHER, "failed its probes"),
+    ({"generation": GEN, "status": "done", "since": NOW}, GEN, "status: expected one of applying, passed, failed"),
+    ({"generation": "", "status": "passed", "since": NOW}, GEN, "generation: expected a string"),
+    ({"generation": GEN, "status": "passed", "since": "yesterday"}, GEN, "since: expected unix seconds"),
+    ({"generation": GEN, "status": "passed", "since": True}, GEN, "since: expected unix seconds"),
+    ([GEN], GEN, "expected an object"),
+    ('{"generation": "', GEN, "unreadable"),
+])
+def test_config_reason(tmp_path, body, running, verdict):
+    for kind in ("text", "json"):
+        (tmp_path / kind).mkdir()
+        rollout_path, generation_path = rollout(tmp_path / kind, body, running, kind)
+        reason = check.config_reason(rollout_path, generation_path, kind, 120, NOW)
+        assert (reason is None) if verdict is None else (verdict in reason), (kind, reason)
+
+
+def test_no_rollout_yet_is_healthy(tmp_path):
+    assert check.config_reason(str(tmp_path / "rollout.json"), str(tmp_path / "generation"), "text", 120, NOW) is None
+
+
+def test_read_generation_refuses_odd_files(tmp_path):
+    (tmp_path / "applied.json").write_text('{"generation": 7}')
+    assert check.read_generation(str(tmp_path / "applied.json"), "json") is None
+    (tmp_path / "applied.json").write_text("not json")
+    assert check.read_generation(str(tmp_path / "applied.json"), "json") is None
+    (tmp_path / "generation").write_text("\n")
+    assert check.read_generation(str(tmp_path / "generation"), "text") is None
+
+
+def test_report_records_changes_only(tmp_path, monkeypatch):
+    logged = []
+    monkeypatch.setattr(check.syslog, "syslog", lambda priority, message: logged.append(message))
+    check.report(str(tmp_path / "status"), "proxy", None)
+    check.report(str(tmp_path / "status"), "proxy", None)
+    check.report(str(tmp_path / "status"), "proxy", "proxy admin 127.0.0.1:8404: Connection refused")
+    assert (tmp_path / "status/proxy").read_text() == "down: proxy admin 127.0.0.1:8404: Connection refused\n"
+    assert logged == ["proxy: up", "proxy: down: proxy admin 127.0.0.1:8404: Connection refused"]
+
+
+def test_the_script_as_keepalived_runs_it(tmp_path):
+    """Exit status is the verdict; the interpreter flags of the shebang (-IS) are honoured."""
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-IS", str(SCRIPT), *args, "--status-dir", str(tmp_path / "status")],
+                              capture_output=True, text=True, timeout=10)
+
+    with admin(b"HTTP/1.0 200 OK\r\n\r\n") as (port, _):
+        assert run("proxy", "--host", "127.0.0.1", "--port", str(port), "--path", "/stats").returncode == 0
+        started = time.monotonic()
+        assert run("proxy", "--host", "127.0.0.1", "--port", str(port), "--path", "/stats", "--watch", "0.6",
+                   "--poll", "0.05").returncode == 0
+        # The watch ends by --watch seconds after the process started, start-up included.
+        assert time.monotonic() - started < 1.2
+    assert run("proxy", "--host", "127.0.0.1", "--port", str(free_port()), "--path", "/stats").returncode == 1
+    rollout_path, generation_path = rollout(tmp_path, {"generation": GEN, "status": "failed", "since": NOW})
+    assert run("config", "--rollout", rollout_path, "--generation", generation_path, "--format", "text").returncode == 1
+    assert (tmp_path / "status/config").read_text().startswith("down: rollout of generation aaaaaaaaaaaa failed")
+    Path(rollout_path).write_text(json.dumps({"generation": GEN, "status": "passed", "since": NOW}))
+    assert run("config", "--rollout", rollout_path, "--generation", generation_path, "--format", "text").returncode == 0
+    assert (tmp_path / "status/config").read_text() == "up\n"
