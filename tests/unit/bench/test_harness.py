@@ -7,7 +7,7 @@ import pytest
 
 from bench import harness
 from bench.harness import Goal, Measurement, Sample
-from bench.model_build import baseline_pairs, compare, ours_pairs
+from bench.model_build import baseline_targets, compare, ours_targets
 
 GOAL = Goal("ours < 2 s, >= 10x faster", max_ours=2.0, min_ratio=10.0)
 MACHINE = {"cpu_model": "Test CPU", "cores": 2, "memory_gb": 4.0, "kernel": "6.1", "python": "3.11.7",
@@ -117,13 +117,19 @@ def test_benchmark_modules_are_discovered_and_helpers_are_not():
         assert {"full", "quick"} <= set(module.TIME_BOUND) and module.TITLE and module.GOAL
 
 
-def test_the_sides_are_compared_as_service_target_pairs():
-    ours = {"model": {"backends": [
+def test_the_sides_are_compared_per_service_with_node_subsets():
+    ours = ours_targets({"backends": [
         {"namespace": "a", "service": "web", "targets": [{"address": "10.0.0.1", "port": 30080}]},
         {"namespace": "a", "service": "web", "targets": [{"address": "10.0.0.2", "port": 30080}]},
-    ]}}
-    same = {"ansible_facts": {"bench_backends": {"a/web": ["10.0.0.1:30080", "10.0.0.2:30080"]}}}
-    short = {"ansible_facts": {"bench_backends": {"a/web": ["10.0.0.1:30080"]}}}
-    assert compare(ours_pairs(ours), baseline_pairs(same)) == []
-    [error] = compare(ours_pairs(ours), baseline_pairs(short))
-    assert "1 (service, target) pairs only in ours [('a/web', '10.0.0.2:30080')], 0 only in the baseline" in error
+        {"namespace": "a", "service": "api", "targets": [{"address": "10.0.0.1", "port": 30081}]},
+    ]})
+    def baseline(web: list[str], api: list[str]) -> dict:
+        return baseline_targets({"ansible_facts": {"bench_backends": {"a/web": web, "a/api": api}}})
+    every = ["10.0.0.1:30081", "10.0.0.2:30081", "10.0.0.3:30081"]
+    assert compare(ours, baseline(["10.0.0.1:30080", "10.0.0.2:30080"], every), subset_size=1) == []
+    # api has a subset of the right size; with every node expected (0) it disagrees.
+    [error] = compare(ours, baseline(["10.0.0.1:30080", "10.0.0.2:30080"], every), subset_size=0)
+    assert error.startswith("the two sides disagree on 1 Services, e.g. a/api: ours ['10.0.0.1:30081']")
+    # A subset of the wrong size, or a target the baseline does not have, is a disagreement.
+    assert compare(ours, baseline(["10.0.0.1:30080", "10.0.0.2:30080"], every), subset_size=2)
+    assert compare(ours, baseline(["10.0.0.1:30080"], every), subset_size=1)

@@ -3,6 +3,7 @@ template is a config the real haproxy accepts (`haproxy -c`, when haproxy is ins
 from __future__ import annotations
 
 import copy
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -47,6 +48,11 @@ def render(view: dict, root: Path, certificates: dict) -> Path:
         (root / entry["path"]).write_text(pair["cert"].strip() + "\n" + pair["key"].strip() + "\n")
     (root / "haproxy.cfg").write_text(config)
     return root / "haproxy.cfg"
+
+
+def test_the_json_text_of_the_model_gives_the_same_view():
+    view = haproxy_view(copy.deepcopy(MODEL), pools=["blue"])
+    assert view["frontends"] and haproxy_view(json.dumps(MODEL), pools=["blue"]) == view
 
 
 def test_errors_are_ansible_filter_errors_naming_the_object():

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 
 import pytest
@@ -30,13 +31,18 @@ def test_options_reach_the_view(text):
     assert view["routes"]
 
 
+def test_the_json_text_of_the_model_gives_the_same_view():
+    as_dict = nginx_view(FIXTURE["model"], DIRECTORY, pools=["internal"])
+    assert nginx_view(json.dumps(FIXTURE["model"]), DIRECTORY, pools=["internal"]) == as_dict
+
+
 @pytest.mark.parametrize(("call", "message"), [
     (lambda m: nginx_view(m, DIRECTORY), r"^k8sedge.lb.nginx_view: frontend default-http-443 field routes\[0\]\.certificate"),
     (lambda m: nginx_view(m, DIRECTORY, pools="default"), r"^k8sedge.lb.nginx_view: option pools: expected a list"),
     (lambda m: nginx_view(m, "etc/nginx"), r"^k8sedge.lb.nginx_view: option directory"),
     (lambda m: nginx_view(m, DIRECTORY, pools=["internal"], max_fails="3;"), r"option field max_fails"),
     (lambda m: nginx_view(m, DIRECTORY, pools=["internal"], admin_port="٣"), r"option field admin_port"),
-    (lambda m: nginx_view(None, DIRECTORY, pools=["internal"]), r"^k8sedge.lb.nginx_view: model: missing field generation"),
+    (lambda m: nginx_view(None, DIRECTORY, pools=["internal"]), r"^k8sedge.lb.nginx_view: model: expected the model edge_info returns"),
     (lambda m: nginx_view(m, DIRECTORY, certificates=["shop"], pools=["internal"]), "option certificates: expected a dict"),
     (lambda m: nginx_view(m, DIRECTORY, pool_addresses="10.0.0.1", pools=["internal"]), "option pool_addresses: expected a dict"),
 ])

@@ -1,13 +1,15 @@
 """The edge model over fixtures in the API's own shapes: what is served, and what is refused."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from ansible_collections.k8sedge.lb.plugins.module_utils._model import ClusterState, InvalidValue, ModelOptions, build_model
+from ansible_collections.k8sedge.lb.plugins.module_utils._model import (
+    ClusterState, InvalidValue, ModelOptions, build_model, build_model_json, generation, model_document)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 KINDS = ("services", "endpoint_slices", "nodes", "ingresses", "config_maps")
@@ -267,7 +269,59 @@ def test_exposed_with_nothing_to_serve_warns():
     ({"http_port": 0}, "option http_port: expected a port number"),
     ({"https_port": 80}, "option https_port: expected a port other than http_port"),
     ({"tcp_services_configmap": "tcp-services"}, "option tcp_services_configmap: expected <namespace>/<name>"),
+    ({"nodeport_subset_size": -1}, "option nodeport_subset_size: expected 0 .every node. or a positive number"),
 ])
 def test_options_are_checked(options, message):
     with pytest.raises(InvalidValue, match=message):
         ModelOptions(**options)
+
+
+def _node(name: str, address: str) -> dict[str, Any]:
+    return {"metadata": {"name": name, "labels": {"topology.kubernetes.io/zone": "z"}},
+            "status": {"conditions": [{"type": "Ready", "status": "True"}],
+                       "addresses": [{"type": "InternalIP", "address": address}]}}
+
+
+NODES_40 = [_node(f"n{i:02}", f"192.0.2.{i + 1}") for i in range(40)]
+SERVICES_50 = [service(f"s{i:02}", {"lb.k8sedge.io/expose": "true", "lb.k8sedge.io/tcp-ports": f"{7000 + i}:80"},
+                       ports=[{"name": "http", "protocol": "TCP", "port": 80, "nodePort": 30000 + i}]) for i in range(50)]
+
+
+def _subsets(nodes: list[dict[str, Any]], size: int = 25) -> dict[str, set[str]]:
+    found = build_model(ClusterState(services=SERVICES_50, nodes=nodes), ModelOptions(nodeport_subset_size=size))
+    return {b["service"]: {t["node"] for t in b["targets"]} for b in found["backends"]}
+
+
+def test_nodeport_targets_are_a_subset_of_the_nodes_spread_over_all_of_them():
+    subsets = _subsets(NODES_40)
+    assert {len(nodes) for nodes in subsets.values()} == {25}
+    # Every node carries some Services, and no node carries all of them.
+    load = {name: sum(name in nodes for nodes in subsets.values()) for name in (n["metadata"]["name"] for n in NODES_40)}
+    assert 0 < min(load.values()) and max(load.values()) < len(SERVICES_50)
+    assert len({frozenset(nodes) for nodes in subsets.values()}) > 10
+
+
+def test_a_node_leaving_changes_at_most_one_member_of_each_subset():
+    before = _subsets(NODES_40)
+    after = _subsets(NODES_40[:17] + NODES_40[18:])
+    for name, nodes in before.items():
+        assert len(nodes - after[name]) <= 1 and len(after[name]) == 25
+        assert nodes - after[name] <= {"n17"}
+
+
+def test_subset_size_zero_or_a_small_cluster_uses_every_node():
+    assert {len(nodes) for nodes in _subsets(NODES_40, size=0).values()} == {40}
+    assert {len(nodes) for nodes in _subsets(NODES_40[:25]).values()} == {25}
+
+
+def test_the_json_text_is_the_model_and_hashes_the_same(model):
+    found_generation, text = build_model_json(cluster(), ModelOptions())
+    assert json.loads(text) == model
+    assert found_generation == model["generation"] == generation(model)
+    assert model_document(text) == model and model_document(model) is model
+
+
+@pytest.mark.parametrize("value", ["{not json", "[]", {"frontends": []}, 42])
+def test_model_document_refuses_what_edge_info_does_not_return(value):
+    with pytest.raises(InvalidValue, match="model: expected"):
+        model_document(value)

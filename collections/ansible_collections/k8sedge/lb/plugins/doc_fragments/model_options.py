@@ -49,6 +49,16 @@ options:
       - The edge port of TLS frontends (termination and passthrough).
     type: int
     default: 443
+  nodeport_subset_size:
+    description:
+      - How many nodes carry each C(nodeport) backend whose Service has C(externalTrafficPolicy) C(Cluster).
+      - kube-proxy forwards from any node to any endpoint, so more node targets only add config and
+        health checks. Each Service takes the nodes that follow it on a hash ring of node names,
+        deterministic, spread evenly, and a node joining or leaving changes at most one member of a subset.
+      - V(0) uses every eligible node. Services with C(externalTrafficPolicy) C(Local) always use every
+        node that hosts an endpoint.
+    type: int
+    default: 25
   timeout:
     description:
       - Seconds the whole read may take before it fails.

@@ -21,8 +21,8 @@ author:
 positional: _input
 options:
   _input:
-    description: The model, as C(edge_info) returns it under C(model).
-    type: dict
+    description: The model, as C(edge_info) returns it under C(model), or its JSON text under C(model_json).
+    type: raw
     required: true
   pools:
     description: The pools this host serves.
@@ -129,6 +129,7 @@ from typing import Any
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.k8sedge.lb.plugins.module_utils._haproxy_view import ViewError, ViewOptions, haproxy_view
+from ansible_collections.k8sedge.lb.plugins.module_utils._model import InvalidValue, model_document
 
 
 def _certificates(value: Any) -> Any:
@@ -152,8 +153,8 @@ def _haproxy_view(model: Any, pools: Any = ("default",), certificates: Any = Non
             udp_frontends=udp_frontends,
             previous=previous or {},
         )
-        return haproxy_view(model, options)
-    except (ViewError, TypeError) as exc:
+        return haproxy_view(model_document(model), options)
+    except (ViewError, InvalidValue, TypeError) as exc:
         raise AnsibleFilterError(f"k8sedge.lb.haproxy_view: {exc}") from None
 
 

@@ -26,8 +26,8 @@ description:
     break a config line raises an error naming the frontend or backend and the field.
 options:
   _input:
-    description: The C(model) returned by M(k8sedge.lb.edge_info).
-    type: dict
+    description: The C(model) returned by M(k8sedge.lb.edge_info), or its JSON text C(model_json).
+    type: raw
     required: true
   directory:
     description: Absolute path of the release directory the config is rendered into (certificate paths).
@@ -111,6 +111,7 @@ from typing import Any
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.k8sedge.lb.plugins.module_utils._model import InvalidValue, model_document
 from ansible_collections.k8sedge.lb.plugins.module_utils._nginx_view import ViewError, ViewOptions, build_view
 
 
@@ -127,8 +128,8 @@ def nginx_view(model: Any, directory: str, pools: Any = ("default",), certificat
             admin_port=_integer(admin_port), pool_addresses=dict(pool_addresses or {}), max_fails=_integer(max_fails),
             fail_timeout_s=_integer(fail_timeout),
         )
-        return build_view(model, options)
-    except (ViewError, TypeError) as exc:
+        return build_view(model_document(model), options)
+    except (ViewError, InvalidValue, TypeError) as exc:
         raise AnsibleFilterError(f"k8sedge.lb.nginx_view: {exc}") from None
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from ansible_collections.k8sedge.lb.plugins.module_utils import _k8s_read as k8s
 from ansible_collections.k8sedge.lb.plugins.module_utils._manifests import load_state
-from ansible_collections.k8sedge.lb.plugins.module_utils._model import ClusterState, ModelOptions, build_model
+from ansible_collections.k8sedge.lb.plugins.module_utils._model import ClusterState, ModelOptions, build_model, build_model_json, paused_gc
 
 # Mirrors the k8sedge.lb.model_options doc fragment.
 MODEL_ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
@@ -42,15 +42,31 @@ def read_options(params: dict[str, Any]) -> k8s.ReadOptions:
 
 def read_state(params: dict[str, Any], src: str | None = None) -> tuple[ClusterState, dict[str, Any]]:
     """The cluster state, from manifests under src or from the API; whole or ReadError."""
-    if src:
-        return load_state(src)
-    reader = k8s.Reader(k8s.api_client(k8s.auth_options(params)), params["timeout"])
-    return k8s.read_cluster(reader, read_options(params))
+    with paused_gc():
+        if src:
+            return load_state(src)
+        reader = k8s.Reader(k8s.api_client(k8s.auth_options(params)), params["timeout"])
+        return k8s.read_cluster(reader, read_options(params))
 
 
 def model_of(state: ClusterState, params: dict[str, Any], pool: str | None, read: dict[str, Any]) -> dict[str, Any]:
     """build_model with the options in params, its time added to read["build_seconds"]."""
-    options = ModelOptions(
+    started = time.monotonic()
+    model = build_model(state, model_options(params, pool))
+    read["build_seconds"] = round(read.get("build_seconds", 0) + time.monotonic() - started, 3)
+    return model
+
+
+def model_json_of(state: ClusterState, params: dict[str, Any], pool: str | None, read: dict[str, Any]) -> tuple[str, str]:
+    """model_of as (generation, JSON text); see build_model_json."""
+    started = time.monotonic()
+    built = build_model_json(state, model_options(params, pool))
+    read["build_seconds"] = round(read.get("build_seconds", 0) + time.monotonic() - started, 3)
+    return built
+
+
+def model_options(params: dict[str, Any], pool: str | None) -> ModelOptions:
+    return ModelOptions(
         pool=pool,
         ingress_class=params["ingress_class"],
         tcp_services_configmap=params["tcp_services_configmap"],
@@ -59,7 +75,3 @@ def model_of(state: ClusterState, params: dict[str, Any], pool: str | None, read
         https_port=params["https_port"],
         nodeport_subset_size=params["nodeport_subset_size"],
     )
-    started = time.monotonic()
-    model = build_model(state, options)
-    read["build_seconds"] = round(read.get("build_seconds", 0) + time.monotonic() - started, 3)
-    return model
