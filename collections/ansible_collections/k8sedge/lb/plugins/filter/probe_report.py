@@ -83,6 +83,10 @@ _value:
       description: The plan's skipped checks.
       type: list
       elements: dict
+    notes:
+      description: One line per skipped check - what, through where, and why.
+      type: list
+      elements: str
     summary:
       description: Counts - C(probes), C(passed), C(failed), C(skipped), C(blocking).
       type: dict

@@ -325,6 +325,7 @@ def report(planned: Mapping[str, Any], results: list[Mapping[str, Any]], fail_on
         "table": table(rows, planned.get("hosts", [])),
         "probes": entries,
         "skipped": list(planned.get("skipped", [])),
+        "notes": [f"skipped {s['frontend']} {s['label']} via {s['via']}: {s['reason']}" for s in planned.get("skipped", [])],
     }
 
 
