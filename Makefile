@@ -6,9 +6,9 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 COLLECTION := collections/ansible_collections/k8sedge/lb
-# Debian packages the lab and the gates need on this machine.
+# Debian packages the lab and the gates need on this machine (Java 17: ansible-rulebook's rule engine).
 HOST_PACKAGES := haproxy nginx libnginx-mod-stream keepalived openssh-server openssh-client \
-	systemd-container debootstrap dpkg-dev socat curl wrk iproute2 util-linux git
+	systemd-container debootstrap dpkg-dev socat curl wrk iproute2 util-linux git openjdk-17-jre-headless
 
 .PHONY: help setup host-packages venv lab-up lab-down lab-status demo test lint unit lab-test sanity lock
 
