@@ -2,9 +2,8 @@
 
 Generated clusters (the strategies of module_utils/test_model_properties.py) and a few fixed ones
 -> build_model -> each role's view filter with the options the role passes -> the role's own
-templates and copy tasks, read from its task files and rendered through Ansible's templating
-(Templar, as a play renders them: `ansible_managed | comment`, trim_blocks, role defaults and
-vars) -> the tree laid out as on the host, under a temporary directory -> `haproxy -c` on the
+templates and copy tasks, run through Ansible's templating (tests/role_render.py) -> the tree
+laid out as on the host, under a temporary directory -> `haproxy -c` on the
 staging tree and `nginx -t` on the release, the checks the roles run before going live (for
 nginx, on a copy of the release's nginx.conf whose pid file and error log are moved into the
 temporary directory, so that nothing under /run or /var/log is touched).
@@ -16,32 +15,23 @@ anything changes). Any other refusal, and any config the binary rejects, fails t
 from __future__ import annotations
 
 import copy
-import datetime
 import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-from ansible._internal._templating._template_vars import generate_ansible_template_vars
 from ansible.errors import AnsibleError
-from ansible.parsing.dataloader import DataLoader
-from ansible.plugins.loader import init_plugin_loader
-from ansible.template import Templar, trust_as_template
-from ansible.utils.collection_loader._collection_finder import _AnsibleCollectionFinder
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
 from ansible_collections.k8sedge.lb.plugins.module_utils._manifests import load_state
 from ansible_collections.k8sedge.lb.plugins.module_utils._model import ClusterState, ModelOptions, build_model
+from tests.role_render import (Role, certificate_names, haproxy_tree, loaded_roles, nginx_check_command, nginx_release,
+                               throwaway_certificate)
 from tests.unit.plugins.module_utils.test_model_properties import FIXTURE, KINDS, clusters
 
 REPO = Path(__file__).resolve().parents[3]
@@ -63,136 +53,18 @@ HAPROXY_REFUSALS = re.compile(r"frontend \S+: port: \d+ is already taken by fron
 NGINX_REFUSALS = re.compile(r"frontend \S+: port \d+/(tcp|udp) on \S+( address)? is also used by frontend \S+")
 
 
-# --- the roles, read from their own files ------------------------------------------------------
-
-class Role:
-    """The part of a role that turns the model into files: its defaults and vars, and the tasks
-    that build the view and write the tree, run with Ansible's templating. Host actions (apt,
-    systemd, routes, the apply modules) are not run."""
-
-    def __init__(self, name: str, steps: list[tuple[str, str | None]]) -> None:
-        self.name = name
-        self.path = REPO / "roles" / name
-        self.loader = DataLoader()
-        self.loader.set_basedir(str(self.path))
-        self.defaults = self._load("defaults/main.yml")
-        self.vars = self._load("vars/main.yml")
-        self.tasks = []
-        for file, task_name in steps:
-            chosen = [task for task in self._load(file) if task_name is None or task.get("name") == task_name]
-            assert chosen, f"roles/{name}/{file}: no task named {task_name!r} (was it renamed?)"
-            self.tasks += chosen
-
-    def _load(self, relative: str) -> Any:
-        # Trusted as templates, as Ansible loads a role's own files.
-        return self.loader.load_from_file(str(self.path / relative), trusted_as_template=True) or {}
-
-    def run(self, params: dict[str, Any], registered: dict[str, Any] | None = None) -> dict[str, Any]:
-        """The variables after the steps; params have the precedence of role parameters."""
-        variables = {**self.defaults, **self.vars, **params, **(registered or {}),
-                     "role_path": str(self.path), "role_name": self.name, "ansible_check_mode": False}
-        for task in self.tasks:
-            self._task(task, variables)
-        return variables
-
-    def value(self, variables: dict[str, Any], name: str) -> Any:
-        """A variable as a task would see it (role vars are templates)."""
-        return Templar(loader=self.loader, variables=variables).template(variables[name])
-
-    def _task(self, task: dict[str, Any], variables: dict[str, Any]) -> None:
-        action = next(key for key in task if key.startswith("ansible.builtin."))
-        if action == "ansible.builtin.debug":
-            return
-        args = task[action]
-        scope = {**variables, **task.get("vars", {})}
-        items = Templar(loader=self.loader, variables=scope).template(task["loop"]) if "loop" in task else [None]
-        loop_var = task.get("loop_control", {}).get("loop_var", "item")
-        for item in items:
-            templar = Templar(loader=self.loader, variables={**scope, loop_var: item} if "loop" in task else scope)
-            if action == "ansible.builtin.set_fact":
-                variables.update({key: templar.template(value) for key, value in args.items()})
-            elif action == "ansible.builtin.file":
-                assert args.get("state") == "directory", f"{task['name']}: only state=directory is stood in for"
-                path = Path(templar.template(args["path"]))
-                path.mkdir(parents=True, exist_ok=True)
-                path.chmod(int(templar.template(args["mode"]), 8))
-            elif action == "ansible.builtin.copy":
-                self._write(Path(templar.template(args["dest"])), templar.template(args["content"]), templar.template(args["mode"]))
-            elif action == "ansible.builtin.template":
-                self._write(Path(templar.template(args["dest"])), self._template(templar, templar.template(args["src"]), args), templar.template(args["mode"]))
-            else:
-                raise AssertionError(f"roles/{self.name}: task {task.get('name')!r} uses {action}, which this test does not stand in for")
-
-    def _template(self, templar: Any, src: str, args: dict[str, Any]) -> str:
-        """What ansible.builtin.template's action plugin does with the file (its defaults:
-        trim_blocks, no lstrip_blocks, '\\n'), ansible_managed included."""
-        source = self.path / "templates" / src
-        text = trust_as_template(self.loader.get_text_file_contents(str(source)))
-        scope = dict(templar.available_variables)
-        scope.update(generate_ansible_template_vars(path=src, fullpath=str(source), dest_path=templar.template(args["dest"]),
-                                                    include_ansible_managed="ansible_managed" not in scope))
-        renderer = templar.copy_with_new_env(searchpath=[str(self.path / "templates"), str(self.path)], available_variables=scope)
-        return renderer.template(text, escape_backslashes=False, overrides={"trim_blocks": True, "lstrip_blocks": False, "newline_sequence": "\n"})
-
-    @staticmethod
-    def _write(path: Path, content: str, mode: str) -> None:
-        path.write_text(content)
-        path.chmod(int(mode, 8))
-
-
 @pytest.fixture(scope="module", name="roles")
 def fixture_roles() -> Iterator[dict[str, Role]]:
-    """Both roles, with Ansible's collection loader in place so that `k8sedge.lb.haproxy_view` and
-    `k8sedge.lb.nginx_view` resolve as in a play. The loader must import `ansible_collections`
-    itself: the modules the other tests imported from the plain path are set aside and put back."""
-    def ours(name: str) -> bool:
-        return name == "ansible_collections" or name.startswith("ansible_collections.")
-
-    aside = {name: module for name, module in sys.modules.items() if ours(name)}
-    for name in aside:
-        del sys.modules[name]
-    init_plugin_loader([str(REPO / "collections")])
-    try:
-        yield {
-            "haproxy": Role("edge_haproxy", [
-                ("tasks/main.yml", "Build the haproxy view of the model"),
-                ("tasks/install.yml", "Create the state, staging and last-known-good directories"),
-                ("tasks/stage.yml", "Render haproxy.cfg into the staging tree"),
-                ("tasks/stage.yml", "Write the map files into the staging tree"),
-                ("tasks/stage.yml", "Write the certificates into the staging tree"),
-            ]),
-            "nginx": Role("edge_nginx", [("tasks/view.yml", None), ("tasks/release.yml", None)]),
-        }
-    finally:
-        _AnsibleCollectionFinder._remove()
-        for name in [name for name in sys.modules if ours(name)]:
-            del sys.modules[name]
-        sys.modules.update(aside)
+    with loaded_roles() as roles:
+        yield roles
 
 
 @pytest.fixture(scope="module", name="certificate")
 def fixture_certificate() -> dict[str, str]:
-    """A throw-away self-signed certificate and key (PEM), for every name a model asks for."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "k8sedge.test")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=2))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName("k8sedge.test")]), critical=False)
-            .sign(key, hashes.SHA256()))
-    return {
-        "cert": cert.public_bytes(serialization.Encoding.PEM).decode(),
-        "key": key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode(),
-    }
+    return throwaway_certificate()
 
 
 # --- from cluster to validated tree ------------------------------------------------------------
-
-def certificate_names(model: dict[str, Any]) -> set[str]:
-    return {name for f in model["frontends"] for name in f.get("certificates", [])} | {
-        r["certificate"] for f in model["frontends"] for r in f.get("routes", []) if r.get("certificate")}
-
 
 def refused(exc: AnsibleError, allowed: re.Pattern[str], pools: list[str]) -> bool:
     """Whether the view refused the model the way the role may: only with several pools served."""
@@ -208,22 +80,13 @@ def check_haproxy(roles: dict[str, Role], model: dict[str, Any], certificate: di
     """Render the staging tree as edge_haproxy does and run `haproxy -c` on it as
     k8sedge.lb.haproxy_config does; 'refused' when the view refuses as the role may."""
     with tempfile.TemporaryDirectory(prefix="k8sedge-haproxy-") as tmp:
-        root = Path(tmp)
-        params = {
-            "edge_haproxy_model": model, "edge_haproxy_pools": pools, "edge_haproxy_udp_frontends": "skip",
-            "edge_haproxy_certificates": {name: certificate for name in certificate_names(model)},
-            "edge_haproxy_bind_address": bind_address, "edge_haproxy_slots": slots,
-            "edge_haproxy_state_dir": f"{root}/var/lib/k8sedge/haproxy", "__edge_haproxy_config_dir": f"{root}/etc/haproxy",
-        }
-        # What k8sedge.lb.haproxy_runtime returns on a host where haproxy does not run yet.
-        running = {"__edge_haproxy_running": {"changed": False, "running": False, "servers": {}, "commands": []}}
         try:
-            variables = roles["haproxy"].run(params, running)
+            config = haproxy_tree(roles, model, {name: certificate for name in certificate_names(model)}, Path(tmp),
+                                  pools=pools, bind_address=bind_address, slots=slots)
         except AnsibleError as exc:
             if refused(exc, HAPROXY_REFUSALS, pools):
                 return "refused"
             raise
-        config = Path(roles["haproxy"].value(variables, "__edge_haproxy_staging")) / "haproxy.cfg"
         result = subprocess.run([HAPROXY, "-c", "-f", str(config)], capture_output=True, text=True, check=False)
         output = result.stdout + result.stderr
         assert result.returncode == 0, f"haproxy -c refused what edge_haproxy would apply:\n{output}\n{numbered(config)}"
@@ -237,44 +100,20 @@ def check_nginx(roles: dict[str, Role], model: dict[str, Any], certificate: dict
     'refused' when the view refuses as the role may."""
     with tempfile.TemporaryDirectory(prefix="k8sedge-nginx-") as tmp:
         root = Path(tmp)
-        params = {
-            "edge_nginx_model": model, "edge_nginx_pools": pools, "edge_nginx_pool_addresses": pool_addresses or {},
-            "edge_nginx_certificates": {name: certificate for name in certificate_names(model)},
-            "edge_nginx_access_log": f"{root}/access.log",
-            "__edge_nginx_root": f"{root}/etc/nginx/k8sedge", "__edge_nginx_state": f"{root}/var/lib/k8sedge/nginx",
-        }
         try:
-            variables = roles["nginx"].run(params)
+            config = nginx_release(roles, model, {name: certificate for name in certificate_names(model)}, root,
+                                   pools=pools, pool_addresses=pool_addresses)
         except AnsibleError as exc:
             if refused(exc, NGINX_REFUSALS, pools):
                 return "refused"
             raise
-        config = Path(roles["nginx"].value(variables, "__edge_nginx_dir")) / "nginx.conf"
-        checked = unprivileged_copy(config, root)
-        # The prefix stands in for Debian's /usr/share/nginx: `load_module modules/...` in
-        # /etc/nginx/modules-enabled/ is relative to it. nginx -t also binds the listeners
-        # (it tolerates ports in use, not addresses the host lacks).
-        (root / "prefix").mkdir()
-        (root / "prefix" / "modules").symlink_to(NGINX_MODULES)
-        result = subprocess.run([NGINX, "-t", "-q", "-p", f"{root}/prefix/", "-e", f"{root}/startup.log", "-c", str(checked)],
-                                capture_output=True, text=True, check=False)
+        command = nginx_check_command(NGINX, NGINX_MODULES, config, root)
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
         output = result.stdout + result.stderr
-        files = "".join(f"--- {path.name}\n{numbered(path)}" for path in (checked, config.with_name("http.conf"), config.with_name("stream.conf")))
+        files = "".join(f"--- {path.name}\n{numbered(path)}" for path in (Path(command[-1]), config.with_name("http.conf"), config.with_name("stream.conf")))
         assert result.returncode == 0, f"nginx -t refused what edge_nginx would apply:\n{output}\n{files}"
         assert "[warn]" not in output, f"nginx -t warns about what edge_nginx would apply:\n{output}\n{files}"
         return "accepted"
-
-
-def unprivileged_copy(config: Path, root: Path) -> Path:
-    """The release's nginx.conf with its pid file and error log moved under root, so that
-    checking it does not touch /run or /var/log; nothing else differs."""
-    text = config.read_text()
-    for line, moved in (("pid /run/nginx.pid;", f"pid {root}/nginx.pid;"), ("error_log /var/log/nginx/error.log;", f"error_log {root}/error.log;")):
-        assert text.count(f"\n{line}\n") == 1, f"{config}: expected the line {line!r} once (did nginx.conf.j2 change?)"
-        text = text.replace(f"\n{line}\n", f"\n{moved}\n")
-    checked = root / "nginx-check.conf"
-    checked.write_text(text)
-    return checked
 
 
 # --- fixed examples: the unit fixture's cluster, the lab's manifests, long names --------------

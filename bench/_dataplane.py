@@ -1,0 +1,107 @@
+"""Benchmark 7, shared by dataplane_http and dataplane_tcp: what the edge costs on the data path.
+
+wrk from the lab's client, the same settings for both sides: through edge1's haproxy (the
+edge_haproxy role's config, applied by molecule/edge_haproxy/converge.yml) against straight to a
+backend target the edge uses (node1's node port of default/s2, which the lab's kube-proxy
+forwards to the s2 pods, as it does for the edge). The runs of the two sides alternate, so a
+change in the machine's load falls on both. A sample is the run's p99 latency; requests per
+second go in the parameters. haproxy is purged at the end if the run installed it; the lab is
+brought up and taken down again if it was down.
+"""
+from __future__ import annotations
+
+import re
+import subprocess
+from dataclasses import dataclass
+from statistics import median
+
+from bench import _lab
+from bench.harness import Goal, Measurement, Sample
+from lab.drive import LABCTL
+from lab.topology import REPO, host
+
+EDGE, NODE = "edge1", "node1"
+S2_NODE_PORT = 31780  # lab/manifests/10-s2.yaml
+GOAL = Goal("ours p99 <= 2x straight to the backend", min_ratio=0.5)
+TIME_BOUND = {"full": 420, "quick": 120}
+_UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+@dataclass(frozen=True)
+class Side:
+    """Where one side sends its requests."""
+
+    label: str
+    url: str
+
+
+@dataclass(frozen=True)
+class Figures:
+    requests_per_second: float
+    p99_ms: float
+    failed: int
+
+
+def wrk_figures(output: str) -> Figures:
+    """Requests per second, p99 latency and failed requests from `wrk --latency` output."""
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    p99 = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", output, re.MULTILINE)
+    if not rate or not p99:
+        raise _lab.LabError(f"no rate or p99 in wrk's output:\n{output[-2000:]}")
+    _requests, socket_errors, non_2xx = _lab.wrk_counts(output)
+    return Figures(float(rate.group(1)), float(p99.group(1)) * _UNITS_MS[p99.group(2)], socket_errors + non_2xx)
+
+
+def _wrk(url: str, seconds: int, deadline: float) -> Figures:
+    command = [LABCTL, "exec", "client", "--", "wrk", "-t2", "-c20", f"-d{seconds}s", "--latency",
+               "-H", _lab.HOST_HEADER, url]
+    try:
+        done = subprocess.run(command, cwd=REPO, capture_output=True, text=True,
+                              timeout=min(seconds + 30, _lab.left(deadline, reserve=0)))
+    except subprocess.TimeoutExpired as exc:
+        raise _lab.LabError(f"wrk {url}: timed out after {exc.timeout:.0f} s") from exc
+    if done.returncode != 0:
+        raise _lab.LabError(f"wrk {url} exited {done.returncode}: {done.stderr[-1000:]}")
+    return wrk_figures(done.stdout)
+
+
+def _installed(deadline: float) -> bool:
+    status = _lab.on_host(EDGE, "dpkg-query", "-W", "-f=${Status}", "haproxy", deadline=deadline, check=False).stdout
+    return status.startswith("install ok installed")
+
+
+def measure(quick: bool, deadline: float, edge_port: int, mode: str) -> Measurement:
+    """Both sides on one edge frontend: `edge_port` of edge1 (HTTP or TCP mode) against the node port."""
+    count, seconds = (1, 3) if quick else (5, 8)
+    ours = Side(f"through {EDGE}'s haproxy ({mode} mode, port {edge_port})", f"http://{host(EDGE).ip}:{edge_port}/")
+    baseline = Side(f"straight to {NODE}'s node port {S2_NODE_PORT}", f"http://{host(NODE).ip}:{S2_NODE_PORT}/")
+    measurement = Measurement(
+        parameters={"load": f"wrk -t2 -c20 -d{seconds}s --latency, {_lab.HOST_HEADER}, from the lab's client",
+                    "samples": count, "ours_path": ours.url, "baseline_path": baseline.url,
+                    "measured": "p99 latency of each run; ratio = baseline p99 / ours p99 (below 1: the edge adds latency)"},
+        ours=[], baseline=[], unit="ms", ours_label=ours.label, baseline_label=baseline.label)
+    figures: dict[str, list[Figures]] = {"ours": [], "baseline": []}
+    with _lab.lab(deadline):
+        was_installed = _installed(deadline)
+        try:
+            _lab.playbook("molecule/edge_haproxy/converge.yml", EDGE, deadline)
+            for i in range(count):
+                if _lab.left(deadline) < 2 * (seconds + 10):
+                    measurement.parameters["stopped_early"] = f"time bound reached in sample {i + 1} of {count}"
+                    break
+                for side, target, samples in (("ours", ours, measurement.ours), ("baseline", baseline, measurement.baseline)):
+                    found = _wrk(target.url, seconds, deadline)
+                    figures[side].append(found)
+                    samples.append(Sample(found.p99_ms, error=f"{found.failed} failed requests" if found.failed else ""))
+        finally:
+            if not was_installed:
+                _lab.playbook("molecule/edge_haproxy/cleanup.yml", EDGE, deadline + _lab.CLEANUP_RESERVE, reserve=0)
+    for side, found in figures.items():
+        rates = sorted(f.requests_per_second for f in found)
+        measurement.parameters[f"{side}_requests_per_second"] = rates
+        measurement.parameters[f"{side}_failed_requests"] = sum(f.failed for f in found)
+    if figures["ours"] and figures["baseline"]:
+        measurement.parameters["requests_per_second_ratio"] = round(
+            median([f.requests_per_second for f in figures["ours"]]) / median([f.requests_per_second for f in figures["baseline"]]), 3)
+    return measurement
+
