@@ -1,0 +1,64 @@
+# Copyright: k8sedge developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Drift: what each edge host really runs, against the model and against the other hosts. Pure."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_STATE = {"ready": "ready", "draining": "drain"}
+
+
+class DriftError(Exception):
+    """The input is not what the drift report compares."""
+
+
+def _served_backends(model: dict[str, Any], pools: list[str]) -> set[str]:
+    """Backends the frontends of these pools use, UDP left out (haproxy cannot serve it)."""
+    names = set()
+    for frontend in model["frontends"]:
+        if frontend["pool"] not in pools or frontend["protocol"] == "udp":
+            continue
+        names.update(b for b in [frontend.get("backend", "")] if b)
+        names.update(route["backend"] for route in frontend.get("routes", []))
+        names.update(entry["backend"] for entry in frontend.get("sni", []))
+    return names
+
+
+def _runtime(model: dict[str, Any], pools: list[str], servers: dict[str, Any]) -> list[str]:
+    """Backends whose running servers are not the model's targets, each with what differs."""
+    targets = {b["name"]: b["targets"] for b in model["backends"]}
+    found = []
+    for name in sorted(_served_backends(model, pools) | set(servers)):
+        want = {(t["address"], int(t["port"]), _STATE[t["state"]]) for t in targets.get(name, [])}
+        have = {(s["address"], int(s["port"]), s["state"]) for s in (servers.get(name) or {}).values()}
+        if want != have:
+            missing = ", ".join(f"{a}:{p} {s}" for a, p, s in sorted(want - have)) or "none"
+            extra = ", ".join(f"{a}:{p} {s}" for a, p, s in sorted(have - want)) or "none"
+            found.append(f"{name}: missing {missing}; not in the model {extra}")
+    return found
+
+
+def report(model: dict[str, Any], hosts: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """hosts: name -> {engine, generation (applied, "" if none), pools, servers (haproxy's running
+    servers, or None when not read)}. Returns {ok, model, hosts: name -> {...}, lines}."""
+    if not isinstance(hosts, dict) or not all(isinstance(h, dict) for h in hosts.values()):
+        raise DriftError("hosts: expected host -> {engine, generation, pools, servers}")
+    out: dict[str, Any] = {}
+    for name, host in sorted(hosts.items()):
+        try:
+            generation, servers = host.get("generation") or "", host.get("servers")
+            runtime = _runtime(model, list(host.get("pools") or ["default"]), servers) if servers is not None else []
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise DriftError(f"host {name}: {exc!r}") from None
+        out[name] = {"engine": host.get("engine", ""), "generation": generation,
+                     "current": generation == model["generation"], "runtime": runtime}
+    generations = sorted({h["generation"] for h in out.values()})
+    lines = [f"model generation {model['generation'][:12]}"]
+    for name, host in out.items():
+        state = "current" if host["current"] else f"DRIFT: applied {host['generation'][:12] or 'nothing'}"
+        lines.append(f"{name} ({host['engine']}): {state}" + "".join(f"; runtime {r}" for r in host["runtime"]))
+    if len(generations) > 1:
+        lines.append(f"hosts differ: {len(generations)} generations among {len(out)} hosts")
+    ok = all(h["current"] and not h["runtime"] for h in out.values())
+    return {"ok": ok, "model": model["generation"], "hosts": out, "lines": lines}

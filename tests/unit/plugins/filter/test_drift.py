@@ -1,0 +1,52 @@
+"""The drift report: generations on disk and haproxy's running servers against the model."""
+from __future__ import annotations
+
+import pytest
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.k8sedge.lb.plugins.filter.drift import drift
+
+MODEL = {
+    "generation": "a" * 64,
+    "frontends": [{"name": "default-http-80", "pool": "default", "protocol": "http", "port": 80, "backend": "",
+                   "routes": [{"host": "web.test", "backend": "web"}]},
+                  {"name": "default-udp-53", "pool": "default", "protocol": "udp", "port": 53, "backend": "dns"},
+                  {"name": "other-tcp-9", "pool": "other", "protocol": "tcp", "port": 9, "backend": "other", "sni": []}],
+    "backends": [{"name": "web", "targets": [{"address": "10.244.1.5", "port": 8080, "state": "ready"},
+                                             {"address": "10.244.1.6", "port": 8080, "state": "draining"}]},
+                 {"name": "dns", "targets": [{"address": "10.244.1.7", "port": 53, "state": "ready"}]},
+                 {"name": "other", "targets": [{"address": "10.244.1.8", "port": 9, "state": "ready"}]}],
+}
+RUNNING = {"web": {"s1": {"address": "10.244.1.5", "port": 8080, "state": "ready"},
+                   "s2": {"address": "10.244.1.6", "port": 8080, "state": "drain"}}}
+
+
+def test_hosts_on_the_model_do_not_drift():
+    result = drift(MODEL, {"edge1": {"engine": "haproxy", "generation": "a" * 64, "servers": RUNNING},
+                           "edge2": {"engine": "nginx", "generation": "a" * 64}})
+    assert result["ok"] is True
+    assert result["lines"] == [f"model generation {'a' * 12}", "edge1 (haproxy): current", "edge2 (nginx): current"]
+
+
+@pytest.mark.parametrize("edge1, line", [
+    ({"generation": "b" * 64, "servers": RUNNING}, f"edge1 (haproxy): DRIFT: applied {'b' * 12}"),
+    ({"generation": "", "servers": {}}, "edge1 (haproxy): DRIFT: applied nothing; runtime web: missing 10.244.1.5:8080 ready,"
+                                        " 10.244.1.6:8080 drain; not in the model none"),
+    ({"generation": "a" * 64, "servers": {"web": {"s1": {"address": "10.244.1.9", "port": 8080, "state": "ready"}}}},
+     "edge1 (haproxy): current; runtime web: missing 10.244.1.5:8080 ready, 10.244.1.6:8080 drain;"
+     " not in the model 10.244.1.9:8080 ready"),
+])
+def test_drift_says_what_differs(edge1, line):
+    result = drift(MODEL, {"edge1": {"engine": "haproxy", **edge1}, "edge2": {"engine": "haproxy", "generation": "a" * 64}})
+    assert result["ok"] is False
+    assert line in result["lines"]
+
+
+def test_hosts_that_differ_from_each_other_are_named():
+    result = drift(MODEL, {"edge1": {"engine": "nginx", "generation": "b" * 64}, "edge2": {"engine": "nginx", "generation": "a" * 64}})
+    assert result["lines"][-1] == "hosts differ: 2 generations among 2 hosts"
+
+
+def test_bad_input_is_refused():
+    with pytest.raises(AnsibleFilterError, match="k8sedge.lb.drift: hosts"):
+        drift(MODEL, ["edge1"])
