@@ -99,10 +99,10 @@ $(BENCH_VENV)/.installed: bench/requirements-baseline.txt
 	touch $@
 
 bench: setup bench-venv
-	$(PY) -m bench
+	$(PY) -m bench --hold-lab
 
 bench-quick: venv bench-venv
-	$(PY) -m bench --quick
+	$(PY) -m bench --quick --hold-lab
 
 # Keeps the harness from rotting: a quick run must write well-formed results. Asserts no speed.
 bench-smoke: bench-quick

@@ -5,11 +5,15 @@ python -m bench --check [--quick] [--out DIR] [NAME...]: check the files a run w
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
+import time
 from pathlib import Path
 
-from bench import harness
+from bench import _lab, harness
+
+LAB_UP_SECONDS = 600 + _lab.CLEANUP_RESERVE  # the bound of `labctl up` when the run holds the lab
 
 
 def parse_args(argv: list[str], known: list[str]) -> argparse.Namespace:
@@ -18,6 +22,8 @@ def parse_args(argv: list[str], known: list[str]) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="small parameters, results in bench/results/quick/")
     parser.add_argument("--out", type=Path, help="where to write results (default: bench/results[/quick])")
     parser.add_argument("--check", action="store_true", help="only check the results in --out")
+    parser.add_argument("--hold-lab", action="store_true",
+                        help="bring the lab up once for the whole run (if it is down) instead of once per benchmark")
     parser.add_argument("names", nargs="*", metavar="NAME", help=f"benchmarks to run (default: all of {', '.join(known)})")
     args = parser.parse_args(argv)
     unknown = sorted(set(args.names) - set(known))
@@ -40,14 +46,16 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if problems else 0
     machine = harness.machine_facts()
     failed = False
-    for name in args.names:
-        print(f"bench: {name} ({'quick' if args.quick else 'full'}) ...", flush=True)
-        result = harness.run_one(name, modules[name], args.quick, machine)
-        harness.write_result(args.out, result)
-        print("bench: " + " | ".join(harness.summary_row(result)), flush=True)
-        for error in result["errors"]:
-            print(f"bench: {name}: {error}", file=sys.stderr)
-        failed = failed or result["verdict"] == "error"
+    # The benchmarks on the lab leave it as they find it: held up, each skips its own up and down.
+    with _lab.lab(time.monotonic() + LAB_UP_SECONDS) if args.hold_lab else contextlib.nullcontext():
+        for name in args.names:
+            print(f"bench: {name} ({'quick' if args.quick else 'full'}) ...", flush=True)
+            result = harness.run_one(name, modules[name], args.quick, machine)
+            harness.write_result(args.out, result)
+            print("bench: " + " | ".join(harness.summary_row(result)), flush=True)
+            for error in result["errors"]:
+                print(f"bench: {name}: {error}", file=sys.stderr)
+            failed = failed or result["verdict"] == "error"
     print(f"bench: wrote {harness.write_summary(args.out)}")
     return 1 if failed else 0
 
