@@ -102,11 +102,11 @@ def wrk_counts(output: str) -> tuple[int, int, int]:
             int(non_2xx.group(1)) if non_2xx else 0)
 
 
-def wrk_during_reloads(address: str, seconds: int, reloads: int, reload: Callable[[], bool]) -> Run:
-    """wrk -t2 -c20 (keep-alive) from the client to http://address/ for `seconds`, and `reloads`
-    calls of reload() spread evenly from the first second on; reload() returns whether the proxy
-    confirmed it."""
-    command = [LABCTL, "exec", "client", "--", "wrk", "-t2", "-c20", f"-d{seconds}s", "-H", HOST_HEADER,
+def wrk_during_reloads(address: str, seconds: int, reloads: int, reload: Callable[[], bool], connections: int = 20) -> Run:
+    """wrk -t2 -c<connections> (keep-alive) from the client to http://address/ for `seconds`, and
+    `reloads` calls of reload() spread evenly from the first second on; reload() returns whether the
+    proxy confirmed it."""
+    command = [LABCTL, "exec", "client", "--", "wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "-H", HOST_HEADER,
                f"http://{address}/"]
     started = time.monotonic()
     wrk = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -12,6 +12,7 @@ again if it was down. Samples: all of ours, then all of the baseline.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from bench import _lab
@@ -43,6 +44,18 @@ def _master_reloads(deadline: float) -> int | None:
     return int(match.group(1)) if result.returncode == 0 and match else None
 
 
+def reloader(deadline: float) -> Callable[[], bool]:
+    """A `systemctl reload haproxy` on the edge that says whether the master counted it (what
+    tests/lab/test_haproxy_reload.py reloads with too)."""
+    def reload() -> bool:
+        before = _lab.wait_for(lambda: _master_reloads(deadline))
+        if before is None:
+            raise _lab.LabError("haproxy's master socket does not answer")
+        _lab.on_host(EDGE, "systemctl", "reload", "haproxy", deadline=deadline)
+        return _lab.wait_for(lambda: (_master_reloads(deadline) or 0) > before) is not None
+    return reload
+
+
 def _idle_close_lines(deadline: float) -> int:
     return int(_lab.on_host(EDGE, "grep", "-c", IDLE_CLOSE, CONFIG, deadline=deadline, check=False).stdout.strip() or 0)
 
@@ -60,14 +73,7 @@ def run(quick: bool, workdir: Path, deadline: float) -> Measurement:
         ours_label="role: master-worker reload + idle-close-on-response",
         baseline_label="same config without idle-close-on-response",
     )
-
-    def reload() -> bool:
-        before = _lab.wait_for(lambda: _master_reloads(deadline))
-        if before is None:
-            raise _lab.LabError("haproxy's master socket does not answer")
-        _lab.on_host(EDGE, "systemctl", "reload", "haproxy", deadline=deadline)
-        return _lab.wait_for(lambda: (_master_reloads(deadline) or 0) > before) is not None
-
+    reload = reloader(deadline)
     with _lab.lab(deadline):
         was_installed = _installed(deadline)
         try:

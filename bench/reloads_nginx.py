@@ -11,6 +11,7 @@ if it was down. Samples: all of ours, then all of the baseline.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from bench import _lab
@@ -26,9 +27,9 @@ CONVERGE, CLEANUP = "molecule/edge_nginx/converge.yml", "molecule/edge_nginx/cle
 BASELINE_KEEPALIVE = 65
 
 
-def _workers(deadline: float) -> set[str]:
-    master = _lab.on_host(EDGE, "cat", "/run/nginx.pid", deadline=deadline).stdout.strip()
-    return set(_lab.on_host(EDGE, "ps", "-o", "pid=", "--ppid", master, deadline=deadline, check=False).stdout.split())
+def _workers(deadline: float, edge: str = EDGE) -> set[str]:
+    master = _lab.on_host(edge, "cat", "/run/nginx.pid", deadline=deadline).stdout.strip()
+    return set(_lab.on_host(edge, "ps", "-o", "pid=", "--ppid", master, deadline=deadline, check=False).stdout.split())
 
 
 def _keepalive(deadline: float) -> str:
@@ -37,11 +38,13 @@ def _keepalive(deadline: float) -> str:
     return "; ".join(sorted({line.strip() for line in out.splitlines() if line.strip().startswith("keepalive_timeout")}))
 
 
-def _reloader(command: tuple[str, ...], deadline: float):
+def reloader(command: tuple[str, ...], deadline: float, edge: str = EDGE) -> Callable[[], bool]:
+    """`command` on the edge, saying whether nginx started new workers (what
+    tests/lab/test_nginx_reload.py reloads with too)."""
     def reload() -> bool:
-        before = _workers(deadline)
-        _lab.on_host(EDGE, *command, deadline=deadline)
-        return _lab.wait_for(lambda: bool(_workers(deadline) - before)) is not None
+        before = _workers(deadline, edge)
+        _lab.on_host(edge, *command, deadline=deadline)
+        return _lab.wait_for(lambda: bool(_workers(deadline, edge) - before)) is not None
     return reload
 
 
@@ -66,13 +69,13 @@ def run(quick: bool, workdir: Path, deadline: float) -> Measurement:
             measurement.parameters["ours_config"] = _keepalive(deadline)
             ours_runs: list[_lab.Run] = []
             measurement.ours = _lab.samples(count, address, seconds, reloads,
-                                            _reloader(("systemctl", "reload", "nginx"), deadline), deadline, ours_runs)
+                                            reloader(("systemctl", "reload", "nginx"), deadline), deadline, ours_runs)
 
             _lab.playbook(CONVERGE, EDGE, deadline, {"edge_nginx_keepalive_timeout": BASELINE_KEEPALIVE})
             measurement.parameters["baseline_config"] = _keepalive(deadline)
             baseline_runs: list[_lab.Run] = []
             measurement.baseline = _lab.samples(count, address, seconds, reloads,
-                                                _reloader(("nginx", "-s", "reload"), deadline), deadline, baseline_runs)
+                                                reloader(("nginx", "-s", "reload"), deadline), deadline, baseline_runs)
         finally:
             # The cleanup may use the reserve the steps above left for it.
             _lab.playbook(CONVERGE if was_running else CLEANUP, EDGE, deadline + _lab.CLEANUP_RESERVE, reserve=0)

@@ -21,10 +21,12 @@ class ProtocolError(ValueError):
 
 @dataclass(frozen=True)
 class ProxyHeader:
-    """What a PROXY header said; client is "ip:port", or None for LOCAL/UNKNOWN."""
+    """What a PROXY header said; client is "ip:port", or None for LOCAL/UNKNOWN; version 1 or 2
+    (0: no header)."""
 
     length: int
     client: str | None = None
+    version: int = 0
 
 
 def _could_be_prefix(data: bytes, signature: bytes) -> bool:
@@ -53,7 +55,7 @@ def _parse_v1(data: bytes) -> ProxyHeader | None:
         return None
     parts = data[:end].decode("ascii", "replace").split(" ")
     if parts[1:2] == ["UNKNOWN"]:
-        return ProxyHeader(end + 2)
+        return ProxyHeader(end + 2, version=1)
     if len(parts) != 6 or parts[1] not in ("TCP4", "TCP6"):
         raise ProtocolError(f"bad PROXY v1 header {data[:end]!r}")
     _, family, src, _dst, sport, _dport = parts
@@ -64,7 +66,7 @@ def _parse_v1(data: bytes) -> ProxyHeader | None:
         raise ProtocolError(f"bad PROXY v1 address in {data[:end]!r}") from exc
     if (addr.version == 4) != (family == "TCP4") or not 0 <= port <= 65535:
         raise ProtocolError(f"bad PROXY v1 header {data[:end]!r}")
-    return ProxyHeader(end + 2, _host_port(str(addr), port))
+    return ProxyHeader(end + 2, _host_port(str(addr), port), 1)
 
 
 def _parse_v2(data: bytes) -> ProxyHeader | None:
@@ -78,7 +80,7 @@ def _parse_v2(data: bytes) -> ProxyHeader | None:
     total = 16 + length
     command = ver_cmd & 0x0F
     if command == 0:  # LOCAL: a health check by the proxy itself
-        return ProxyHeader(total)
+        return ProxyHeader(total, version=2)
     if command != 1:
         raise ProtocolError(f"PROXY v2 header with command {command}")
     body = data[16:total]
@@ -87,8 +89,8 @@ def _parse_v2(data: bytes) -> ProxyHeader | None:
     elif family >> 4 == 2 and len(body) >= 36:
         src, port = ipaddress.IPv6Address(body[0:16]), struct.unpack("!H", body[32:34])[0]
     else:
-        return ProxyHeader(total)  # UNSPEC or AF_UNIX: no address to report
-    return ProxyHeader(total, _host_port(str(src), port))
+        return ProxyHeader(total, version=2)  # UNSPEC or AF_UNIX: no address to report
+    return ProxyHeader(total, _host_port(str(src), port), 2)
 
 
 def _host_port(host: str, port: int) -> str:
@@ -158,7 +160,7 @@ class TlsInfo:
 
 
 def echo_page(pod: PodInfo, request: Request, client_address: str, body: bytes,
-              proxy_client: str | None, local_address: str, tls: TlsInfo | None = None) -> str:
+              proxy: ProxyHeader | None, local_address: str, tls: TlsInfo | None = None) -> str:
     """The text the echo server answers with, in the layout of the classic echoserver image.
 
     A connection the pod itself decrypted says so (`tls_version`, `tls_server_name`): what tells
@@ -170,7 +172,7 @@ def echo_page(pod: PodInfo, request: Request, client_address: str, body: bytes,
     host = request.header("host") or local_address
     info = [
         f"client_address={client_address}",
-        *([f"proxy_protocol_client={proxy_client}"] if proxy_client else []),
+        *([f"proxy_protocol_client={proxy.client}", f"proxy_protocol_version={proxy.version}"] if proxy and proxy.client else []),
         f"method={request.method}",
         f"real path={path}",
         f"query={query}",

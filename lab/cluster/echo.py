@@ -23,7 +23,7 @@ pick the ports): ``http`` (TCP 8080), ``tcp-echo`` (TCP 9000), ``udp-echo`` (UDP
   client that reaches the pod through the edge's TLS passthrough sees the pod's certificate; the
   echo page then says ``tls_version`` and the ``tls_server_name`` the client sent.
 - Both TCP ports accept a PROXY protocol v1 or v2 header first and report its client as
-  ``proxy_protocol_client=<ip:port>`` on the echo page.
+  ``proxy_protocol_client=<ip:port>`` and its version as ``proxy_protocol_version=1|2``.
 - SIGTERM: keep serving for the drain period (responses then say ``Connection: close``), then
   stop listening, close connections and exit 0.
 """
@@ -43,6 +43,7 @@ from lab.cluster._echo_protocol import (
     PodInfo,
     Request,
     ProtocolError,
+    ProxyHeader,
     TlsInfo,
     decode_chunked,
     echo_page,
@@ -84,12 +85,12 @@ class EchoServer:
         self.draining = False
         self._connections: set[asyncio.Task] = set()
 
-    async def _read_proxy(self, stream: _Stream) -> str | None:
+    async def _read_proxy(self, stream: _Stream) -> ProxyHeader | None:
         while True:
             header = parse_proxy_header(stream.buf)
             if header is not None:
                 stream.take(header.length)
-                return header.client
+                return header if header.length else None
             if not await stream.fill():
                 raise ConnectionError("closed inside a PROXY header")
 
@@ -103,8 +104,8 @@ class EchoServer:
         self._track()
         stream = _Stream(reader)
         try:
-            proxy_client = await self._read_proxy(stream)
-            await self._serve_http(stream, writer, proxy_client)
+            proxy = await self._read_proxy(stream)
+            await self._serve_http(stream, writer, proxy)
         except (ConnectionError, asyncio.TimeoutError, ProtocolError, asyncio.IncompleteReadError):
             pass
         finally:
@@ -125,11 +126,11 @@ class EchoServer:
         self._track()
         stream = _Stream(reader)
         try:
-            proxy_client = await self._read_proxy(stream)
+            proxy = await self._read_proxy(stream)
             if not stream.buf and not await stream.fill():
                 return
             if HTTP_START.match(stream.buf):
-                await self._serve_http(stream, writer, proxy_client)
+                await self._serve_http(stream, writer, proxy)
                 return
             while stream.buf:
                 writer.write(stream.take(len(stream.buf)))
@@ -141,7 +142,7 @@ class EchoServer:
         finally:
             writer.close()
 
-    async def _serve_http(self, stream: _Stream, writer: asyncio.StreamWriter, proxy_client: str | None,
+    async def _serve_http(self, stream: _Stream, writer: asyncio.StreamWriter, proxy: ProxyHeader | None,
                           tls: TlsInfo | None = None) -> None:
         peer = writer.get_extra_info("peername") or ("", 0)
         local = writer.get_extra_info("sockname") or ("", 0)
@@ -163,7 +164,7 @@ class EchoServer:
             if request.target.split("?")[0] == "/healthz":
                 payload = b"ok\n"
             else:
-                payload = echo_page(self.pod, request, peer[0], body, proxy_client, f"{local[0]}:{local[1]}", tls).encode()
+                payload = echo_page(self.pod, request, peer[0], body, proxy, f"{local[0]}:{local[1]}", tls).encode()
             writer.write(self._response(200, "OK", payload, request.method == "HEAD", keep_alive))
             await writer.drain()
             if not keep_alive:

@@ -28,16 +28,16 @@ V2_TCP6 = v2(1, 0x21, socket.inet_pton(socket.AF_INET6, "2001:db8::7") + socket.
     (b"", None),
     (b"PRO", None),
     (b"PROXY TCP4 192.0.2.7 10.0.0.1 51000 80", None),
-    (b"PROXY TCP4 192.0.2.7 10.0.0.1 51000 80\r\nGET", ep.ProxyHeader(40, "192.0.2.7:51000")),
-    (b"PROXY TCP6 2001:db8::7 2001:db8::1 443 80\r\n", ep.ProxyHeader(43, "[2001:db8::7]:443")),
-    (b"PROXY UNKNOWN\r\n", ep.ProxyHeader(15)),
-    (b"PROXY UNKNOWN ffff::1 ffff::2 1 2\r\n", ep.ProxyHeader(35)),
+    (b"PROXY TCP4 192.0.2.7 10.0.0.1 51000 80\r\nGET", ep.ProxyHeader(40, "192.0.2.7:51000", 1)),
+    (b"PROXY TCP6 2001:db8::7 2001:db8::1 443 80\r\n", ep.ProxyHeader(43, "[2001:db8::7]:443", 1)),
+    (b"PROXY UNKNOWN\r\n", ep.ProxyHeader(15, version=1)),
+    (b"PROXY UNKNOWN ffff::1 ffff::2 1 2\r\n", ep.ProxyHeader(35, version=1)),
     (V2_SIG[:5], None),
     (V2_TCP4[:20], None),
-    (V2_TCP4 + b"GET", ep.ProxyHeader(28, "192.0.2.7:51000")),
-    (V2_TCP6, ep.ProxyHeader(52, "[2001:db8::7]:443")),
-    (v2(0, 0x00, b""), ep.ProxyHeader(16)),  # LOCAL
-    (v2(1, 0x00, b""), ep.ProxyHeader(16)),  # UNSPEC
+    (V2_TCP4 + b"GET", ep.ProxyHeader(28, "192.0.2.7:51000", 2)),
+    (V2_TCP6, ep.ProxyHeader(52, "[2001:db8::7]:443", 2)),
+    (v2(0, 0x00, b""), ep.ProxyHeader(16, version=2)),  # LOCAL
+    (v2(1, 0x00, b""), ep.ProxyHeader(16, version=2)),  # UNSPEC
 ])
 def test_parse_proxy_header(data, expected):
     assert ep.parse_proxy_header(data) == expected
@@ -60,7 +60,7 @@ def test_parse_proxy_header_rejects(data):
 @given(st.ip_addresses(v=4), st.integers(0, 65535))
 def test_proxy_v1_round_trip(ip, port):
     header = ep.proxy_v1_header(str(ip), port, "10.0.0.1", 80)
-    assert ep.parse_proxy_header(header + b"rest") == ep.ProxyHeader(len(header), f"{ip}:{port}")
+    assert ep.parse_proxy_header(header + b"rest") == ep.ProxyHeader(len(header), f"{ip}:{port}", 1)
 
 
 @pytest.mark.parametrize("head, method, target, version, headers, keep_alive", [
@@ -125,8 +125,8 @@ def test_echo_page():
 
 def test_echo_page_with_proxy_body_and_no_host():
     request = ep.Request("POST", "/", "1.0", [])
-    page = ep.echo_page(POD, request, "10.213.0.21", b"abc", "192.0.2.7:51000", "10.244.1.5:8080")
-    assert "\tclient_address=10.213.0.21\n\tproxy_protocol_client=192.0.2.7:51000\n\tmethod=POST\n" in page
+    page = ep.echo_page(POD, request, "10.213.0.21", b"abc", ep.ProxyHeader(38, "192.0.2.7:51000", 2), "10.244.1.5:8080")
+    assert "\tclient_address=10.213.0.21\n\tproxy_protocol_client=192.0.2.7:51000\n\tproxy_protocol_version=2\n\tmethod=POST\n" in page
     assert "\trequest_uri=http://10.244.1.5:8080/\n" in page
     assert page.endswith("Request Body:\n\tabc\n")
 

@@ -99,7 +99,7 @@ def test_keep_alive_serves_two_requests_on_one_connection(echo):
 def test_proxy_protocol_client_is_reported(echo):
     header = proxy_v1_header("192.0.2.7", 51000, "127.0.0.1", echo["http"])
     out = _exchange(echo["http"], header + b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", until_close=True)
-    assert b"\tclient_address=127.0.0.1\n\tproxy_protocol_client=192.0.2.7:51000\n" in out
+    assert b"\tclient_address=127.0.0.1\n\tproxy_protocol_client=192.0.2.7:51000\n\tproxy_protocol_version=1\n" in out
 
 
 def test_https_port_serves_the_echo_with_its_own_certificate(echo, tls_files):

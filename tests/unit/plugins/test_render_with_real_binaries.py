@@ -191,6 +191,8 @@ def test_nginx_accepts_the_fixture_on_pool_addresses(roles, certificate):
 LONG_HOST = "checkout-service.shop-production.apps.example.com"  # 49 characters
 LONG_WILDCARD = "*.pr-1234-preview-of-the-checkout-service-redesign.example.com"  # a label of 48
 LONG_POOL = "payments-production-eu-west"  # 27: $k8sedge_sni_<pool>_tcp_443 has 47 characters
+# The longest host the model takes: '*.' and a subdomain of 253 (the views once refused it).
+LONGEST_WILDCARD = "*." + ".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 61])
 NAMES = {
     "host-of-46-characters": {"host": "a" * 34 + ".example.com"},
     "passthrough-host-of-46-characters": {"host": "a" * 34 + ".example.com", "tls": "passthrough"},
@@ -203,6 +205,9 @@ NAMES = {
     "passthrough-host-of-49-characters": {"host": LONG_HOST, "tls": "passthrough"},
     "passthrough-wildcard-with-a-label-of-48-characters": {"host": LONG_WILDCARD, "tls": "passthrough"},
     "passthrough-pool-of-27-characters": {"pool": LONG_POOL, "tls": "passthrough"},
+    "wildcard-of-255-characters": {"host": LONGEST_WILDCARD},
+    "terminated-wildcard-of-255-characters": {"host": LONGEST_WILDCARD, "tls": "terminate"},
+    "passthrough-wildcard-of-255-characters": {"host": LONGEST_WILDCARD, "tls": "passthrough"},
 }
 @needs_haproxy
 @pytest.mark.parametrize("example", list(NAMES))

@@ -25,6 +25,13 @@ def test_plan(wanted, current, replace, delete):
     assert plan(wanted, current) == (replace, delete)
 
 
+def test_plan_without_prune_only_adds_and_replaces():
+    current = {"10.244.1.0/24": "10.213.0.21", "10.244.2.0/24": "10.213.0.22"}
+    assert plan({"10.244.3.0/24": "10.213.0.23", "10.244.2.0/24": "10.213.0.24"}, current, prune=False) == (
+        [("10.244.2.0/24", "10.213.0.24"), ("10.244.3.0/24", "10.213.0.23")], [])
+    assert plan({}, current, prune=False) == ([], [])
+
+
 @pytest.mark.parametrize("routes, message", [
     ([{"cidr": "10.244.1.1/24", "via": "10.213.0.21"}], "expected {cidr, via}"),
     ([{"cidr": "10.244.1.0/24"}], "expected {cidr, via}"),

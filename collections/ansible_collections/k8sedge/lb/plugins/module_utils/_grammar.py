@@ -1,11 +1,15 @@
 # Copyright: k8sedge developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Strict grammars for every value that travels from the cluster into the model.
+"""Strict grammars for every value that travels from the cluster into the model, and from the
+model into a rendered config.
 
 The cluster is untrusted: a value reaches a rendered config only after one of these functions
 accepted it, and each grammar is narrow enough that no accepted value can end a line, open a
 block or quote anything in haproxy or nginx syntax. Patterns are ASCII-only and matched whole
 (`re.fullmatch`), so neither a trailing newline nor a Unicode digit or letter slips through.
+The edge views (`_haproxy_view`, `_nginx_view`) check the model again with the same grammars
+before rendering, plus the model's own names (`model_name`) and the spelling a config line
+needs (`canonical_ip`), and the certificates the operator gives (`pem`).
 """
 
 from __future__ import annotations
@@ -21,6 +25,10 @@ _SHOW_LENGTH = 64
 
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 _DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*")
+# Frontend and backend names: DNS labels and ports joined by '-', '_' and '.'.
+_MODEL_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,252}")
+_PEM_BOUNDARY = re.compile(r"-----(BEGIN|END) ([A-Z0-9]+( [A-Z0-9]+)*)-----")
+_PEM_LINE = re.compile(r"[A-Za-z0-9+/=]+|[A-Za-z0-9-]+: [ -~]+")  # base64, or an RFC 1421 header
 _PATH = re.compile(r"/[A-Za-z0-9._~/-]*")
 _PORT_TEXT = re.compile(r"[1-9][0-9]{0,4}")
 _DURATION = re.compile(r"([1-9][0-9]{0,7})(ms|s|m|h)")
@@ -98,6 +106,13 @@ def hostname(value: Any) -> str:
     return name
 
 
+def model_name(value: Any) -> str:
+    """A frontend or backend name of the model (`default-http-80`, `default_s2_80_tcp_proxy-v1`)."""
+    if not isinstance(value, str) or not _MODEL_NAME.fullmatch(value):
+        raise expected("a name of lowercase letters, digits, '_', '.' and '-' (at most 253)", value)
+    return value
+
+
 def path(value: Any) -> str:
     if not isinstance(value, str) or len(value) > MAX_PATH_LENGTH or not _PATH.fullmatch(value):
         raise expected(f"a path: '/' then letters, digits and . _ ~ / - (at most {MAX_PATH_LENGTH})", value)
@@ -161,6 +176,19 @@ def ip(value: Any) -> tuple[int, str]:
     return address.version, str(address)
 
 
+def canonical_ip(value: Any) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """Any IP address, in the one spelling str(ipaddress) gives and without a scope: an address a
+    config line may carry as it is (targets, and listen addresses an operator chose, loopback and
+    the unspecified address included)."""
+    try:
+        address = ipaddress.ip_address(value) if isinstance(value, str) else None
+    except ValueError:
+        address = None
+    if address is None or getattr(address, "scope_id", None) or str(address) != value:
+        raise expected("an IP address in canonical form", value)
+    return address
+
+
 def cidr(value: Any) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
     try:
         network = ipaddress.ip_network(value, strict=True) if isinstance(value, str) and "%" not in value else None
@@ -181,3 +209,23 @@ def timestamp(value: Any) -> float:
         return datetime.datetime.fromisoformat(seconds).timestamp()
     except ValueError:
         raise expected("an RFC 3339 timestamp such as 2024-01-31T12:00:00Z", value) from None
+
+
+def pem(value: Any) -> str:
+    """PEM text (RFC 7468): one or more BEGIN/END blocks of base64 lines, such as a certificate
+    chain or a private key; whitespace around the blocks is allowed."""
+    lines = value.strip().splitlines() if isinstance(value, str) else []
+    label = None
+    for line in lines:
+        boundary = _PEM_BOUNDARY.fullmatch(line.strip())
+        if boundary is None:
+            if label is None or not _PEM_LINE.fullmatch(line.strip()):
+                break
+        elif (boundary.group(1) == "BEGIN") != (label is None) or (label is not None and boundary.group(2) != label):
+            break
+        else:
+            label = boundary.group(2) if boundary.group(1) == "BEGIN" else None
+    else:
+        if lines and label is None:
+            return value
+    raise InvalidValue("expected PEM text (-----BEGIN ...----- base64 -----END ...-----)")

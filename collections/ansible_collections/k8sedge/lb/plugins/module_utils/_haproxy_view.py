@@ -20,19 +20,16 @@ import hashlib
 import ipaddress
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ansible_collections.k8sedge.lb.plugins.module_utils import _grammar as g
+
 __all__ = ["ViewError", "ViewOptions", "haproxy_view", "structure_digest"]
 
-# haproxy identifiers the model produces: frontend names, backend names, pools, certificates.
-_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,199}")
-_HOST = re.compile(r"\*|(\*\.)?[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*")
-_PATH = re.compile(r"/[A-Za-z0-9._~/-]{0,255}")
-_PEM = re.compile(r"-----BEGIN [A-Z0-9 ]+-----\r?\n[A-Za-z0-9+/=\r\n]+-----END [A-Z0-9 ]+-----\s*")
 _BALANCES = ("roundrobin", "leastconn", "source")
 _PROXY_PROTOCOL = {"none": "", "v1": "send-proxy", "v2": "send-proxy-v2"}
-_MAX_TIMEOUT_MS = 24 * 3600 * 1000
 ANY_HOST = "*"
 MAPS_DIR = "maps"
 CERTS_DIR = "certs"
@@ -88,20 +85,24 @@ class _Checker:
     def fail(self, what: str, expected: str, value: Any) -> ViewError:
         return ViewError(f"{self.where}: {what}: expected {expected}, got {_show(value)}")
 
+    def grammar(self, what: str, value: Any, accept: Callable[[Any], Any], expected: str) -> Any:
+        """What the grammar accept() of module_utils/_grammar makes of value, or a ViewError."""
+        try:
+            return accept(value)
+        except g.InvalidValue:
+            raise self.fail(what, expected, value) from None
+
     def name(self, what: str, value: Any) -> str:
-        if not isinstance(value, str) or not _NAME.fullmatch(value):
-            raise self.fail(what, "a name of lowercase letters, digits, '_', '.' and '-'", value)
-        return value
+        return self.grammar(what, value, g.model_name, "a name of lowercase letters, digits, '_', '.' and '-'")
 
     def host(self, what: str, value: Any) -> str:
-        if not isinstance(value, str) or len(value) > 253 or not _HOST.fullmatch(value):
+        """A host name as the model spells it (lowercase), a '*.' wildcard, or '*' (any host)."""
+        if value != ANY_HOST and self.grammar(what, value, g.hostname, "a lowercase host name, '*.' wildcard or '*'") != value:
             raise self.fail(what, "a lowercase host name, '*.' wildcard or '*'", value)
         return value
 
     def path(self, what: str, value: Any) -> str:
-        if not isinstance(value, str) or not _PATH.fullmatch(value):
-            raise self.fail(what, "a path of letters, digits and . _ ~ / -", value)
-        return value
+        return self.grammar(what, value, g.path, "a path of letters, digits and . _ ~ / -")
 
     def port(self, what: str, value: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
@@ -114,18 +115,12 @@ class _Checker:
         return value
 
     def milliseconds(self, what: str, value: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= _MAX_TIMEOUT_MS:
-            raise self.fail(what, f"milliseconds 1-{_MAX_TIMEOUT_MS}", value)
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= g.MAX_DURATION_MS:
+            raise self.fail(what, f"milliseconds 1-{g.MAX_DURATION_MS}", value)
         return value
 
     def address(self, what: str, value: Any) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
-        try:
-            address = ipaddress.ip_address(value) if isinstance(value, str) else None
-        except ValueError:
-            address = None
-        if address is None or getattr(address, "scope_id", None) or str(address) != value:
-            raise self.fail(what, "an IP address in canonical form", value)
-        return address
+        return self.grammar(what, value, g.canonical_ip, "an IP address in canonical form")
 
     def mapping(self, what: str, value: Any) -> dict[str, Any]:
         if not isinstance(value, dict):
@@ -163,8 +158,10 @@ def _check_options(options: ViewOptions) -> None:
         cert.name("name", name)
         cert.mapping("value", pair)
         for part in ("cert", "key"):
-            if not isinstance(pair.get(part), str) or not _PEM.match(pair[part].strip() + "\n"):
-                raise cert.fail(part, "a PEM string", "(not shown)")
+            try:
+                g.pem(pair.get(part))
+            except g.InvalidValue:
+                raise cert.fail(part, "a PEM string", "(not shown)") from None
 
 
 def _redirect_backend(pool: str) -> str:
@@ -346,11 +343,8 @@ def _routes(model: dict[str, Any]) -> list[dict[str, str]]:
     routes = []
     for i, route in enumerate(c.sequence("routes", model.get("routes", []))):
         route = c.mapping(f"[{i}]", route)
-        try:
-            cidr = ipaddress.ip_network(route.get("cidr"), strict=True) if isinstance(route.get("cidr"), str) else None
-        except ValueError:
-            cidr = None
-        if cidr is None or str(cidr) != route.get("cidr"):
+        cidr = c.grammar(f"[{i}].cidr", route.get("cidr"), g.cidr, "a CIDR with host bits zero")
+        if str(cidr) != route.get("cidr"):
             raise c.fail(f"[{i}].cidr", "a CIDR with host bits zero", route.get("cidr"))
         via = c.address(f"[{i}].via", route.get("via"))
         if via.version != cidr.version:

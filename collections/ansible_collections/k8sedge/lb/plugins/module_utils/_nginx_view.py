@@ -19,8 +19,11 @@ import hashlib
 import ipaddress
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from ansible_collections.k8sedge.lb.plugins.module_utils import _grammar as g
 
 __all__ = ["ViewError", "ViewOptions", "build_view"]
 
@@ -29,17 +32,12 @@ NOT_FOUND = 'return 404 "k8sedge: no route for this host\\n"'
 NO_PATH = 'return 404 "k8sedge: no route for this host and path\\n"'
 NO_TARGETS = 'return 503 "k8sedge: no ready targets for this route\\n"'
 
-_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,252}")
-_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
-_HOST = re.compile(r"(\*\.)?[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*")
-_PATH = re.compile(r"/[A-Za-z0-9._~/-]{0,255}")
 _DIRECTORY = re.compile(r"/[A-Za-z0-9._/-]{1,200}")
-_PEM = re.compile(r"-----BEGIN [A-Z0-9 ]+-----\r?\n[A-Za-z0-9+/=\r\n:, -]+-----END [A-Z0-9 ]+-----\s*")
+_GENERATION = re.compile(r"[0-9a-f]{64}")
 _BALANCE = {"roundrobin": "", "leastconn": "least_conn", "source": "hash $remote_addr consistent"}
 _HEALTH = ("tcp", "http", "none")
 _PROXY = ("none", "v1", "v2")
 _STATES = ("ready", "draining")
-_MAX_MS = 24 * 3600 * 1000
 
 Finding = dict[str, str]
 
@@ -75,10 +73,31 @@ def _get(obj: Any, key: str, where: str) -> Any:
     return obj[key]
 
 
-def _match(obj: Any, key: str, pattern: re.Pattern[str], what: str, where: str) -> str:
+def _accepts(accept: Callable[[Any], Any], value: Any) -> bool:
+    """Whether the grammar accept() (module_utils/_grammar) takes value as it is spelled."""
+    try:
+        return accept(value) == value
+    except g.InvalidValue:
+        return False
+
+
+def _valid(obj: Any, key: str, accept: Callable[[Any], Any], what: str, where: str) -> str:
     value = _get(obj, key, where)
-    if not isinstance(value, str) or not pattern.fullmatch(value):
+    if not _accepts(accept, value):
         raise _fail(f"{where} field {key}", what, value)
+    return value
+
+
+def _generation(value: Any) -> Any:
+    if not isinstance(value, str) or not _GENERATION.fullmatch(value):
+        raise g.InvalidValue("expected a sha256 hex digest")
+    return value
+
+
+def _host(value: Any, where: str) -> str:
+    """A host name as the model spells it (lowercase), a '*.' wildcard, or '*' (any host)."""
+    if value != "*" and not _accepts(g.hostname, value):
+        raise _fail(where, "a host name or *", value)
     return value
 
 
@@ -112,12 +131,9 @@ def _list(obj: Any, key: str, where: str) -> list[Any]:
 
 def _ip(value: Any, where: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     try:
-        address = ipaddress.ip_address(value) if isinstance(value, str) and "%" not in value else None
-    except ValueError:
-        address = None
-    if address is None or str(address) != value:
-        raise _fail(where, "an IP address in canonical form", value)
-    return address
+        return g.canonical_ip(value)
+    except g.InvalidValue:
+        raise _fail(where, "an IP address in canonical form", value) from None
 
 
 def _socket(address: str, port: int) -> str:
@@ -142,14 +158,14 @@ class _Backend:
 
 def _read_backend(raw: Any, options: ViewOptions) -> _Backend:
     where = "backend"
-    name = _match(raw, "name", _NAME, "a backend name ([a-z0-9_.-])", where)
+    name = _valid(raw, "name", g.model_name, "a backend name ([a-z0-9_.-])", where)
     where = f"backend {name}"
     balance = _one_of(raw, "balance", _BALANCE, where)
     health = _one_of(_get(raw, "health_check", where), "type", _HEALTH, f"{where} field health_check")
     proxy = _one_of(raw, "proxy_protocol", _PROXY, where)
     timeouts = _get(raw, "timeouts", where)
-    connect_ms = _int(timeouts, "connect_ms", 1, _MAX_MS, f"{where} field timeouts")
-    server_ms = _int(timeouts, "server_ms", 1, _MAX_MS, f"{where} field timeouts")
+    connect_ms = _int(timeouts, "connect_ms", 1, g.MAX_DURATION_MS, f"{where} field timeouts")
+    server_ms = _int(timeouts, "server_ms", 1, g.MAX_DURATION_MS, f"{where} field timeouts")
     ready, draining = [], []
     for i, target in enumerate(_list(raw, "targets", where)):
         at = f"{where} field targets[{i}]"
@@ -221,16 +237,14 @@ def _http_servers(frontend: dict[str, Any], name: str, listen: str, tls_ports: d
     hosts: dict[str, dict[str, Any]] = {}
     for i, route in enumerate(_list(frontend, "routes", where)):
         at = f"{where} field routes[{i}]"
-        host = _get(route, "host", at)
-        if host != "*" and (not isinstance(host, str) or not _HOST.fullmatch(host) or len(host) > 253):
-            raise _fail(f"{at}.host", "a host name or *", host)
-        path = _match(route, "path", _PATH, "a path ('/' then letters, digits and . _ ~ / -)", at)
+        host = _host(_get(route, "host", at), f"{at}.host")
+        path = _valid(route, "path", g.path, "a path ('/' then letters, digits and . _ ~ / -)", at)
         path_type = _one_of(route, "path_type", ("prefix", "exact"), at)
         backend = ctx.backend(_get(route, "backend", at), at)
         redirect = _bool(route, "redirect_https", at)
         certificate = ""
         if tls:
-            certificate = _match(route, "certificate", _LABEL, "a certificate name (DNS label)", at)
+            certificate = _valid(route, "certificate", g.dns_label, "a certificate name (DNS label)", at)
             if certificate not in ctx.options.certificates:
                 raise ViewError(f"{at}.certificate: route {host}{path} needs certificate {certificate!r}, which is not"
                                 f" in edge_nginx_certificates (have: {', '.join(sorted(ctx.options.certificates)) or 'none'})")
@@ -313,9 +327,7 @@ def _stream_server(frontend: dict[str, Any], name: str, listen: str, protocol: s
         candidates = []
         for i, route in enumerate(sni):
             at = f"{where} field sni[{i}]"
-            host = _get(route, "host", at)
-            if host != "*" and (not isinstance(host, str) or not _HOST.fullmatch(host) or len(host) > 253):
-                raise _fail(f"{at}.host", "a host name or *", host)
+            host = _host(_get(route, "host", at), f"{at}.host")
             candidates.append((i, host, ctx.backend(_get(route, "backend", at), at)))
         # One server block sends PROXY protocol to all its backends or to none: the majority wins.
         wanted = [candidate[2].proxy_protocol for candidate in candidates if candidate[2].proxy_protocol != "v2"]
@@ -366,7 +378,7 @@ def _check_options(options: ViewOptions) -> None:
     if not isinstance(options.directory, str) or not _DIRECTORY.fullmatch(options.directory) or "/." in options.directory:
         raise _fail("option directory", "an absolute path of letters, digits and . _ / -", options.directory)
     for pool in options.pools:
-        if not isinstance(pool, str) or not _LABEL.fullmatch(pool):
+        if not _accepts(g.dns_label, pool):
             raise _fail("option pools", "pool names (DNS labels)", pool)
     for pool, address in options.pool_addresses.items():
         _ip(address, f"option pool_addresses[{pool}]")
@@ -374,11 +386,11 @@ def _check_options(options: ViewOptions) -> None:
     for key, low, high in (("admin_port", 1, 65535), ("max_fails", 0, 100), ("fail_timeout_s", 1, 3600)):
         _int({key: getattr(options, key)}, key, low, high, "option")
     for name, pair in options.certificates.items():
-        if not isinstance(name, str) or not _LABEL.fullmatch(name):
+        if not _accepts(g.dns_label, name):
             raise _fail("option certificates", "certificate names (DNS labels)", name)
         for part in ("cert", "key"):
             value = pair.get(part) if isinstance(pair, dict) else None
-            if not isinstance(value, str) or not _PEM.fullmatch(value):
+            if not _accepts(g.pem, value):
                 raise ViewError(f"option certificates[{name}].{part}: expected PEM text (-----BEGIN ...----- to -----END ...-----)")
 
 
@@ -415,7 +427,7 @@ def _hash_bucket_sizes(http_servers: list[dict[str, Any]], maps: list[dict[str, 
 def build_view(model: Any, options: ViewOptions) -> dict[str, Any]:
     """What the templates render for `options.pools` of `model`; see the module's docstring."""
     _check_options(options)
-    generation = _match(model, "generation", re.compile(r"[0-9a-f]{64}"), "a sha256 hex digest", "model")
+    generation = _valid(model, "generation", _generation, "a sha256 hex digest", "model")
     backends = {}
     for raw in _list(model, "backends", "model"):
         backend = _read_backend(raw, options)
@@ -423,8 +435,8 @@ def build_view(model: Any, options: ViewOptions) -> dict[str, Any]:
     ctx = _Context(options, backends)
     frontends = []
     for i, raw in enumerate(_list(model, "frontends", "model")):
-        name = _match(raw, "name", _NAME, "a frontend name", f"model field frontends[{i}]")
-        pool = _match(raw, "pool", _LABEL, "a pool name", f"frontend {name}")
+        name = _valid(raw, "name", g.model_name, "a frontend name", f"model field frontends[{i}]")
+        pool = _valid(raw, "pool", g.dns_label, "a pool name", f"frontend {name}")
         if pool in options.pools:
             frontends.append((name, pool, raw))
     tls_ports = {pool: _int(raw, "port", 1, 65535, f"frontend {name}") for name, pool, raw in frontends
@@ -456,11 +468,7 @@ def build_view(model: Any, options: ViewOptions) -> dict[str, Any]:
         for i, route in enumerate(_list(model, "routes", "model")):
             at = f"model field routes[{i}]"
             cidr = _get(route, "cidr", at)
-            try:
-                network = ipaddress.ip_network(cidr, strict=True) if isinstance(cidr, str) else None
-            except ValueError:
-                network = None
-            if network is None or str(network) != cidr:
+            if not _accepts(lambda value: str(g.cidr(value)), cidr):
                 raise _fail(f"{at}.cidr", "a CIDR in canonical form", cidr)
             routes.append({"cidr": cidr, "via": str(_ip(_get(route, "via", at), f"{at}.via"))})
     view = {

@@ -46,8 +46,8 @@ def installed(ip_json: str) -> dict[str, str]:
     return routes
 
 
-def plan(wanted: dict[str, str], current: dict[str, str]) -> tuple[list[tuple[str, str]], list[str]]:
-    """(routes to add or replace, cidrs to delete), sorted."""
+def plan(wanted: dict[str, str], current: dict[str, str], prune: bool = True) -> tuple[list[tuple[str, str]], list[str]]:
+    """(routes to add or replace, cidrs to delete), sorted; nothing is deleted without prune."""
     replace = sorted((cidr, via) for cidr, via in wanted.items() if current.get(cidr) != via)
-    delete = sorted(cidr for cidr in current if cidr not in wanted)
+    delete = sorted(cidr for cidr in current if cidr not in wanted) if prune else []
     return replace, delete

@@ -13,6 +13,9 @@ description:
     C(ip route replace <cidr> via <via> proto <protocol>) and removes the routes of that
     protocol number that the model no longer has, so pod-mode backends are reachable.
   - Only routes tagged with O(protocol) are ever read or removed.
+  - With O(prune=false) nothing is removed. A role adds the routes a new config needs before it
+    goes live, and removes the others (O(prune=true)) only once the new config serves, so a config
+    that is refused never loses the routes the live one still uses.
 author:
   - k8sedge developers (@k8sedge)
 requirements:
@@ -36,12 +39,21 @@ options:
     description: The route protocol number that marks the routes this module manages.
     type: int
     default: 213
+  prune:
+    description: Remove the routes of O(protocol) that O(routes) does not have.
+    type: bool
+    default: true
 """
 
 EXAMPLES = r"""
 - name: Route the pod networks through their nodes
   k8sedge.lb.pod_routes:
     routes: "{{ edge.model.routes }}"
+
+- name: Add the routes a new config needs, keep the ones the live config may still use
+  k8sedge.lb.pod_routes:
+    routes: "{{ edge.model.routes }}"
+    prune: false
 
 - name: Remove every pod route this module installed
   k8sedge.lb.pod_routes:
@@ -70,6 +82,7 @@ def main() -> None:
         argument_spec={
             "routes": {"type": "list", "elements": "dict", "required": True},
             "protocol": {"type": "int", "default": 213},
+            "prune": {"type": "bool", "default": True},
         },
         supports_check_mode=True,
     )
@@ -85,11 +98,12 @@ def main() -> None:
     for family in ("-4", "-6"):
         _rc, out, _err = module.run_command([ip, "-j", family, "route", "show", "proto", protocol], check_rc=True)
         current.update(installed(out))
-    replace, delete = plan(wanted, current)
+    replace, delete = plan(wanted, current, module.params["prune"])
     result = {"changed": bool(replace or delete), "replaced": [f"{c} via {v}" for c, v in replace], "deleted": delete}
     if module._diff:
+        after = {**{c: v for c, v in current.items() if c not in delete}, **wanted}
         result["diff"] = {"before": "".join(f"{c} via {v}\n" for c, v in sorted(current.items())),
-                          "after": "".join(f"{c} via {v}\n" for c, v in sorted(wanted.items()))}
+                          "after": "".join(f"{c} via {v}\n" for c, v in sorted(after.items()))}
     if not module.check_mode:
         for cidr, via in replace:
             module.run_command([ip, "route", "replace", cidr, "via", via, "proto", protocol], check_rc=True)
