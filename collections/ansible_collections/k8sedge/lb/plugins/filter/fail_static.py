@@ -18,8 +18,8 @@ author:
 positional: _input
 options:
   _input:
-    description: The new model, as M(k8sedge.lb.edge_info) returns it under C(model).
-    type: dict
+    description: The new model, as M(k8sedge.lb.edge_info) returns it under C(model) (or its JSON text, C(model_json)).
+    type: raw
     required: true
   live:
     description: Edge host to the model it serves now; an empty value for a host that serves nothing yet.
@@ -61,14 +61,15 @@ from typing import Any
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.k8sedge.lb.plugins.module_utils._guard import GuardError, check
+from ansible_collections.k8sedge.lb.plugins.module_utils._model import InvalidValue, model_document
 
 
 def fail_static(model: Any, live: Any, max_removed_share: Any = 0.3) -> dict[str, Any]:
     try:
         if not isinstance(live, dict):
             raise GuardError("live: expected host -> model")
-        return check(model, live, float(max_removed_share))
-    except (GuardError, TypeError, ValueError) as exc:
+        return check(model_document(model), live, float(max_removed_share))
+    except (GuardError, InvalidValue, TypeError, ValueError) as exc:
         raise AnsibleFilterError(f"k8sedge.lb.fail_static: {exc}") from None
 
 

@@ -28,8 +28,8 @@ author:
 positional: _input
 options:
   _input:
-    description: The model, as C(edge_info) returns it under C(model).
-    type: dict
+    description: The model, as C(edge_info) returns it under C(model) (or its JSON text, C(model_json)).
+    type: raw
     required: true
   hosts:
     description: The edge hosts, each C({name, address, engine, pools}); C(engine) is C(haproxy) or C(nginx).
@@ -122,6 +122,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.k8sedge.lb.plugins.module_utils._model import InvalidValue, model_document
 from ansible_collections.k8sedge.lb.plugins.module_utils._probe_plan import PlanError, PlanOptions, hosts_of, plan
 
 
@@ -130,8 +131,7 @@ def probe_plan(model: Any, hosts: Any, pool_vips: Any = None, through: Any = ("v
                http_not_regex: Any = "^k8sedge: no route", payloads: Any = None, udp_send: Any = "k8sedge-probe\n",
                tcp_hold: Any = 0.3) -> dict[str, Any]:
     try:
-        if not isinstance(model, Mapping):
-            raise PlanError("model: expected the model edge_info returns")
+        model = model_document(model)
         if not isinstance(pool_vips or {}, Mapping) or not isinstance(payloads or {}, Mapping):
             raise PlanError("pool_vips and payloads: expected mappings")
         options = PlanOptions(
@@ -140,7 +140,7 @@ def probe_plan(model: Any, hosts: Any, pool_vips: Any = None, through: Any = ("v
             ca_path=str(ca_path or ""), http_status=tuple(str(s) for s in http_status), http_not_regex=str(http_not_regex or ""),
             payloads={str(k): dict(v) for k, v in (payloads or {}).items()}, udp_send=str(udp_send), tcp_hold=float(tcp_hold))
         return plan(model, options)
-    except (PlanError, KeyError, TypeError, ValueError) as exc:
+    except (PlanError, InvalidValue, KeyError, TypeError, ValueError) as exc:
         raise AnsibleFilterError(f"k8sedge.lb.probe_plan: {exc}") from None
 
 

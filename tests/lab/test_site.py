@@ -1,0 +1,175 @@
+"""playbooks/site.yml on the lab: converge from nothing, a run that changes nothing still probes,
+a change that breaks traffic is rolled back on the canary and stops the rollout, the fail-static
+guard refuses to empty a backend unless overridden, and a cluster API that cannot be read stops
+the run before anything changes.
+
+The tests run in order and share the edges; each leaves them converged on the lab's model.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lab.topology import KUBECONFIG, REPO, host
+from tests.lab.conftest import in_host, kubectl
+
+pytestmark = pytest.mark.usefixtures("lab")
+
+EDGES = ("edge1", "edge2")
+PLAYBOOK = str(REPO / "playbooks" / "site.yml")
+ROLLOUT = "/var/lib/k8sedge/rollout.json"
+LIVE_CONFIG = "/etc/haproxy/haproxy.cfg"
+SEED_CURL = ("curl", "-sS", "-m", "5", "-H", "Host: s2.pctest")
+
+
+def site(*extra: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    command = [str(REPO / ".venv/bin/ansible-playbook"), "-i", str(REPO / "inventory/lab"), PLAYBOOK, *extra]
+    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=timeout,
+                          env={"PATH": f"{REPO / '.venv/bin'}:/usr/sbin:/usr/bin:/sbin:/bin", "ANSIBLE_FORCE_COLOR": "0",
+                               "HOME": "/root"})
+
+
+def recap(output: str) -> dict[str, dict[str, int]]:
+    counts = {}
+    for name, fields in re.findall(r"^(\S+)\s+:\s+(ok=.*)$", output, re.MULTILINE):
+        counts[name] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", fields)}
+    return counts
+
+
+def rollout(edge: str) -> dict:
+    result = in_host(edge, "cat", ROLLOUT, check=False)
+    return json.loads(result.stdout) if result.returncode == 0 else {}
+
+
+def checksum(edge: str, path: str = LIVE_CONFIG) -> str:
+    return in_host(edge, "sh", "-c", f"sha256sum {path} 2>/dev/null || echo none").stdout.split()[0]
+
+
+def model() -> dict:
+    result = subprocess.run([str(REPO / ".venv/bin/ansible"), "localhost", "-m", "k8sedge.lb.edge_info", "-a",
+                             f"kubeconfig={KUBECONFIG}"], cwd=REPO, capture_output=True, text=True, timeout=120,
+                            env={"PATH": f"{REPO / '.venv/bin'}:/usr/bin:/bin", "ANSIBLE_CALLBACK_RESULT_FORMAT": "json",
+                                 "HOME": "/root"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    return json.loads(result.stdout[result.stdout.index("{"):])["model"]
+
+
+def seed_check(address: str) -> str:
+    return in_host("client", *SEED_CURL, f"http://{address}/").stdout
+
+
+def ok(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    return result.stdout
+
+
+def test_converge_from_nothing_then_a_run_changes_nothing_and_still_probes():
+    for edge in EDGES:  # as a new VM would be: no proxy, no keepalived, no state
+        in_host(edge, "sh", "-c", "systemctl stop haproxy nginx keepalived 2>/dev/null; "
+                "DEBIAN_FRONTEND=noninteractive apt-get purge -y -q haproxy nginx nginx-common libnginx-mod-stream keepalived"
+                " >/dev/null; rm -rf /etc/haproxy /etc/nginx /var/lib/k8sedge /run/haproxy", timeout=300)
+    first = ok(site())
+    assert all(recap(first)[edge]["failed"] == 0 for edge in EDGES)
+    generation = model()["generation"]
+    for edge in EDGES:
+        assert rollout(edge)["status"] == "passed" and rollout(edge)["generation"] == generation
+        assert "Hostname: s2-" in seed_check(host(edge).ip)
+
+    second = ok(site())
+    assert {edge: recap(second)[edge]["changed"] for edge in EDGES} == {"edge1": 0, "edge2": 0}
+    assert second.count("TASK [edge_probe : Probe through the VIPs and each edge host]") >= 3  # edge1, edge2, the VIPs
+    assert re.search(r"s2\.pctest/\s+-\s+ok", second)
+    vip_table = re.search(r"frontend\s+check\s+VIP\s+edge1\s+edge2", second)
+    assert vip_table, second[-4000:]
+
+
+def broken_model() -> dict:
+    """The lab's model with s2's HTTP backend checked on a port nothing listens on: haproxy marks
+    every server down and answers 503, while the targets themselves answer."""
+    bad = model()
+    for backend in bad["backends"]:
+        if backend["name"] == "default_s2_80":
+            backend["health_check"] = {"type": "http", "path": "/healthz", "port": 1}
+    bad["generation"] = hashlib.sha256(json.dumps(bad, sort_keys=True).encode()).hexdigest()
+    return bad
+
+
+def test_a_change_that_breaks_traffic_is_rolled_back_on_the_canary_and_stops_the_rollout(tmp_path: Path):
+    ok(site())  # a last-known-good on every edge, whatever ran on them before
+    before = {edge: (checksum(edge), rollout(edge)) for edge in EDGES}
+    extra = tmp_path / "broken.json"
+    broken = broken_model()
+    extra.write_text(json.dumps({"k8sedge_model": broken}))
+    result = site("-e", f"@{extra}")
+    assert result.returncode != 0
+    output = result.stdout
+    assert f"edge1: generation {broken['generation'][:12]} failed here" in output and "was rolled back to the last-known-good config" in output
+    assert re.search(r"edge edge1 default-http-80 s2\.pctest/ \(edge: 10\.213\.0\.11:80\): expected status 200-499, got 503", output)
+    assert recap(output)["edge2"]["changed"] == 0
+    # The canary is back on its last-known-good config and says so; edge2 was never touched.
+    assert checksum("edge1") == before["edge1"][0]
+    assert rollout("edge1") == {**rollout("edge1"), "status": "failed", "generation": broken["generation"]}
+    assert (checksum("edge2"), rollout("edge2")) == before["edge2"]
+    for edge in EDGES:
+        assert "Hostname: s2-" in seed_check(host(edge).ip)
+    ok(site())  # the real model again
+    assert rollout("edge1")["status"] == "passed"
+
+
+def _wait_for_targets(backend: str, count: int) -> None:
+    until = time.monotonic() + 60
+    while time.monotonic() < until:
+        found = next(b for b in model()["backends"] if b["name"] == backend)
+        if len(found["targets"]) == count:
+            return
+        time.sleep(1)
+    pytest.fail(f"{backend} did not get {count} targets within 60 s")
+
+
+def test_fail_static_refuses_to_empty_a_backend_unless_overridden():
+    before = {edge: checksum(edge) for edge in EDGES}
+    kubectl("scale", "deployment/local-web", "--replicas=0")
+    try:
+        _wait_for_targets("default_local-web_80", 0)  # externalTrafficPolicy Local: no pod, no node
+        refused = site()
+        assert refused.returncode != 0
+        assert "fail-static: nothing was applied" in refused.stdout
+        assert "backend default_local-web_80 would lose all 1 of its targets" in refused.stdout
+        assert "k8sedge_fail_static_override=true" in refused.stdout
+        assert "TASK [Apply the model with haproxy]" not in refused.stdout
+        assert {edge: checksum(edge) for edge in EDGES} == before
+
+        overridden = ok(site("-e", "k8sedge_fail_static_override=true"))
+        assert "fail-static overridden" in overridden
+        assert "backend default_local-web_80 has no ready targets in the model" in overridden
+    finally:
+        kubectl("scale", "deployment/local-web", "--replicas=1")
+    _wait_for_targets("default_local-web_80", 1)
+    ok(site())
+
+
+@pytest.mark.parametrize(("server", "token", "message"), [
+    ("https://10.213.0.1:6443", "not-a-token", "401"),
+    ("https://10.213.0.1:6449", None, "6449"),
+])
+def test_an_api_that_cannot_be_read_stops_the_run_before_anything_changes(tmp_path: Path, server, token, message):
+    config = yaml.safe_load(KUBECONFIG.read_text())
+    config["clusters"][0]["cluster"]["server"] = server
+    if token:
+        config["users"][0]["user"]["token"] = token
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump(config))
+    before = {edge: (checksum(edge), rollout(edge)) for edge in EDGES}
+    result = site("-e", f"k8sedge_kubeconfig={kubeconfig}", timeout=300)
+    assert result.returncode != 0
+    failed = re.search(r"fatal: \[edge1 -> localhost\]: FAILED! => (.*)", result.stdout)
+    assert failed and message in failed.group(1), result.stdout[-3000:]
+    assert "TASK [Roll out" not in result.stdout and "PLAY [Roll out" not in result.stdout
+    assert {edge: (checksum(edge), rollout(edge)) for edge in EDGES} == before
