@@ -12,11 +12,11 @@ description:
     one check per HTTP route, TLS passthrough name, TCP and UDP frontend, and sends each through
     every VIP of its pool, through every edge host directly and to every ready backend target
     directly, so a failure says where it is.
-  - HTTP routes expect a status from O(http_status) whose body is not the edge's own
-    C(k8sedge: no route) page; routes of TLS hosts on the HTTP port expect a redirect to
+  - "HTTP routes expect a status from O(http_status) whose body is not the edge's own
+    no-route page (O(http_not_regex)); routes of TLS hosts on the HTTP port expect a redirect to
     C(https://<host>); HTTPS and passthrough use the host as SNI and check the certificate
     against O(ca_path). PROXY-accepting frontends get a PROXY v1 header first; targets of a
-    backend the edge sends PROXY to get one too.
+    backend the edge sends PROXY to get one too."
   - TCP frontends send the operator's payload for the Service port (O(payloads)), else the design
     note's C(HEAD / HTTP/1.1) for a port named C(http), else connect and hold the connection for
     O(tcp_hold) seconds. UDP frontends send O(udp_send) and accept any answer unless a payload says
