@@ -14,11 +14,11 @@ import time
 MAX_REQUESTS = 20_000
 
 
-async def request(address: str, host_header: str, timeout: float) -> tuple[float, bool, float]:
+async def request(address: str, port: int, host_header: str, timeout: float) -> tuple[float, bool, float]:
     sent = time.monotonic()
     ok = False
     try:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(address, 80), timeout)
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(address, port), timeout)
         try:
             writer.write(f"GET / HTTP/1.0\r\nHost: {host_header}\r\n\r\n".encode("ascii"))
             status = await asyncio.wait_for(reader.readline(), max(0.001, sent + timeout - time.monotonic()))
@@ -37,13 +37,14 @@ async def run(args: argparse.Namespace) -> list[tuple[float, bool, float]]:
     tasks = []
     for index in range(count):
         await asyncio.sleep(max(0.0, args.start + index * args.every - time.monotonic()))
-        tasks.append(asyncio.create_task(request(args.address, args.host_header, args.timeout)))
+        tasks.append(asyncio.create_task(request(args.address, args.port, args.host_header, args.timeout)))
     return list(await asyncio.gather(*tasks))
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench._vip_client")
     parser.add_argument("--address", required=True)
+    parser.add_argument("--port", type=int, default=80)
     parser.add_argument("--host-header", default="s2.pctest")
     parser.add_argument("--start", type=float, required=True)
     parser.add_argument("--seconds", type=float, required=True)
