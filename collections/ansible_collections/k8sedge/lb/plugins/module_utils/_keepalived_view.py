@@ -210,20 +210,18 @@ def _router_ids(options: ViewOptions, pools: list[tuple[str, list[ipaddress.IPv4
     base = _int(options.router_id_base, "edge_keepalived_router_id_base", _ROUTER_ID)
     ids: dict[ipaddress.IPv4Address, int] = {}
     owner: dict[int, ipaddress.IPv4Address] = {}
-    position = 0
-    for _, vips in pools:
-        for vip in vips:
-            rid = pinned.get(vip, base + position)
-            position += 1
-            if rid not in _ROUTER_ID:
-                raise ViewError(f"edge_keepalived_router_id_base: VIP {vip} would get router id {rid}, past 255; "
-                                "lower the base or pin ids in edge_keepalived_router_ids")
-            if rid in owner:
-                raise ViewError(f"duplicate virtual_router_id {rid} on {options.host}: VIPs {owner[rid]} and {vip} "
-                                "are in one broadcast domain and need distinct ids (edge_keepalived_router_ids, "
-                                "edge_keepalived_router_id_base)")
-            owner[rid] = vip
-            ids[vip] = rid
+    in_order = [vip for _pool, vips in pools for vip in vips]
+    for position, vip in enumerate(in_order):
+        rid = pinned.get(vip, base + position)
+        if rid not in _ROUTER_ID:
+            raise ViewError(f"edge_keepalived_router_id_base: VIP {vip} would get router id {rid}, past 255; "
+                            "lower the base or pin ids in edge_keepalived_router_ids")
+        if rid in owner:
+            raise ViewError(f"duplicate virtual_router_id {rid} on {options.host}: VIPs {owner[rid]} and {vip} "
+                            "are in one broadcast domain and need distinct ids (edge_keepalived_router_ids, "
+                            "edge_keepalived_router_id_base)")
+        owner[rid] = vip
+        ids[vip] = rid
     return ids
 
 
@@ -382,12 +380,12 @@ def domain_conflicts(domains: Sequence[Mapping[str, Any]]) -> list[str]:
     problems = []
     for network_name, network in sorted(by_network.items()):
         for rid, users in sorted(network["ids"].items()):
-            if len({vip for vip, _ in users}) > 1:
+            if len({vip for vip, _host in users}) > 1:
                 listed = ", ".join(f"{vip} on {host}" for vip, host in sorted(users))
                 problems.append(f"duplicate virtual_router_id {rid} in broadcast domain {network_name}: {listed}; "
                                 "each VIP needs its own id (edge_keepalived_router_ids, edge_keepalived_router_id_base)")
         for vip, users in sorted(network["vips"].items()):
-            if len({rid for rid, _ in users}) > 1:
+            if len({rid for rid, _host in users}) > 1:
                 listed = ", ".join(f"{rid} on {host}" for rid, host in sorted(users))
                 problems.append(f"VIP {vip} has different virtual_router_ids in {network_name}: {listed}; "
                                 "every host must give a VIP the same id")
