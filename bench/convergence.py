@@ -1,15 +1,23 @@
-"""Benchmark 4: convergence, from an API change to traffic through the edge that shows it.
+"""Benchmark 4: convergence, from an API change to the first request through every edge that shows it.
 
-A pod-mode Service of its own (default/conv, 4 echo pods, host conv.pctest: the edge targets the
-pods) is created and served first. Then bin/k8sedge-watch runs while pods change through the API
-(scale up by one, replace a pod; alternating), and curl from the lab's client through edge1
-waits for the new pod to answer. Ours: the watcher's fast path, playbooks/endpoints.yml on an
-endpoint-only change (haproxy: config on disk, servers through the runtime API, no reload). The
-baseline: the same watcher running playbooks/site.yml for every change (the full rollout: guard,
-canary host by host, probes, promote). A sample is the time from the API change the watcher saw
-(the EndpointSlice update that made the new pod a target) to the new pod's first answer through
-the edge; the parameters also break it down (API to event, the playbook run) and give the time
-from the kubectl request. At the end the Service is deleted and the edges converged without it.
+bin/k8sedge-watch runs against the lab while pods and Services change through the API; a probe in
+the lab's client namespace asks both edges, request after request (each on a new connection),
+which pod answers (bench/_pod_probe.py). A sample is the time from the API change the watcher saw
+for the generation that carried the change (its first watch event) to the first request that
+showed it on the last of the two edges: the new pod answering (scale up, pod replaced) or the
+removed pod no longer answering, for 1 s of other answers (scale down). Endpoint-only changes move
+the pods of default/s2, which default/direct (host direct.pctest) sends to straight (pod mode).
+
+Ours: `bin/k8sedge-watch --fast-path`: an endpoint-only change goes into haproxy's runtime API
+over the persistent SSH connections, then endpoints.yml follows in the background.
+Baseline (full mode): the same watcher without --fast-path: endpoints.yml carries the change.
+Structural (full mode, reported in the parameters): a new pod-mode Service per sample, which the
+watcher rolls out with site.yml (canary, probes, keepalived, two edges).
+
+Quick mode measures the fast path alone on one scale up and its scale down, with the playbooks
+logged only (--dry-run): the edges end where they started (the scale-down removes the pod the
+scale-up added), so nothing needs converging afterwards; the edges are converged first only if
+they do not serve the cluster's model (endpoints.yml).
 """
 from __future__ import annotations
 
@@ -18,67 +26,120 @@ from pathlib import Path
 
 from bench import _converge as c
 from bench import _lab
-from bench.harness import Goal, Measurement, Sample
+from bench.harness import Goal, Measurement, Sample, percentile
 
-TITLE = "Convergence: API change to traffic through the edge"
-GOAL = Goal("endpoint-only change through the runtime path under 1 s median", max_ours=1.0)
-TIME_BOUND = {"full": 1800, "quick": 480}
+TITLE = "Convergence: API change to traffic through every edge"
+GOAL = Goal("endpoint-only change under 1 s median, API change to traffic through both edges", max_ours=1.0)
+TIME_BOUND = {"full": 3600, "quick": 90}
 
-EDGE = "edge1"
-REPLICAS = 4  # replacing one of four removes 25 %: within the fail-static guard's 30 %
 INVENTORY = "inventory/lab/hosts.yml"  # the edges and their variables, without a second model read
+CYCLE = ("scale up", "scale down", "pod replaced")
+FULL = {"cycles": 20, "baseline_cycles": 3, "structural": 20}
+SAMPLE_SECONDS = 120.0  # one change, API to traffic, at most
+STATE = "/var/lib/k8sedge/haproxy/generation"
 
 
-def _samples(watch: c.Watch, count: int, replicas: int, deadline: float, details: list[dict]) -> tuple[list[Sample], int]:
-    samples = []
-    for index in range(count):
-        if _lab.left(deadline) < 120:
-            break
-        change = ("scale up", "pod replaced")[index % 2]
-        try:
-            sample, replicas = c.endpoint_change(watch, EDGE, change, replicas, seconds=min(240.0, _lab.left(deadline)))
-        except c.ConvergeError as err:
-            samples.append(Sample(None, error=str(err)[-2000:]))
-            continue
-        details.append(sample.figures())
-        error = "" if sample.rc == 0 else f"{sample.playbook} exited {sample.rc}"
-        samples.append(Sample(round(sample.traffic - sample.api, 3), error=error))
-    return samples, replicas
+def _serving(deadline: float) -> bool:
+    """Whether both edges run haproxy on the cluster's current model."""
+    generation = c.model_generation()
+    for edge in c.EDGES:
+        result = _lab.on_host(edge, "sh", "-c", f"systemctl is-active --quiet haproxy && cat {STATE}", deadline=deadline, check=False)
+        if result.returncode != 0 or result.stdout.strip() != generation:
+            return False
+    return True
+
+
+def _samples(watch: c.Watch, changes: list[str], deadline: float, details: list[dict], reserve: float) -> list[Sample]:
+    samples, replicas = [], c.REPLICAS
+    try:
+        for change in changes:
+            seconds = min(SAMPLE_SECONDS, _lab.left(deadline, reserve))
+            if seconds < 15:
+                break
+            try:
+                sample, replicas = c.endpoint_change(watch, change, replicas, seconds)
+            except c.ConvergeError as err:
+                samples.append(Sample(None, error=str(err)[-2000:]))
+                continue
+            details.append(sample.figures())
+            error = "" if sample.ok else f"{sample.path} did not take it on every host"
+            samples.append(Sample(sample.seconds, error=error))
+    finally:
+        c.scale(c.REPLICAS)
+        c.wait_pods(c.REPLICAS)
+    return samples
+
+
+def _structural(watch: c.Watch, count: int, deadline: float, details: list[dict]) -> dict:
+    values, errors = [], []
+    try:
+        for index in range(count):
+            if _lab.left(deadline) < 600:
+                break
+            try:
+                sample = c.new_service(watch, index, 600)
+            except c.ConvergeError as err:
+                errors.append(str(err)[-1000:])
+                continue
+            details.append(sample.figures())
+            values.append(sample.seconds)
+    finally:
+        c.delete_services()
+    return {"n": len(values), "median_s": percentile(values, 0.5) if values else None,
+            "p95_s": percentile(values, 0.95) if values else None, "errors": errors}
 
 
 def run(quick: bool, workdir: Path, deadline: float) -> Measurement:
-    count = 1 if quick else 20
     measurement = Measurement(
-        parameters={"edge": EDGE, "service": f"default/{c.NAME} (pod mode, {REPLICAS} replicas to start)", "samples": count,
-                    "changes": "scale up by one and replace a pod, alternating",
-                    "measured": "API change seen by the watcher (EndpointSlice) -> first answer of the new pod through the edge",
-                    "ours_method": "bin/k8sedge-watch -> playbooks/endpoints.yml (haproxy runtime API, no reload)",
-                    "baseline_method": "bin/k8sedge-watch --endpoints playbooks/site.yml (full rollout for every change)"},
-        ours=[], baseline=[], ours_label="endpoints.yml (runtime path)", baseline_label="site.yml (full rollout)",
+        parameters={"edges": list(c.EDGES), "service": f"default/direct ({c.HOST}, pod mode) on the pods of default/{c.DEPLOYMENT}",
+                    "measured": "first watch event of the generation that carried the change -> first request showing it through"
+                                " the last of both edges (probe from the lab's client, one new connection per request)",
+                    "ours_method": "bin/k8sedge-watch --fast-path (haproxy runtime API over persistent SSH; endpoints.yml follows)",
+                    "baseline_method": "bin/k8sedge-watch (endpoints.yml carries the change)"},
+        ours=[], baseline=[], ours_label="fast path (runtime API over SSH)", baseline_label="endpoints.yml",
     )
-    ours_details: list[dict] = []
-    baseline_details: list[dict] = []
+    details: dict[str, list[dict]] = {"ours": [], "baseline": [], "structural": []}
+    reserve = 5.0 if quick else _lab.CLEANUP_RESERVE
     with _lab.lab(deadline):
-        try:
-            c.create(REPLICAS)
-            c.converge("playbooks/endpoints.yml", _lab.left(deadline), "-i", INVENTORY)
-            replicas = REPLICAS
-            for side, extra, details in (("ours", (), ours_details),
-                                         ("baseline", ("--endpoints", "playbooks/site.yml"), baseline_details)):
-                watch = c.Watch.start(workdir, "-i", INVENTORY, *extra)
-                try:
-                    watch.wait_first_generation()
-                    samples, replicas = _samples(watch, count, replicas, deadline, details)
-                finally:
-                    watch.stop()
-                    (workdir / f"watch-{side}.log").write_text(watch.log.read_text())
-                setattr(measurement, side, samples)
-        finally:
-            c.delete()
-            time.sleep(1)
-            c.converge("playbooks/endpoints.yml", _lab.left(deadline, reserve=0) + _lab.CLEANUP_RESERVE, "-i", INVENTORY,
-                       "-e", "k8sedge_fail_static_override=true")
-    measurement.parameters.update({"ours_breakdown": ours_details, "baseline_breakdown": baseline_details})
-    if len(measurement.ours) < count or len(measurement.baseline) < count:
-        measurement.parameters["stopped_early"] = "time bound reached"
+        if quick:
+            if not _serving(deadline):
+                c.playbook("playbooks/endpoints.yml", _lab.left(deadline, reserve), "-i", INVENTORY, "-e", "k8sedge_fail_static_override=true")
+                measurement.parameters["converged_first"] = "endpoints.yml (the edges did not serve the cluster's model)"
+            watch = c.Watch.start(workdir, "-i", INVENTORY, "--fast-path", "--dry-run")
+            try:
+                watch.wait_log("fast path: runtime API of", 30)
+                watch.wait_log("first generation", 30)
+                measurement.ours = _samples(watch, ["scale up", "scale down"], deadline, details["ours"], reserve)
+            finally:
+                watch.stop()
+                (workdir / "watch-ours.log").write_text(watch.log.read_text())
+            measurement.parameters.update({"samples": "1 scale up, 1 scale down", "playbooks": "logged only (--dry-run)"})
+        else:
+            c.playbook("playbooks/site.yml", _lab.left(deadline), "-i", "inventory/lab", "-e", "k8sedge_fail_static_override=true")
+            watch = c.Watch.start(workdir, "-i", INVENTORY, "--fast-path")
+            try:
+                watch.wait_log("fast path: runtime API of", 60)
+                watch.wait_log("first generation", 60)
+                measurement.ours = _samples(watch, list(CYCLE) * FULL["cycles"], deadline, details["ours"], 600)
+                structural = _structural(watch, FULL["structural"], deadline, details["structural"])
+                watch.wait_idle(min(900.0, _lab.left(deadline)))
+            finally:
+                watch.stop()
+                (workdir / "watch-ours.log").write_text(watch.log.read_text())
+            watch = c.Watch.start(workdir, "-i", INVENTORY)
+            try:
+                watch.wait_log("first generation", 60)
+                measurement.baseline = _samples(watch, list(CYCLE) * FULL["baseline_cycles"], deadline, details["baseline"], 0)
+                watch.wait_idle(min(300.0, _lab.left(deadline, 0)))
+            finally:
+                watch.stop()
+                (workdir / "watch-baseline.log").write_text(watch.log.read_text())
+            measurement.parameters.update({"samples": f"{FULL['cycles']} cycles of {', '.join(CYCLE)}; baseline {FULL['baseline_cycles']} cycles",
+                                           "structural_new_service_site_yml": structural})
+    for side in ("ours", "baseline"):
+        by_change = {change: [d["api_to_traffic_s"] for d in details[side] if d["change"] == change] for change in CYCLE}
+        measurement.parameters[f"{side}_by_change"] = {
+            change: {"n": len(v), "median_s": percentile(v, 0.5), "p95_s": percentile(v, 0.95)} for change, v in by_change.items() if v}
+        measurement.parameters[f"{side}_errors_during_samples"] = sum(d["errors"] for d in details[side])
+    measurement.parameters.update({f"{side}_breakdown": rows for side, rows in details.items()})
     return measurement

@@ -15,7 +15,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Cli", "CliError", "NotRunning", "Server", "current_slots", "desired_slots", "parse_servers_state", "parse_var", "plan", "state_of"]
+__all__ = ["Cli", "CliError", "NotRunning", "Server", "answer_of", "current_slots", "desired_slots", "parse_servers_state", "parse_var", "plan",
+           "state_of"]
 
 # srv_admin_state bits (haproxy include/haproxy/server-t.h). A server `disabled` in the config
 # starts with FMAINT|CMAINT (5); `set server ... state ready` clears FMAINT and leaves CMAINT,
@@ -106,6 +107,13 @@ def desired_slots(desired: list[dict[str, Any]]) -> dict[str, dict[str, dict[str
     return slots
 
 
+def answer_of(command: str, answer: str) -> str:
+    """haproxy's answer to one command, or CliError when it is a refusal."""
+    if _ERRORS.search(answer):
+        raise CliError(f"haproxy refused {command!r}: {answer.strip()[:300]}")
+    return answer
+
+
 def _checked(what: str, value: Any) -> str:
     if not isinstance(value, str) or not _NAME.fullmatch(value):
         raise CliError(f"{what}: expected a haproxy name, got {str(value)[:64]!r}")
@@ -174,10 +182,7 @@ class Cli:
             raise NotRunning(f"stats socket {self.path}: {exc}") from None
         except OSError as exc:
             raise CliError(f"stats socket {self.path}: {command.split(' ', 3)[:3]}: {exc}") from None
-        answer = b"".join(chunks).decode(errors="replace")
-        if _ERRORS.search(answer):
-            raise CliError(f"haproxy refused {command!r}: {answer.strip()[:300]}")
-        return answer
+        return answer_of(command, b"".join(chunks).decode(errors="replace"))
 
     def servers(self) -> dict[tuple[str, str], Server]:
         return parse_servers_state(self.run("show servers state"))
