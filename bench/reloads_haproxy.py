@@ -4,8 +4,9 @@ wrk -t2 -c20 from the lab's client through edge1 (`Host: s2.pctest`) for 10 s (q
 haproxy is reloaded 5 times (quick: 3). Ours: the edge_haproxy role's config and reload
 (master-worker, `systemctl reload`, `option idle-close-on-response`). The baseline: the same
 config without `option idle-close-on-response`, reloaded the same way, what a hand-made setup
-that renders the rest alike gets. The role is applied by molecule/edge_haproxy/converge.yml; the
-baseline edits the applied file in place. At the end haproxy is purged (cleanup.yml) if the run
+that renders the rest alike gets. The role is applied by molecule/edge_haproxy/converge.yml, after
+its prepare.yml removed nginx if another run left it on the edge's ports; the baseline edits the
+applied file in place. At the end haproxy is purged (cleanup.yml) if the run
 installed it, else its config is put back and reloaded. The lab is brought up and taken down
 again if it was down. Samples: all of ours, then all of the baseline.
 """
@@ -24,6 +25,7 @@ GOAL = Goal("ours 0 failed requests", max_ours=0)
 TIME_BOUND = {"full": 600, "quick": 150}
 
 EDGE = "edge1"
+PREPARE, CONVERGE, CLEANUP = (f"molecule/edge_haproxy/{name}.yml" for name in ("prepare", "converge", "cleanup"))
 CONFIG = "/etc/haproxy/haproxy.cfg"
 SAVED = "/etc/haproxy/haproxy.cfg.bench-saved"
 IDLE_CLOSE = "option idle-close-on-response"
@@ -77,7 +79,8 @@ def run(quick: bool, workdir: Path, deadline: float) -> Measurement:
     with _lab.lab(deadline):
         was_installed = _installed(deadline)
         try:
-            _lab.playbook("molecule/edge_haproxy/converge.yml", EDGE, deadline)
+            _lab.playbook(PREPARE, EDGE, deadline)
+            _lab.playbook(CONVERGE, EDGE, deadline)
             address = host(EDGE).ip
             measurement.parameters["ours_idle_close_lines"] = _idle_close_lines(deadline)
             ours_runs: list[_lab.Run] = []
@@ -96,7 +99,7 @@ def run(quick: bool, workdir: Path, deadline: float) -> Measurement:
                              deadline=deadline + _lab.CLEANUP_RESERVE, check=False)
             else:
                 # The cleanup may use the reserve the steps above left for it.
-                _lab.playbook("molecule/edge_haproxy/cleanup.yml", EDGE, deadline + _lab.CLEANUP_RESERVE, reserve=0)
+                _lab.playbook(CLEANUP, EDGE, deadline + _lab.CLEANUP_RESERVE, reserve=0)
     measurement.parameters.update({"ours": _lab.totals(ours_runs), "baseline": _lab.totals(baseline_runs)})
     if len(measurement.ours) < count or len(measurement.baseline) < count:
         measurement.parameters["stopped_early"] = "time bound reached"

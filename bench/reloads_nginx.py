@@ -5,7 +5,8 @@ nginx is reloaded 5 times (quick: 3). Ours: the edge_nginx role with its default
 (`keepalive_timeout 0`), reloaded as its handler does (`systemctl reload nginx`). The baseline:
 the same role's config with nginx's usual keep-alive (`edge_nginx_keepalive_timeout: 65`),
 reloaded by hand (`nginx -s reload`), what a hand-made setup gets. Both configs are applied by
-molecule/edge_nginx/converge.yml. At the end nginx is purged (cleanup.yml) if it was not running
+molecule/edge_nginx/converge.yml, after its prepare.yml removed haproxy if another run left it on the
+edge's ports. At the end nginx is purged (cleanup.yml) if it was not running
 before, else the role's defaults are applied again. The lab is brought up and taken down again
 if it was down. Samples: all of ours, then all of the baseline.
 """
@@ -23,7 +24,7 @@ GOAL = Goal("ours 0 failed requests", max_ours=0)
 TIME_BOUND = {"full": 600, "quick": 150}
 
 EDGE = "edge2"
-CONVERGE, CLEANUP = "molecule/edge_nginx/converge.yml", "molecule/edge_nginx/cleanup.yml"
+PREPARE, CONVERGE, CLEANUP = (f"molecule/edge_nginx/{name}.yml" for name in ("prepare", "converge", "cleanup"))
 BASELINE_KEEPALIVE = 65
 
 
@@ -65,6 +66,7 @@ def run(quick: bool, workdir: Path, deadline: float) -> Measurement:
                                    check=False).returncode == 0
         try:
             address = host(EDGE).ip
+            _lab.playbook(PREPARE, EDGE, deadline)
             _lab.playbook(CONVERGE, EDGE, deadline)
             measurement.parameters["ours_config"] = _keepalive(deadline)
             ours_runs: list[_lab.Run] = []

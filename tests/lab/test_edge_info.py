@@ -57,6 +57,30 @@ def test_local_traffic_policy_targets_only_nodes_with_a_local_endpoint():
     assert backend["health_check"] == {"type": "http", "path": "/healthz", "port": 31791}
 
 
+def test_the_lab_has_tls_proxy_protocol_and_pod_mode_services():
+    """What lab/manifests adds for the edge roles' traffic checks (molecule/shared/tasks/)."""
+    model = edge_info(f"kubeconfig={KUBECONFIG}")["model"]
+    assert not model["errors"], model["errors"]
+    frontends = {f["name"]: f for f in model["frontends"]}
+    backends = {b["name"]: b for b in model["backends"]}
+    assert frontends["default-http-443"]["certificates"] == ["secure-pctest"]
+    assert {"host": "secure.pctest", "redirect_https": True} in [
+        {k: r[k] for k in ("host", "redirect_https")} for r in frontends["default-http-80"]["routes"]]
+    assert frontends["passthrough-tcp-443"]["sni"] == [{"host": "passthrough.pctest", "backend": "default_tls-echo_443_tcp"}]
+    assert [(t["address"], t["port"]) for t in backends["default_tls-echo_443_tcp"]["targets"]] == [
+        (host("node1").ip, 31787), (host("node2").ip, 31787)]
+    proxy = {name: (f["accept_proxy"], backends[f["backend"]]["proxy_protocol"]) for name, f in frontends.items()
+             if name in ("default-tcp-9995", "default-tcp-9996", "default-tcp-9997", "default-tcp-9998", "default-tcp-9002")}
+    assert proxy == {"default-tcp-9995": (False, "v1"), "default-tcp-9996": (True, "v1"), "default-tcp-9997": (False, "v1"),
+                     "default-tcp-9998": (True, "none"), "default-tcp-9002": (False, "v2")}
+    assert backends["default_proxied_80_proxy-v2"]["proxy_protocol"] == "v2"
+    pods = json.loads(kubectl("get", "pods", "-l", "app=s2", "-o", "json").stdout)["items"]
+    for name in ("default_direct_80", "default_direct_80_tcp_proxy-v1"):
+        assert backends[name]["mode"] == "pod"
+        assert sorted(t["address"] for t in backends[name]["targets"]) == sorted(p["status"]["podIP"] for p in pods)
+        assert {t["port"] for t in backends[name]["targets"]} == {8080}
+
+
 def test_model_from_kubectl_export_equals_model_from_the_api(tmp_path):
     exported = kubectl("get", "svc,endpointslices,nodes,ingresses,configmaps", "-A", "-o", "yaml").stdout
     (tmp_path / "cluster.yaml").write_text(exported)
@@ -100,6 +124,7 @@ def test_inventory_plugin_lists_nodes_and_gives_edges_the_model():
     assert node1["k8s_ready"] is True
     assert inventory["zone_lab_a"]["hosts"] == ["node1"]
     models = inventory["_meta"]["hostvars"]["edge1"]["k8sedge_models"]
-    assert list(models) == ["default"]
-    module_model = edge_info(f"kubeconfig={KUBECONFIG}", "pool=default")["model"]
-    assert models["default"]["generation"] == {"__ansible_unsafe": module_model["generation"]}
+    assert list(models) == ["default", "passthrough"]  # lab/manifests/70-tls-echo.yaml has its own pool
+    for pool in models:
+        module_model = edge_info(f"kubeconfig={KUBECONFIG}", f"pool={pool}")["model"]
+        assert models[pool]["generation"] == {"__ansible_unsafe": module_model["generation"]}

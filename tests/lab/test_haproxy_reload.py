@@ -1,9 +1,10 @@
 """Hitless reloads: wrk with keep-alive from the lab's client through haproxy on edge1 while
 haproxy is reloaded five times in ten seconds; not one request may fail.
 
-Driven like the benchmark (bench/reloads_haproxy.py, with bench/_lab.py): the role is applied by
+Driven like the benchmark (bench/reloads_haproxy.py, with bench/_lab.py): the scenario's
+prepare.yml removes nginx if another run left it on the edge's ports, the role is applied by
 molecule/edge_haproxy/converge.yml, and haproxy is purged again by its cleanup.yml if this test
-installed it, so the VM is left as found.
+installed it.
 """
 from __future__ import annotations
 
@@ -35,10 +36,11 @@ def deadline() -> float:
 @pytest.fixture(scope="module")
 def haproxy_edge(deadline):
     was_installed = _installed()
-    _lab.playbook("molecule/edge_haproxy/converge.yml", EDGE, deadline)
+    _lab.playbook(reloads_haproxy.PREPARE, EDGE, deadline)
+    _lab.playbook(reloads_haproxy.CONVERGE, EDGE, deadline)
     yield host(EDGE).ip
     if not was_installed:
-        _lab.playbook("molecule/edge_haproxy/cleanup.yml", EDGE, deadline, reserve=0)
+        _lab.playbook(reloads_haproxy.CLEANUP, EDGE, deadline, reserve=0)
 
 
 def test_no_request_fails_during_five_reloads_under_keep_alive_load(haproxy_edge, deadline):

@@ -1,9 +1,10 @@
 """Reloads under load: wrk with keep-alive from the lab's client through an nginx edge while nginx
 reloads five times in ten seconds, and the requests that failed.
 
-Driven like the benchmark (bench/reloads_nginx.py, with bench/_lab.py): the role is applied with
-its defaults (molecule/edge_nginx/converge.yml) on one edge (K8SEDGE_NGINX_EDGE, edge2 by default)
-and purged afterwards unless nginx was already running there. What was measured, and why the
+Driven like the benchmark (bench/reloads_nginx.py, with bench/_lab.py): the scenario's prepare.yml
+removes haproxy if another run left it on the edge's ports, the role is applied with its defaults
+(molecule/edge_nginx/converge.yml) on one edge (K8SEDGE_NGINX_EDGE, edge2 by default) and nginx is
+purged afterwards unless it was already running there. What was measured, and why the
 bound is what it is: roles/edge_nginx/README.md.
 """
 from __future__ import annotations
@@ -40,6 +41,7 @@ def deadline() -> float:
 @pytest.fixture(scope="module")
 def nginx_edge(deadline):
     was_running = in_host(EDGE, "systemctl", "is-active", "--quiet", "nginx", check=False).returncode == 0
+    _lab.playbook(reloads_nginx.PREPARE, EDGE, deadline)
     _lab.playbook(reloads_nginx.CONVERGE, EDGE, deadline)
     yield host(EDGE).ip
     if not was_running:
