@@ -76,6 +76,20 @@ def playbook(path: str, edge: str, deadline: float, extra_vars: dict[str, object
         raise LabError(f"{path} on {edge} failed:\n{result.stdout[-3000:]}\n{result.stderr[-1000:]}")
 
 
+@contextmanager
+def role_on(edge: str, scenario: str, deadline: float, keep: bool) -> Iterator[None]:
+    """A proxy role on one edge as its molecule scenario puts it there: prepare.yml (removes the
+    other proxy, which another run may have left on the ports), converge.yml; at the end its
+    cleanup.yml, unless keep (the edge had it before)."""
+    playbook(f"molecule/{scenario}/prepare.yml", edge, deadline)
+    playbook(f"molecule/{scenario}/converge.yml", edge, deadline)
+    try:
+        yield
+    finally:
+        if not keep:
+            playbook(f"molecule/{scenario}/cleanup.yml", edge, deadline, reserve=0)
+
+
 @dataclass(frozen=True)
 class Run:
     """One wrk run through an edge during reloads."""

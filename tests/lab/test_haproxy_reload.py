@@ -35,12 +35,8 @@ def deadline() -> float:
 
 @pytest.fixture(scope="module")
 def haproxy_edge(deadline):
-    was_installed = _installed()
-    _lab.playbook(reloads_haproxy.PREPARE, EDGE, deadline)
-    _lab.playbook(reloads_haproxy.CONVERGE, EDGE, deadline)
-    yield host(EDGE).ip
-    if not was_installed:
-        _lab.playbook(reloads_haproxy.CLEANUP, EDGE, deadline, reserve=0)
+    with _lab.role_on(EDGE, "edge_haproxy", deadline, keep=_installed()):
+        yield host(EDGE).ip
 
 
 def test_no_request_fails_during_five_reloads_under_keep_alive_load(haproxy_edge, deadline):

@@ -41,11 +41,8 @@ def deadline() -> float:
 @pytest.fixture(scope="module")
 def nginx_edge(deadline):
     was_running = in_host(EDGE, "systemctl", "is-active", "--quiet", "nginx", check=False).returncode == 0
-    _lab.playbook(reloads_nginx.PREPARE, EDGE, deadline)
-    _lab.playbook(reloads_nginx.CONVERGE, EDGE, deadline)
-    yield host(EDGE).ip
-    if not was_running:
-        _lab.playbook(reloads_nginx.CLEANUP, EDGE, deadline, reserve=0)
+    with _lab.role_on(EDGE, "edge_nginx", deadline, keep=was_running):
+        yield host(EDGE).ip
 
 
 def test_reloads_under_keepalive_load_lose_no_requests(nginx_edge, deadline):
