@@ -5,8 +5,8 @@ edge_haproxy role's config, applied by molecule/edge_haproxy/converge.yml) again
 backend target the edge uses (node1's node port of default/s2, which the lab's kube-proxy
 forwards to the s2 pods, as it does for the edge). The runs of the two sides alternate, so a
 change in the machine's load falls on both. A sample is the run's p99 latency; requests per
-second go in the parameters. haproxy is purged at the end if the run installed it; the lab is
-brought up and taken down again if it was down.
+second go in the parameters. haproxy is purged at the end if the run installed it on a lab it
+did not bring up; the lab is brought up and taken down again if it was down.
 """
 from __future__ import annotations
 
@@ -94,7 +94,7 @@ def measure(quick: bool, deadline: float, edge_port: int, mode: str) -> Measurem
                     figures[side].append(found)
                     samples.append(Sample(found.p99_ms, error=f"{found.failed} failed requests" if found.failed else ""))
         finally:
-            if not was_installed:
+            if not was_installed and not _lab.discarded():
                 _lab.playbook("molecule/edge_haproxy/cleanup.yml", EDGE, deadline + _lab.CLEANUP_RESERVE, reserve=0)
     for side, found in figures.items():
         rates = sorted(f.requests_per_second for f in found)

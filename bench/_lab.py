@@ -36,20 +36,32 @@ def left(deadline: float, reserve: float = CLEANUP_RESERVE) -> float:
     return seconds
 
 
+_brought_up = 0  # how many lab() contexts of this process brought the lab up and will take it down
+
+
 @contextmanager
 def lab(deadline: float) -> Iterator[bool]:
     """The lab, up; yields whether it already was (then it is left up)."""
+    global _brought_up
     was_up = cli.is_up()
     if not was_up:
         result = labctl("up", check=False, timeout=left(deadline))
         if result.returncode != 0:
             labctl("down", check=False)
             raise LabError(f"labctl up failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
+        _brought_up += 1
     try:
         yield was_up
     finally:
         if not was_up:
+            _brought_up -= 1
             labctl("down", check=False)
+
+
+def discarded() -> bool:
+    """Whether this process brought the lab up and takes it down again, VMs and all: then what a
+    benchmark installed on an edge need not be removed (a lab someone else started is left as found)."""
+    return _brought_up > 0
 
 
 def on_host(host: str, *command: str, deadline: float, check: bool = True) -> subprocess.CompletedProcess[str]:

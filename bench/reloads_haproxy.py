@@ -7,7 +7,7 @@ config without `option idle-close-on-response`, reloaded the same way, what a ha
 that renders the rest alike gets. The role is applied by molecule/edge_haproxy/converge.yml, after
 its prepare.yml removed nginx if another run left it on the edge's ports; the baseline edits the
 applied file in place. At the end haproxy is purged (cleanup.yml) if the run
-installed it, else its config is put back and reloaded. The lab is brought up and taken down
+installed it (unless the lab goes down with the run), else its config is put back and reloaded. The lab is brought up and taken down
 again if it was down. Samples: all of ours, then all of the baseline.
 """
 from __future__ import annotations
@@ -97,7 +97,7 @@ def run(quick: bool, workdir: Path, deadline: float) -> Measurement:
             if was_installed:
                 _lab.on_host(EDGE, "sh", "-c", f"test ! -e {SAVED} || {{ mv {SAVED} {CONFIG} && systemctl reload haproxy; }}",
                              deadline=deadline + _lab.CLEANUP_RESERVE, check=False)
-            else:
+            elif not _lab.discarded():
                 # The cleanup may use the reserve the steps above left for it.
                 _lab.playbook(CLEANUP, EDGE, deadline + _lab.CLEANUP_RESERVE, reserve=0)
     measurement.parameters.update({"ours": _lab.totals(ours_runs), "baseline": _lab.totals(baseline_runs)})

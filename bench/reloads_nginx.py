@@ -7,7 +7,7 @@ the same role's config with nginx's usual keep-alive (`edge_nginx_keepalive_time
 reloaded by hand (`nginx -s reload`), what a hand-made setup gets. Both configs are applied by
 molecule/edge_nginx/converge.yml, after its prepare.yml removed haproxy if another run left it on the
 edge's ports. At the end nginx is purged (cleanup.yml) if it was not running
-before, else the role's defaults are applied again. The lab is brought up and taken down again
+before (unless the lab goes down with the run), else the role's defaults are applied again. The lab is brought up and taken down again
 if it was down. Samples: all of ours, then all of the baseline.
 """
 from __future__ import annotations
@@ -80,7 +80,8 @@ def run(quick: bool, workdir: Path, deadline: float) -> Measurement:
                                                 reloader(("nginx", "-s", "reload"), deadline), deadline, baseline_runs)
         finally:
             # The cleanup may use the reserve the steps above left for it.
-            _lab.playbook(CONVERGE if was_running else CLEANUP, EDGE, deadline + _lab.CLEANUP_RESERVE, reserve=0)
+            if was_running or not _lab.discarded():
+                _lab.playbook(CONVERGE if was_running else CLEANUP, EDGE, deadline + _lab.CLEANUP_RESERVE, reserve=0)
     measurement.parameters.update({"ours": _lab.totals(ours_runs), "baseline": _lab.totals(baseline_runs)})
     if len(measurement.ours) < count or len(measurement.baseline) < count:
         measurement.parameters["stopped_early"] = "time bound reached"
