@@ -84,6 +84,8 @@ def measure(quick: bool, deadline: float, edge_port: int, mode: str) -> Measurem
     with _lab.lab(deadline):
         was_installed = _installed(deadline)
         try:
+            # prepare.yml removes nginx, which an earlier run may have left on the edge's ports.
+            _lab.playbook("molecule/edge_haproxy/prepare.yml", EDGE, deadline)
             _lab.playbook("molecule/edge_haproxy/converge.yml", EDGE, deadline)
             for i in range(count):
                 if _lab.left(deadline) < 2 * (seconds + 10):
