@@ -69,15 +69,12 @@ SIDES = {
 QUICK_HAPROXY = """# k8sedge bench/failover.py quick mode: the lab's s2 service through both node ports.
 global
     master-worker
+    stats socket /run/haproxy/admin.sock mode 600 level admin expose-fd listeners
 defaults
     mode http
     timeout connect 2s
     timeout client 10s
     timeout server 10s
-frontend admin
-    bind 127.0.0.1:8404
-    stats enable
-    stats uri /stats
 frontend web
     bind :80
     default_backend s2

@@ -42,7 +42,8 @@ def test_the_client_counts_refused_and_unanswered_requests_as_lost():
     results = json.loads(out)
     assert len(results) == 30
     sent = [r[0] for r in results]
-    assert all(0.015 < b - a < 0.05 for a, b in zip(sent, sent[1:]))
+    # One request every 20 ms (each task's own start time: jitter on a loaded machine is fine).
+    assert 0.5 < sent[-1] - sent[0] < 0.9
     answered = [ok for t, ok, _ in results if t < stop_at - 0.05]
     refused = [ok for t, ok, _ in results if t > stop_at + 0.05]
     assert answered and all(answered)

@@ -87,14 +87,70 @@ def test_probe_refused_and_hung():
         assert reason.startswith(f"proxy admin 127.0.0.1:{port}: ") and time.monotonic() - started < 0.6
 
 
+@contextmanager
+def stats_socket(path: Path, answer: bytes | None) -> Iterator[None]:
+    """A unix socket that answers every command with `answer` and closes, as haproxy's CLI does
+    (None: never answers)."""
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(path))
+    server.listen(16)
+    server.settimeout(0.05)
+    stop = threading.Event()
+    held = []
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            assert conn.recv(64) == b"show info\n"
+            if answer is None:
+                held.append(conn)
+            else:
+                conn.sendall(answer)
+                conn.close()
+        server.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(2)
+        for conn in held:
+            conn.close()
+
+
+def test_probe_socket(tmp_path):
+    path = tmp_path / "admin.sock"
+    assert check.probe_socket(str(path), 0.3) == f"haproxy stats socket {path}: No such file or directory"
+    with stats_socket(path, b"Name: HAProxy\nVersion: 2.6.12\nPid: 4242\nUptime_sec: 9\n\n"):
+        assert check.probe_socket(str(path), 0.3) is None
+    path.unlink()
+    with stats_socket(path, b"Unknown command.\n"):
+        assert check.probe_socket(str(path), 0.3) == f"haproxy stats socket {path}: answered b'Unknown command.\\n'"
+    path.unlink()
+    with stats_socket(path, None):
+        started = time.monotonic()
+        assert check.probe_socket(str(path), 0.3).startswith(f"haproxy stats socket {path}: ")
+        assert time.monotonic() - started < 0.6
+    path.unlink()
+    with stats_socket(path, b"Pid: 1\n"):
+        pass
+    # A socket file nobody listens on any more: what a killed haproxy leaves behind.
+    assert check.probe_socket(str(path), 0.3) == f"haproxy stats socket {path}: Connection refused"
+
+
 def test_watch_runs_its_time_when_healthy_and_stops_at_the_first_miss():
     with admin(b"HTTP/1.0 200 OK\r\n\r\n") as (port, stop):
         started = time.monotonic()
-        assert check.watch("127.0.0.1", port, "/stats", 0.2, 0.4, 0.05) is None
+        assert check.watch(lambda: check.probe("127.0.0.1", port, "/stats", 0.2), 0.4, 0.05) is None
         assert 0.35 < time.monotonic() - started < 0.7
         threading.Timer(0.2, stop.set).start()
         started = time.monotonic()
-        assert "Connection refused" in check.watch("127.0.0.1", port, "/stats", 0.2, 5.0, 0.05)
+        assert "Connection refused" in check.watch(lambda: check.probe("127.0.0.1", port, "/stats", 0.2), 5.0, 0.05)
         # Seen within a poll or two of the listener closing, not at the end of the watch.
         assert time.monotonic() - started < 0.6
 
@@ -165,13 +221,17 @@ def test_the_script_as_keepalived_runs_it(tmp_path):
                               capture_output=True, text=True, timeout=10)
 
     with admin(b"HTTP/1.0 200 OK\r\n\r\n") as (port, _):
-        assert run("proxy", "--host", "127.0.0.1", "--port", str(port), "--path", "/stats").returncode == 0
+        assert run("proxy", "--host", "127.0.0.1", "--port", str(port), "--path", "/stub_status").returncode == 0
         started = time.monotonic()
-        assert run("proxy", "--host", "127.0.0.1", "--port", str(port), "--path", "/stats", "--watch", "0.6",
+        assert run("proxy", "--host", "127.0.0.1", "--port", str(port), "--path", "/stub_status", "--watch", "0.6",
                    "--poll", "0.05").returncode == 0
         # The watch ends by --watch seconds after the process started, start-up included.
         assert time.monotonic() - started < 1.2
-    assert run("proxy", "--host", "127.0.0.1", "--port", str(free_port()), "--path", "/stats").returncode == 1
+    assert run("proxy", "--host", "127.0.0.1", "--port", str(free_port()), "--path", "/stub_status").returncode == 1
+    with stats_socket(tmp_path / "admin.sock", b"Pid: 7\n"):
+        assert run("proxy", "--socket", str(tmp_path / "admin.sock"), "--watch", "0.3", "--poll", "0.05").returncode == 0
+    assert run("proxy", "--socket", str(tmp_path / "admin.sock")).returncode == 1
+    assert (tmp_path / "status/proxy").read_text() == f"down: haproxy stats socket {tmp_path / 'admin.sock'}: Connection refused\n"
     rollout_path, generation_path = rollout(tmp_path, {"generation": GEN, "status": "failed", "since": NOW})
     assert run("config", "--rollout", rollout_path, "--generation", generation_path, "--format", "text").returncode == 1
     assert (tmp_path / "status/config").read_text().startswith("down: rollout of generation aaaaaaaaaaaa failed")

@@ -36,7 +36,7 @@ def test_peers_come_from_their_variables_then_facts_then_ansible_host():
                            unicast=True)
     assert view["instances"][0]["unicast"] == [{"source": "10.213.0.11", "peers": ["10.213.0.14", "10.213.0.52", "10.213.0.53"]}]
     # Four hosts serve the pool: two VIPs are primary on edge1 and edge2.
-    assert [(i["primary"], i["priority"]) for i in view["instances"]] == [("edge1", 200), ("edge2", 170)]
+    assert [(i["primary"], i["priority"]) for i in view["instances"]] == [("edge1", 250), ("edge2", 220)]
 
 
 def test_errors_are_ansible_filter_errors():

@@ -37,8 +37,8 @@ def test_two_vips_two_hosts_are_active_active():
     two = by_vip(keepalived_view({**FACTS, "eth0": {"ipv4": {"address": "10.213.0.12", "netmask": "255.255.255.0"}}},
                                  options(host="edge2", members=(Member("edge1", ("default",), "10.213.0.11"),
                                                                 Member("edge2", ("default",))))))
-    assert (one["10.213.0.200"]["priority"], two["10.213.0.200"]["priority"]) == (200, 190)
-    assert (one["10.213.0.201"]["priority"], two["10.213.0.201"]["priority"]) == (190, 200)
+    assert (one["10.213.0.200"]["priority"], two["10.213.0.200"]["priority"]) == (250, 240)
+    assert (one["10.213.0.201"]["priority"], two["10.213.0.201"]["priority"]) == (240, 250)
     assert one["10.213.0.200"]["primary"] == two["10.213.0.200"]["primary"] == "edge1"
     assert one["10.213.0.201"]["primary"] == two["10.213.0.201"]["primary"] == "edge2"
     # Both hosts agree on the ids and the names, whatever host renders them.
@@ -51,12 +51,12 @@ def test_three_hosts_take_turns():
     vips = [f"10.213.0.{n}" for n in range(200, 204)]
     result = by_vip(view(host="a", members=members, pool_vips={"default": vips}))
     assert [result[v]["primary"] for v in vips] == ["a", "b", "c", "a"]
-    assert [result[v]["priority"] for v in vips] == [200, 180, 190, 200]
+    assert [result[v]["priority"] for v in vips] == [250, 230, 240, 250]
 
 
 def test_directives_of_an_instance():
     instance = view()["instances"][0]
-    assert instance["directives"] == ["state BACKUP", "interface eth0", "virtual_router_id 50", "priority 200", "advert_int 0.2"]
+    assert instance["directives"] == ["state BACKUP", "interface eth0", "virtual_router_id 50", "priority 250", "advert_int 0.2"]
     assert instance["prefix"] == 24 and instance["unicast"] == []
     assert view(preempt=False)["instances"][0]["directives"][-1] == "nopreempt"
     assert view(version=2, advert_int=1)["instances"][0]["directives"][4] == "advert_int 1"
@@ -73,7 +73,7 @@ def test_hosts_only_hold_the_vips_of_their_pools():
     members = (Member("edge1", ("default",)), Member("edge2", ("web",), "10.213.0.12"))
     result = view(members=members, pool_vips={"default": ["10.213.0.200"], "web": ["10.213.0.210"]})
     assert [i["vip"] for i in result["instances"]] == ["10.213.0.200"]
-    assert result["instances"][0]["priority"] == 200
+    assert result["instances"][0]["priority"] == 250
     # Router ids count across every pool, so both hosts give the same VIP the same id.
     assert result["domain"]["router_ids"] == [{"router_id": 50, "vip": "10.213.0.200"}]
     assert view(members=(Member("edge1", ("web",)),), pool_vips={"default": ["10.213.0.200"], "web": ["10.213.0.210"]})[
@@ -126,7 +126,7 @@ def test_an_interface_without_ipv4_is_refused():
 def test_track_scripts():
     proxy, config = view()["scripts"]
     assert proxy == {"name": "k8sedge_proxy", "interval": 1, "timeout": 2, "fall": 1, "rise": 2, "weight": 0,
-                     "command": "/usr/local/lib/k8sedge/vrrp-check proxy --host 127.0.0.1 --port 8404 --path /stats "
+                     "command": "/usr/local/lib/k8sedge/vrrp-check proxy --socket /run/haproxy/admin.sock "
                                 "--timeout 0.5 --watch 0.8 --poll 0.05 --status-dir /run/k8sedge-keepalived"}
     assert config["command"] == ("/usr/local/lib/k8sedge/vrrp-check config --rollout /var/lib/k8sedge/rollout.json "
                                  "--generation /var/lib/k8sedge/haproxy/generation --format text --grace 120 "
@@ -143,7 +143,9 @@ def test_track_scripts():
     (CheckOptions(proxy="envoy"), r"edge_keepalived_proxy: expected one of haproxy, nginx"),
     (CheckOptions(poll=0.9), r"edge_keepalived_check_poll: expected 0 \(one probe a run\) up to 0.8 s"),
     (CheckOptions(timeout=1), r"edge_keepalived_check_timeout: expected 0.01 to 0.8 s"),
-    (CheckOptions(admin_address="localhost"), r"edge_keepalived_proxy_admin_address: expected an IP address"),
+    (CheckOptions(proxy="nginx", admin_address="localhost"), r"edge_keepalived_proxy_admin_address: expected an IP address"),
+    (CheckOptions(proxy="nginx", admin_port=0), r"edge_keepalived_proxy_admin_port: expected an integer from 1 to 65535"),
+    (CheckOptions(socket="admin.sock"), r"edge_keepalived_proxy_socket: expected an absolute path"),
     (CheckOptions(rollout_file="/var/lib/k8sedge/roll out.json"), r"edge_keepalived_rollout_file: expected an absolute path"),
     (CheckOptions(generation_file="relative"), r"edge_keepalived_generation_file: expected an absolute path"),
     (CheckOptions(config_weight=-10), r"edge_keepalived_config_weight: -10 must outweigh the priority spread of 10"),

@@ -91,7 +91,7 @@ options:
   priority:
     description: The priority of a VIP's primary host.
     type: int
-    default: 200
+    default: 250
   priority_step:
     description: How much lower each next host's priority is.
     type: int
@@ -188,7 +188,7 @@ def _peer(name: str, variables: Mapping[str, Any]) -> Member:
 
 def _keepalived_view(facts: Any, host: Any, hosts: Any, hostvars: Any, interface: Any, pool_vips: Any, pools: Any = ("default",),
                      address: Any = "", version: Any = 3, advert_int: Any = 0.2, preempt: Any = True, unicast: Any = False,
-                     auth_file: Any = "", router_id_base: Any = 50, router_ids: Any = None, priority: Any = 200,
+                     auth_file: Any = "", router_id_base: Any = 50, router_ids: Any = None, priority: Any = 250,
                      priority_step: Any = 10, check: Any = None) -> dict[str, Any]:
     try:
         if not isinstance(facts, Mapping):

@@ -28,11 +28,9 @@ _INTERFACE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,14}")
 _ARGUMENT = re.compile(r"[A-Za-z0-9_./:@=,+-]{1,255}")
 _ABSOLUTE_PATH = re.compile(r"/[A-Za-z0-9_./-]{0,254}")
 _UNSAFE_TO_SHOW = re.compile(r"[^A-Za-z0-9._:/@=+,*-]")
-_PROXIES = {
-    # proxy: (probe path on its admin listener, generation file format)
-    "haproxy": ("/stats", "text"),
-    "nginx": ("/stub_status", "json"),
-}
+# proxy: generation file format. haproxy is probed on its stats socket (`show info`), nginx with
+# HEAD /stub_status on its admin listener: neither is logged, however often the check probes.
+_PROXIES = {"haproxy": "text", "nginx": "json"}
 _VRRP_PRIORITY = range(1, 255)  # 255 belongs to an address owner
 _ROUTER_ID = range(1, 256)
 # A watching proxy check ends this long before keepalived starts the next run (same interval):
@@ -69,8 +67,9 @@ class CheckOptions:
 
     program: str = "/usr/local/lib/k8sedge/vrrp-check"
     proxy: str = "haproxy"
-    admin_address: str = "127.0.0.1"
-    admin_port: int | None = None  # None: the proxy role's default
+    socket: str = "/run/haproxy/admin.sock"  # haproxy's stats socket
+    admin_address: str = "127.0.0.1"  # nginx's admin listener
+    admin_port: int = 8405
     interval: int = 1
     poll: float = 0.05  # 0: one probe per run
     timeout: float = 0.5
@@ -100,7 +99,7 @@ class ViewOptions:
     auth_file: str = ""  # "": no VRRPv2 authentication
     router_id_base: int = 50
     router_ids: Mapping[str, int] = field(default_factory=dict)
-    priority: int = 200
+    priority: int = 250
     priority_step: int = 10
     check: CheckOptions = field(default_factory=CheckOptions)
 
@@ -230,7 +229,7 @@ def _check_lines(options: ViewOptions, serving: int) -> list[dict[str, Any]]:
     check = options.check
     if check.proxy not in _PROXIES:
         raise ViewError(f"edge_keepalived_proxy: expected one of {', '.join(_PROXIES)}, got {_show(check.proxy)}")
-    probe_path, generation_format = _PROXIES[check.proxy]
+    generation_format = _PROXIES[check.proxy]
     interval = _int(check.interval, "edge_keepalived_check_interval", range(1, 61))
     poll = _number(check.poll, "edge_keepalived_check_poll")
     timeout = _number(check.timeout, "edge_keepalived_check_timeout")
@@ -242,18 +241,21 @@ def _check_lines(options: ViewOptions, serving: int) -> list[dict[str, Any]]:
                         f"within the check interval), got {timeout:g}")
     fall = _int(check.fall, "edge_keepalived_check_fall", range(1, 101))
     rise = _int(check.rise, "edge_keepalived_check_rise", range(1, 101))
-    address = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(check.admin_address, check.admin_address)
-    try:
-        ipaddress.ip_address(address)
-    except ValueError:
-        raise ViewError(f"edge_keepalived_proxy_admin_address: expected an IP address, got {_show(check.admin_address)}") from None
-    port = _int(check.admin_port if check.admin_port is not None else {"haproxy": 8404, "nginx": 8405}[check.proxy],
-                "edge_keepalived_proxy_admin_port", range(1, 65536))
     program = _path(check.program, "check program")
     status_dir = _path(check.status_dir, "check status directory")
+    if check.proxy == "haproxy":
+        target = ["--socket", _path(check.socket, "edge_keepalived_proxy_socket")]
+    else:
+        address = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(check.admin_address, check.admin_address)
+        try:
+            ipaddress.ip_address(address)
+        except ValueError:
+            raise ViewError(f"edge_keepalived_proxy_admin_address: expected an IP address, got {_show(check.admin_address)}") from None
+        port = _int(check.admin_port, "edge_keepalived_proxy_admin_port", range(1, 65536))
+        target = ["--host", address, "--port", str(port), "--path", "/stub_status"]
     watch = f"{interval - WATCH_MARGIN:g}" if poll else "0"
-    proxy = [program, "proxy", "--host", address, "--port", str(port), "--path", probe_path, "--timeout", f"{timeout:g}",
-             "--watch", watch, "--poll", f"{poll:g}", "--status-dir", status_dir]
+    proxy = [program, "proxy", *target, "--timeout", f"{timeout:g}", "--watch", watch, "--poll", f"{poll:g}",
+             "--status-dir", status_dir]
     # keepalived kills a run that outlives its timeout and counts it as failed: allow a slow start.
     scripts = [{"name": "k8sedge_proxy", "command": " ".join(proxy), "interval": interval, "timeout": interval + 1,
                 "fall": fall, "rise": rise, "weight": 0}]
