@@ -147,7 +147,7 @@ FIXED = {
     "lab-manifests-with-nodes": lambda: build_model(lab_cluster(with_nodes=True), ModelOptions()),
     "empty-cluster": lambda: build_model(ClusterState(), ModelOptions()),
 }
-FIXED_POOLS = [["default"], ["internal"], ["default", "internal"]]  # the fixture's pools share no port
+FIXED_POOLS = [["default"], ["internal"], ["default", "internal"], ["passthrough"]]  # no two share a port; passthrough: the lab's
 
 
 @needs_haproxy
