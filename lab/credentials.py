@@ -13,8 +13,8 @@ from pathlib import Path
 
 from lab import pki
 from lab.topology import (
-    ADMIN_USER, API_URL, GATEWAY_IP, KUBECONFIG, KUBECONFIG_ADMIN, PKI_DIR, READER_USER,
-    SSH_KEY, TOKEN_FILE,
+    ADMIN_USER, API_URL, GATEWAY_IP, KUBECONFIG, KUBECONFIG_ADMIN, KUBECONFIG_STATUS, PKI_DIR,
+    READER_USER, SSH_KEY, STATUS_USER, TOKEN_FILE,
 )
 
 CA_CERT = PKI_DIR / "ca.crt"
@@ -22,8 +22,9 @@ CA_KEY = PKI_DIR / "ca.key"
 SERVER_CERT = PKI_DIR / "apiserver.crt"
 SERVER_KEY = PKI_DIR / "apiserver.key"
 # user -> groups, as kube-apiserver's token file lists them.
-USERS = {ADMIN_USER: ["system:masters"], READER_USER: ["system:serviceaccounts"]}
-KUBECONFIGS = {KUBECONFIG_ADMIN: ADMIN_USER, KUBECONFIG: READER_USER}
+USERS = {ADMIN_USER: ["system:masters"], READER_USER: ["system:serviceaccounts"],
+         STATUS_USER: ["system:serviceaccounts"]}
+KUBECONFIGS = {KUBECONFIG_ADMIN: ADMIN_USER, KUBECONFIG: READER_USER, KUBECONFIG_STATUS: STATUS_USER}
 # Host names served over TLS in lab/manifests, each with a certificate of the lab CA:
 # secure.pctest is terminated by the edges (Ansible gives them .lab/pki/secure.pctest.{crt,key}),
 # passthrough.pctest by the tls-echo pods themselves (their env names the files).
@@ -59,12 +60,18 @@ def ensure() -> None:
 
 
 def _tokens() -> dict[str, str]:
-    """user -> token, minting the token file on first use."""
-    if not TOKEN_FILE.exists():
-        with open(TOKEN_FILE, "w", newline="") as out:
+    """user -> token, minting a token for each user the token file does not have yet (a file
+    from an older lab keeps its tokens, so kubeconfigs copied elsewhere stay valid)."""
+    tokens: dict[str, str] = {}
+    if TOKEN_FILE.exists():
+        with open(TOKEN_FILE, newline="") as handle:
+            tokens = {row[1]: row[0] for row in csv.reader(handle)}
+    missing = [user for user in USERS if user not in tokens]
+    if missing:
+        with open(TOKEN_FILE, "a", newline="") as out:
             writer = csv.writer(out)
-            for uid, (user, groups) in enumerate(USERS.items(), start=1):
-                writer.writerow([secrets.token_urlsafe(32), user, f"lab-{uid}", ",".join(groups)])
+            for user in missing:
+                tokens[user] = secrets.token_urlsafe(32)
+                writer.writerow([tokens[user], user, f"lab-{list(USERS).index(user) + 1}", ",".join(USERS[user])])
         TOKEN_FILE.chmod(0o600)
-    with open(TOKEN_FILE, newline="") as handle:
-        return {row[1]: row[0] for row in csv.reader(handle)}
+    return tokens

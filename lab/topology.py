@@ -22,10 +22,11 @@ SSH_KEY = SSH_DIR / "id_ed25519"
 KNOWN_HOSTS = SSH_DIR / "known_hosts"
 KUBECONFIG = LAB_DIR / "kubeconfig"  # read-only token, what the edge tooling uses
 KUBECONFIG_ADMIN = LAB_DIR / "kubeconfig-admin"
+KUBECONFIG_STATUS = LAB_DIR / "kubeconfig-status"  # the status writer's token (docs/rbac-status.yaml)
 TOKEN_FILE = PKI_DIR / "tokens.csv"
 MANIFESTS = REPO / "lab" / "manifests"
-# The API server's authorization: the roles every cluster has, and the manifest we ship.
-RBAC_POLICIES = (REPO / "lab" / "rbac.yaml", REPO / "docs" / "rbac.yaml")
+# The API server's authorization: the roles every cluster has, and the manifests we ship.
+RBAC_POLICIES = (REPO / "lab" / "rbac.yaml", REPO / "docs" / "rbac.yaml", REPO / "docs" / "rbac-status.yaml")
 
 PREFIX = "k8sedge"
 BRIDGE = "k8sedge0"
@@ -39,6 +40,7 @@ MIRROR_URL = f"http://{GATEWAY_IP}:{MIRROR_PORT}"
 VIP_RANGE = ("10.213.0.200", "10.213.0.219")
 
 READER_USER = "system:serviceaccount:k8sedge:edge-reader"
+STATUS_USER = "system:serviceaccount:k8sedge:edge-status"
 ADMIN_USER = "lab-admin"
 
 

@@ -63,6 +63,7 @@ def private_data_dir(root: Path) -> Path:
     for name in ("all", "edges"):
         variables = yaml.safe_load((REPO / "inventory/lab/group_vars" / f"{name}.yml").read_text())
         variables.pop("k8sedge_kubeconfig", None)
+        variables.pop("k8sedge_status_kubeconfig", None)
         if "k8sedge_lab_dir" in variables:
             variables["k8sedge_lab_dir"] = str(REPO / ".lab")
         (inventory / "group_vars" / f"{name}.yml").write_text(yaml.safe_dump(variables))

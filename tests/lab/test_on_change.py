@@ -4,7 +4,8 @@ traffic from the lab's client follows, through both edges.
 - scale default/s2 up through the API: an endpoint-only change; the fast path puts the new pod
   into both haproxys' runtime API, the client reaches it through each edge, and endpoints.yml
   follows (the config on disk names the pod, the recorded generation is the watcher's);
-- a new Service: structural; site.yml rolls it out and its host answers through each edge.
+- a new Service: structural; site.yml rolls it out and its host answers through each edge, and
+  (status write-back on) publishes the VIPs in default/local-web's status.
 
 The watcher is bounded (--exit-after) and stopped by its PID; the Service is deleted and s2 scaled
 back through the same watcher, so the edges end on the lab's model.
@@ -13,13 +14,17 @@ from __future__ import annotations
 
 import pytest
 
+import yaml
+
 from bench import _converge as c
+from lab.topology import REPO
 from tests.lab.conftest import in_host
 
 pytestmark = pytest.mark.usefixtures("lab")
 
 INVENTORY = "inventory/lab/hosts.yml"
 SERVICE = "conv-e2e"
+VIPS = yaml.safe_load((REPO / "inventory/lab/group_vars/edges.yml").read_text())["k8sedge_pool_vips"]
 
 
 def edges_serve(generation: str) -> bool:
@@ -44,7 +49,8 @@ def wait_run(watch: c.Watch, playbook: str, after: int, seconds: float) -> dict:
 def test_a_scale_takes_the_fast_path_and_a_new_service_runs_site_yml(tmp_path):
     current = edges_serve(c.model_generation())
     c.wait_pods(c.REPLICAS)
-    watch = c.Watch.start(tmp_path, "-i", INVENTORY, "--fast-path", "--exit-after", "900", skip_first=current)
+    watch = c.Watch.start(tmp_path, "-i", INVENTORY, "-e", "k8sedge_status_writeback=true", "--fast-path", "--exit-after", "900",
+                          skip_first=current)
     try:
         watch.wait_log("fast path: runtime API of edge1, edge2", 60)
         if not current:  # the edges did not serve the lab's model: the first generation rolls it out
@@ -73,7 +79,9 @@ def test_a_scale_takes_the_fast_path_and_a_new_service_runs_site_yml(tmp_path):
         assert edges_serve(c.model_generation())
         done = len(runs(watch, "playbook"))
 
-        # Structural: a new Service, rolled out by site.yml.
+        # Structural: a new Service, rolled out by site.yml, which then publishes the VIPs.
+        c.kubectl("patch", "service", "local-web", "--subresource=status", "--type=merge", "-p",
+                  '{"status":{"loadBalancer":{"ingress":null}}}')
         probe = c.Probe(host_header=f"{SERVICE}.pctest", seconds=120)
         try:
             c.kubectl("apply", "-f", "-", stdin=c.SERVICE.format(name=SERVICE, prefix=c.STRUCTURAL_PREFIX))
@@ -82,6 +90,8 @@ def test_a_scale_takes_the_fast_path_and_a_new_service_runs_site_yml(tmp_path):
             assert probe.wait(lambda answers: c.first_seen(answers, probe.edges, set()), 30), watch.tail()
         finally:
             probe.stop()
+        published = c.kubectl("get", "service", "local-web", "-o", "jsonpath={.status.loadBalancer.ingress[*].ip}")
+        assert published.split() == VIPS["default"]
     finally:
         done = len(runs(watch, "playbook"))
         changed = bool(c.kubectl("get", "service", "-l", f"app={c.STRUCTURAL_PREFIX}", "-o", "name").strip())
