@@ -159,7 +159,7 @@ class HostPlan:
 
 def _live(servers: dict[tuple[str, str], Server]) -> dict[str, Any]:
     """What the running worker serves, in the model's shape, for the fail-static guard."""
-    return {"backends": [{"name": backend, "targets": [{"address": s["address"], "port": s["port"]} for _, s in sorted(slots.items())]}
+    return {"backends": [{"name": backend, "targets": [{"address": s["address"], "port": s["port"]} for s in slots.values()]}
                          for backend, slots in sorted(current_slots(servers).items())]}
 
 
