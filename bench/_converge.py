@@ -91,6 +91,10 @@ def model_generation() -> str:
     return model_of(state, params, None, read)["generation"]
 
 
+def replicas() -> int:
+    return int(kubectl("get", "deployment", DEPLOYMENT, "-o", "jsonpath={.spec.replicas}"))
+
+
 def scale(replicas: int) -> None:
     kubectl("scale", "deployment", DEPLOYMENT, f"--replicas={replicas}")
 
@@ -237,14 +241,16 @@ class Watch:
                 raise ConvergeError(f"k8sedge-watch exited {self.process.returncode}:\n{self.tail()}")
             time.sleep(0.2)
 
-    def wait_idle(self, seconds: float) -> None:
-        """Until the playbook runs the changes called for have ended (the log's last word)."""
+    def wait_idle(self, seconds: float, quiet: float = 3.0) -> None:
+        """Until no playbook has run for `quiet` seconds (the log's last run ended; changes that
+        come in meanwhile start another one)."""
         until = time.monotonic() + seconds
+        since = None
         while time.monotonic() < until:
             text = self.log.read_text()
-            if text.rfind("running ") < max(text.rfind(" finished in "), text.rfind(" FAILED (exit ")):
-                return
-            if "running " not in text:
+            idle = text.rfind("running ") < max(text.rfind(" finished in "), text.rfind(" FAILED (exit "))
+            since = (since or time.monotonic()) if idle or "running " not in text else None
+            if since is not None and time.monotonic() - since >= quiet:
                 return
             time.sleep(0.5)
         raise ConvergeError(f"k8sedge-watch still running a playbook after {seconds:.0f} s:\n{self.tail()}")

@@ -39,6 +39,10 @@ SAMPLE_SECONDS = 120.0  # one change, API to traffic, at most
 STATE = "/var/lib/k8sedge/haproxy/generation"
 
 
+def _left(deadline: float, reserve: float) -> float:
+    return deadline - time.monotonic() - reserve
+
+
 def _serving(deadline: float) -> bool:
     """Whether both edges run haproxy on the cluster's current model."""
     generation = c.model_generation()
@@ -49,17 +53,23 @@ def _serving(deadline: float) -> bool:
     return True
 
 
-def _samples(watch: c.Watch, changes: list[str], deadline: float, details: list[dict], reserve: float) -> list[Sample]:
+def _samples(watch: c.Watch, changes: list[str], deadline: float, details: list[dict], reserve: float,
+             one_at_a_time: bool = False) -> list[Sample]:
+    """One sample per change; `one_at_a_time`: each change waits until the playbook runs of the
+    one before have ended (so a playbook-carried change is not measured queued behind another)."""
     samples, replicas = [], c.REPLICAS
     try:
         for change in changes:
-            seconds = min(SAMPLE_SECONDS, _lab.left(deadline, reserve))
+            seconds = min(SAMPLE_SECONDS, _left(deadline, reserve))
             if seconds < 15:
                 break
             try:
+                if one_at_a_time:
+                    watch.wait_idle(seconds)
                 sample, replicas = c.endpoint_change(watch, change, replicas, seconds)
             except c.ConvergeError as err:
                 samples.append(Sample(None, error=str(err)[-2000:]))
+                replicas = c.replicas()  # the change may have been made, or not
                 continue
             details.append(sample.figures())
             error = "" if sample.ok else f"{sample.path} did not take it on every host"
@@ -74,9 +84,10 @@ def _structural(watch: c.Watch, count: int, deadline: float, details: list[dict]
     values, errors = [], []
     try:
         for index in range(count):
-            if _lab.left(deadline) < 600:
+            if _left(deadline, _lab.CLEANUP_RESERVE) < 600:
                 break
             try:
+                watch.wait_idle(600)
                 sample = c.new_service(watch, index, 600)
             except c.ConvergeError as err:
                 errors.append(str(err)[-1000:])
@@ -129,7 +140,8 @@ def run(quick: bool, workdir: Path, deadline: float) -> Measurement:
             watch = c.Watch.start(workdir, "-i", INVENTORY)
             try:
                 watch.wait_log("first generation", 60)
-                measurement.baseline = _samples(watch, list(CYCLE) * FULL["baseline_cycles"], deadline, details["baseline"], 0)
+                measurement.baseline = _samples(watch, list(CYCLE) * FULL["baseline_cycles"], deadline, details["baseline"], 0,
+                                                one_at_a_time=True)
                 watch.wait_idle(min(300.0, _lab.left(deadline, 0)))
             finally:
                 watch.stop()
