@@ -260,3 +260,14 @@ def test_ssh_forces_strict_host_keys_before_the_inventory_s_options(tmp_path):
 
 def test_the_remote_program_is_python_that_compiles():
     compile(fp.REMOTE, "remote", "exec")
+
+
+def test_ssh_that_cannot_connect_says_so(tmp_path):
+    """Nothing listens on loopback port 1: the master fails at once, and an exchange, which opens
+    the master first, fails the same way."""
+    ssh = fp.Ssh(fp.EdgeHost("edge1", "haproxy", "127.0.0.1", port=1), tmp_path, timeout=3)
+    with pytest.raises(fp.FastPathError, match=r"edge1: ssh 127.0.0.1: exit 255: .*(refused|Connection)"):
+        ssh.open()
+    with pytest.raises(fp.FastPathError, match=r"edge1: ssh 127.0.0.1: exit 255"):
+        ssh.exchange(list(fp.READ))
+    ssh.close()

@@ -219,8 +219,12 @@ class Ssh:
     def open(self) -> None:
         """Start the master connection in the background (ssh -f once authenticated)."""
         argv = [*self.argv("-M", "-N", "-f", "-o", "ControlPersist=no"), "--", self.host.address]
-        with open(f"{self.control}.log", "w", encoding="utf-8") as log:
-            result = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log, timeout=self.timeout * 3, check=False)
+        try:
+            with open(f"{self.control}.log", "w", encoding="utf-8") as log:
+                result = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log, timeout=self.timeout * 3,
+                                        check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise FastPathError(f"{self.host.name}: ssh {self.host.address}: {exc}") from None
         if result.returncode != 0:
             raise FastPathError(f"{self.host.name}: ssh {self.host.address}: exit {result.returncode}:"
                                 f" {Path(f'{self.control}.log').read_text(errors='replace').strip()[-300:]}")
@@ -237,6 +241,8 @@ class Ssh:
             result = subprocess.run(argv, input=json.dumps(commands), capture_output=True, text=True, timeout=self.timeout, check=False)
         except subprocess.TimeoutExpired:
             raise FastPathError(f"{self.host.name}: no answer within {self.timeout:g} s") from None
+        except OSError as exc:
+            raise FastPathError(f"{self.host.name}: ssh: {exc}") from None
         if result.returncode != 0:
             raise FastPathError(f"{self.host.name}: exit {result.returncode}: {result.stderr.strip()[-300:]}")
         try:
@@ -248,7 +254,10 @@ class Ssh:
         return answers
 
     def close(self) -> None:
-        subprocess.run([*self.argv("-O", "exit"), "--", self.host.address], capture_output=True, timeout=self.timeout, check=False)
+        try:
+            subprocess.run([*self.argv("-O", "exit"), "--", self.host.address], capture_output=True, timeout=self.timeout, check=False)
+        except (OSError, subprocess.TimeoutExpired):  # a master that does not answer went with its connection
+            pass
 
 
 # --- the fast path ------------------------------------------------------------------------------
