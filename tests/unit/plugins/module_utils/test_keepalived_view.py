@@ -127,7 +127,7 @@ def test_track_scripts():
     proxy, config = view()["scripts"]
     assert proxy == {"name": "k8sedge_proxy", "interval": 1, "timeout": 2, "fall": 1, "rise": 2, "weight": 0,
                      "command": "/usr/local/lib/k8sedge/vrrp-check proxy --socket /run/haproxy/admin.sock "
-                                "--timeout 0.5 --watch 0.8 --poll 0.05 --status-dir /run/k8sedge-keepalived"}
+                                "--timeout 0.5 --watch 0.9 --poll 0.05 --status-dir /run/k8sedge-keepalived"}
     assert config["command"] == ("/usr/local/lib/k8sedge/vrrp-check config --rollout /var/lib/k8sedge/rollout.json "
                                  "--generation /var/lib/k8sedge/haproxy/generation --format text --grace 120 "
                                  "--status-dir /run/k8sedge-keepalived")
@@ -141,8 +141,8 @@ def test_track_scripts():
 
 @pytest.mark.parametrize("check, message", [
     (CheckOptions(proxy="envoy"), r"edge_keepalived_proxy: expected one of haproxy, nginx"),
-    (CheckOptions(poll=0.9), r"edge_keepalived_check_poll: expected 0 \(one probe a run\) up to 0.8 s"),
-    (CheckOptions(timeout=1), r"edge_keepalived_check_timeout: expected 0.01 to 0.8 s"),
+    (CheckOptions(poll=0.95), r"edge_keepalived_check_poll: expected 0 \(one probe a run\) up to 0.9 s"),
+    (CheckOptions(timeout=1), r"edge_keepalived_check_timeout: expected 0.01 to 0.9 s"),
     (CheckOptions(proxy="nginx", admin_address="localhost"), r"edge_keepalived_proxy_admin_address: expected an IP address"),
     (CheckOptions(proxy="nginx", admin_port=0), r"edge_keepalived_proxy_admin_port: expected an integer from 1 to 65535"),
     (CheckOptions(socket="admin.sock"), r"edge_keepalived_proxy_socket: expected an absolute path"),

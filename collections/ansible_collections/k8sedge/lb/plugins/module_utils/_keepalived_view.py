@@ -35,7 +35,7 @@ _VRRP_PRIORITY = range(1, 255)  # 255 belongs to an address owner
 _ROUTER_ID = range(1, 256)
 # A watching proxy check ends this long before keepalived starts the next run (same interval):
 # keepalived skips a run while the previous one is still going.
-WATCH_MARGIN = 0.2
+WATCH_MARGIN = 0.1
 
 
 class ViewError(ValueError):
