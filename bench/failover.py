@@ -9,8 +9,8 @@ namespace); after each sample the fault is repaired and the VIP must come back t
 
 Ours: the edge_keepalived role's defaults, VRRPv3 with `advert_int 0.2` and the track script
 watching the proxy every 50 ms. Baseline: VRRPv2 with `advert_int 1` and the same script probing
-once a run (keepalived's whole-second interval), the common setup. Samples: the proxy-killed
-failover times; every fault's times and losses are in the parameters. Full mode also runs both
+once a run (keepalived's whole-second interval), the common setup. Samples: requests lost when
+the proxy is killed; every fault's failover times and losses are in the parameters. Full mode also runs both
 edges healthy for 2 minutes and counts VIP moves (the goal: none).
 
 Full mode applies the roles (molecule/edge_keepalived/converge.yml, the lab's model through
@@ -50,7 +50,9 @@ from ansible_collections.k8sedge.lb.plugins.module_utils._keepalived_view import
     CheckOptions, Member, ViewOptions, keepalived_view)
 
 TITLE = "VIP failover (keepalived)"
-GOAL = Goal("takeover < 1 s when the proxy dies, <= 5 requests lost; no VIP move in a 2 min steady run", max_ours=1.0)
+# Lost requests are the binding figure: a dead proxy refuses at once, so a client loses about one
+# request per 20 ms of takeover, and 5 lost means a takeover near 0.1 s, well under the 1 s goal.
+GOAL = Goal("<= 5 requests lost (takeover < 1 s) when the proxy dies; no VIP move in a 2 min steady run", max_ours=5)
 TIME_BOUND = {"full": 1200, "quick": 120}
 
 MASTER, BACKUP = "edge1", "edge2"
@@ -293,8 +295,9 @@ def run(quick: bool, workdir: Path, deadline: float) -> Measurement:
                     "faults": list(faults), "sides": SIDES,
                     "setup": "direct install, small haproxy config (quick smoke)" if quick else
                              "molecule/edge_keepalived/converge.yml (edge_haproxy with the lab model, edge_keepalived)",
-                    "measured": "failover: fault on edge1 -> VIP added on edge2 (ip monitor); lost: failed requests per sample"},
-        ours=[], baseline=[], unit="s",
+                    "measured": "samples: requests lost per proxy kill; takeover_s: fault on edge1 -> VIP added on edge2 "
+                                "(ip monitor)"},
+        ours=[], baseline=[], unit="requests lost",
         ours_label="VRRPv3 advert_int 0.2 + track script watching every 50 ms",
         baseline_label="VRRPv2 advert_int 1 + track script once a second",
     )
@@ -317,8 +320,8 @@ def run(quick: bool, workdir: Path, deadline: float) -> Measurement:
                                        deadline)
                         runs.append(result)
                         if kind == "proxy_killed":
-                            taken = result["takeover_s"]
-                            samples.append(Sample(taken, timed_out_after=None if taken is not None else run_seconds))
+                            samples.append(Sample(float(result["lost"]), error="" if result["takeover_s"] is not None
+                                                  else f"the VIP did not reach {BACKUP} within {run_seconds} s"))
                 measurement.parameters[side] = summarise(runs)
                 if side == "ours" and not quick:
                     measurement.parameters["steady"] = steady_run(monitor, deadline)
