@@ -30,7 +30,9 @@ from bench.harness import Goal, Measurement, Sample, percentile
 
 TITLE = "Convergence: API change to traffic through every edge"
 GOAL = Goal("endpoint-only change under 1 s median, API change to traffic through both edges", max_ours=1.0)
-TIME_BOUND = {"full": 3600, "quick": 90}
+# Quick: about 20-25 s on a lab that is up with haproxy on the edges; a cold lab (make test's
+# bench smoke) adds `labctl up`, endpoints.yml installing haproxy on both edges, and `labctl down`.
+TIME_BOUND = {"full": 3600, "quick": 240}
 
 INVENTORY = "inventory/lab/hosts.yml"  # the edges and their variables, without a second model read
 CYCLE = ("scale up", "scale down", "pod replaced")
@@ -81,21 +83,19 @@ def _samples(watch: c.Watch, changes: list[str], deadline: float, details: list[
 
 
 def _structural(watch: c.Watch, count: int, deadline: float, details: list[dict]) -> dict:
+    """One new Service per sample; they are deleted together by the caller."""
     values, errors = [], []
-    try:
-        for index in range(count):
-            if _left(deadline, _lab.CLEANUP_RESERVE) < 600:
-                break
-            try:
-                watch.wait_idle(600)
-                sample = c.new_service(watch, index, 600)
-            except c.ConvergeError as err:
-                errors.append(str(err)[-1000:])
-                continue
-            details.append(sample.figures())
-            values.append(sample.seconds)
-    finally:
-        c.delete_services()
+    for index in range(count):
+        if _left(deadline, _lab.CLEANUP_RESERVE) < 600:
+            break
+        try:
+            watch.wait_idle(600)
+            sample = c.new_service(watch, index, 600)
+        except c.ConvergeError as err:
+            errors.append(str(err)[-1000:])
+            continue
+        details.append(sample.figures())
+        values.append(sample.seconds)
     return {"n": len(values), "median_s": percentile(values, 0.5) if values else None,
             "p95_s": percentile(values, 0.95) if values else None, "errors": errors}
 
@@ -137,6 +137,10 @@ def run(quick: bool, workdir: Path, deadline: float) -> Measurement:
             finally:
                 watch.stop()
                 (workdir / "watch-ours.log").write_text(watch.log.read_text())
+                # All the new Services at once remove more targets than the fail-static guard lets
+                # a run remove (it refuses them, as it should): the clean-up overrides it.
+                c.delete_services()
+                c.playbook("playbooks/site.yml", _lab.left(deadline), "-i", "inventory/lab", "-e", "k8sedge_fail_static_override=true")
             watch = c.Watch.start(workdir, "-i", INVENTORY)
             try:
                 watch.wait_log("first generation", 60)
