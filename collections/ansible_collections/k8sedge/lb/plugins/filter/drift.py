@@ -32,7 +32,9 @@ options:
 EXAMPLES = r"""
 - name: Compare the edges with the model
   ansible.builtin.set_fact:
-    drift: "{{ edge.model | k8sedge.lb.drift(hosts={'edge1': {'engine': 'haproxy', 'generation': gen, 'servers': running.servers}}) }}"
+    drift: >-
+      {{ edge.model | k8sedge.lb.drift(
+           hosts={'edge1': {'engine': 'haproxy', 'generation': gen, 'servers': running.servers}}) }}
 """
 
 RETURN = r"""

@@ -186,7 +186,8 @@ EXAMPLES = r"""
     fail_on_failure: false
     probes:
       - {name: passthrough, type: tcp, tls: true, sni: db.example, validate_certs: false, address: 10.0.0.10, port: 443}
-      - {name: proxy, type: tcp, send_proxy: v1, address: 10.0.0.10, port: 9998, send: "HEAD / HTTP/1.1\r\n\r\n", expect: ^HTTP/}
+      - {name: proxy, type: tcp, send_proxy: v1, address: 10.0.0.10, port: 9998,
+         send: "HEAD / HTTP/1.1\r\n\r\n", expect: ^HTTP/}
       - {name: dns-ish, type: udp, address: 10.0.0.10, port: 5353, send: ping, expect: ping}
   register: probed
 """
