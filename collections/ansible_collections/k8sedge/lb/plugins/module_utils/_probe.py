@@ -317,7 +317,7 @@ class _Reader:
                 raise ProbeFailed(f"no {marker!r} in the first {limit} bytes: {_show(self.buffer)!r}")
             if not self.fill():
                 raise ProbeFailed(f"connection closed before {marker!r}; received {_show(self.buffer)!r}")
-        head, _, self.buffer = self.buffer.partition(marker)
+        head, _marker, self.buffer = self.buffer.partition(marker)
         return head
 
     def exactly(self, size: int) -> bytes:
@@ -450,7 +450,7 @@ def _hold(sock: socket.socket, reader: _Reader, seconds: float, clock: _Clock, r
 def _udp(probe: Probe, clock: _Clock, result: Result) -> None:
     family = socket.AF_INET6 if ":" in probe.address else socket.AF_INET
     info = socket.getaddrinfo(probe.address, probe.port, family if _is_ip(probe.address) else 0, socket.SOCK_DGRAM)
-    family, kind, proto, _, address = info[0]
+    family, kind, proto, _canonical_name, address = info[0]
     with socket.socket(family, kind, proto) as sock:
         sock.connect(address)  # so a port unreachable comes back as ConnectionRefusedError
         result.connect_ms = clock.elapsed_ms()
@@ -536,10 +536,10 @@ def run_all(probes: list[Probe], concurrency: int = 16, deadline: float = 60.0) 
                 continue
             done.put((index, run_one(probe, left)))
 
-    for _ in range(max(1, min(concurrency, len(probes)))):
+    for _worker in range(max(1, min(concurrency, len(probes)))):
         threading.Thread(target=worker, daemon=True).start()
     results: list[Result | None] = [None] * len(probes)
-    for _ in range(len(probes)):
+    for _probe in range(len(probes)):
         try:
             index, result = done.get(timeout=max(0.0, until - time.monotonic()) + 0.5)
         except queue.Empty:

@@ -281,8 +281,8 @@ def report(planned: Mapping[str, Any], results: list[Mapping[str, Any]], fail_on
     by_name = {r["name"]: r for r in results if isinstance(r, Mapping) and "name" in r}
     entries = []
     for item in planned["probes"]:
-        result = by_name.get(item["probe"]["name"]) or {"ok": False, "error": "no result: the probe did not run",
-                                                         "latency_ms": None}
+        result = by_name.get(item["probe"]["name"]) or {
+            "ok": False, "error": "no result: the probe did not run", "latency_ms": None}
         entries.append({**{k: v for k, v in item.items() if k != "probe"}, "name": item["probe"]["name"],
                         "target": _address(str(item["probe"]["address"]), item["probe"]["port"]),
                         "ok": bool(result.get("ok")), "error": result.get("error", ""),

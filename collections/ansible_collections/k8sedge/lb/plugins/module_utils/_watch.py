@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import random
 import threading
 import time
@@ -48,7 +49,8 @@ class WatchOptions:
 
     def __post_init__(self) -> None:
         for name in ("debounce", "max_delay", "backoff_initial", "backoff_max", "idle_timeout", "connect_timeout"):
-            if not getattr(self, name) > 0:
+            value = getattr(self, name)
+            if math.isnan(value) or value <= 0:
                 raise ValueError(f"option {name}: expected a number of seconds above 0, got {getattr(self, name)!r}")
         if self.max_delay < self.debounce:
             raise ValueError(f"option max_delay: expected at least debounce ({self.debounce:g} s), got {self.max_delay:g}")

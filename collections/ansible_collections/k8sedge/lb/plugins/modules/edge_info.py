@@ -238,5 +238,6 @@ def main() -> None:
         module.fail_json(msg=str(err))
     module.exit_json(changed=False, read=read, **result)
 
+
 if __name__ == "__main__":
     main()
