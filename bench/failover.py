@@ -198,6 +198,8 @@ def fault(kind: str, monitor: VipMonitor, run_seconds: float, deadline: float) -
         in_vm(MASTER, f"mkdir -p {DROP_IN.rsplit('/', 1)[0]} && printf '[Service]\\nRestart=no\\n' > {DROP_IN}"
                       " && systemctl daemon-reload", deadline)
         pid = in_vm(MASTER, "systemctl show --property MainPID --value haproxy", deadline).stdout.strip()
+        if not pid.isdigit() or int(pid) <= 0:  # kill 0 would signal our own process group
+            raise _lab.LabError(f"haproxy is not running on {MASTER} (MainPID {pid!r})")
         inject = vm.exec_argv(host(MASTER), ["kill", "-9", pid])
         repair = f"rm -f {DROP_IN} && systemctl daemon-reload && systemctl start haproxy"
     elif kind == "keepalived_stopped":
