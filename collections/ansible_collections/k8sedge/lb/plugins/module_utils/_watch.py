@@ -443,9 +443,12 @@ class Watcher:
                 thread.join(timeout=5)
 
     def _next_state(self) -> tuple[ClusterState | None, float]:
-        """The cluster state once a build is due (every collection listed, debounce over)."""
+        """The cluster state once a build is due (every collection listed and none of them lost
+        since, debounce over): after an outage, a collection that re-listed first must not be
+        mixed with the stale ones still reconnecting."""
         with self.changes:
-            wait = self.debounce.wait(time.monotonic()) if all(s.synced for s in self.streams) else None
+            current = not self._down and all(s.synced for s in self.streams)
+            wait = self.debounce.wait(time.monotonic()) if current else None
             if wait is None or wait > 0:
                 self.changes.wait(timeout=wait)
                 return None, 0.0
