@@ -51,7 +51,13 @@ lab-status: venv
 demo: setup
 	lab/demo
 
-test: setup lint unit lab-test bench-smoke
+# One lab for the lab tests and the bench smoke; tests/lab/test_zz_lab_down.py runs last and
+# checks that taking it down leaves nothing behind. The trap takes it down if a step fails.
+test: setup lint unit bench-venv
+	trap 'lab/labctl down' EXIT && lab/labctl up && \
+	  $(VENV)/bin/pytest tests/lab --ignore=tests/lab/test_zz_lab_down.py && \
+	  $(PY) -m bench --quick --hold-lab --lab-discarded && $(PY) -m bench --check --quick && \
+	  $(VENV)/bin/pytest tests/lab/test_zz_lab_down.py
 
 lint: yamllint ansible-lint sanity
 

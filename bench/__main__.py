@@ -24,6 +24,8 @@ def parse_args(argv: list[str], known: list[str]) -> argparse.Namespace:
     parser.add_argument("--check", action="store_true", help="only check the results in --out")
     parser.add_argument("--hold-lab", action="store_true",
                         help="bring the lab up once for the whole run (if it is down) instead of once per benchmark")
+    parser.add_argument("--lab-discarded", action="store_true",
+                        help="the caller takes the lab down after this run (make test): do not restore the edges")
     parser.add_argument("names", nargs="*", metavar="NAME", help=f"benchmarks to run (default: all of {', '.join(known)})")
     args = parser.parse_args(argv)
     unknown = sorted(set(args.names) - set(known))
@@ -44,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         for problem in problems:
             print(f"bench: {problem}", file=sys.stderr)
         return 1 if problems else 0
+    if args.lab_discarded:
+        _lab.discard_after_run()
     machine = harness.machine_facts()
     failed = False
     # The benchmarks on the lab leave it as they find it: held up, each skips its own up and down.

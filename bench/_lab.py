@@ -37,6 +37,7 @@ def left(deadline: float, reserve: float = CLEANUP_RESERVE) -> float:
 
 
 _brought_up = 0  # how many lab() contexts of this process brought the lab up and will take it down
+_discard = False  # the caller takes the lab down after this process
 
 
 @contextmanager
@@ -58,10 +59,16 @@ def lab(deadline: float) -> Iterator[bool]:
             labctl("down", check=False)
 
 
+def discard_after_run() -> None:
+    """The caller takes the lab down after this run (make test), as if this process had brought it up."""
+    global _discard
+    _discard = True
+
+
 def discarded() -> bool:
-    """Whether this process brought the lab up and takes it down again, VMs and all: then what a
-    benchmark installed on an edge need not be removed (a lab someone else started is left as found)."""
-    return _brought_up > 0
+    """Whether the lab goes down after this process, VMs and all: then what a benchmark installed
+    on an edge need not be removed (a lab someone else started is left as found)."""
+    return _brought_up > 0 or _discard
 
 
 def on_host(host: str, *command: str, deadline: float, check: bool = True) -> subprocess.CompletedProcess[str]:

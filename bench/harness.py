@@ -1,7 +1,7 @@
 """What every benchmark shares: samples in, statistics, verdicts and result files out.
 
 A benchmark module (bench/<name>.py) defines TITLE, GOAL, TIME_BOUND (seconds, full and quick)
-and `run(quick, workdir, deadline) -> Measurement`. The harness runs it, derives the figures and
+and `run(quick, workdir, deadline) -> Measurement` (optionally RUN_FIRST, see discover()). The harness runs it, derives the figures and
 writes bench/results/<name>.json; SUMMARY.md is rebuilt from every result file in the directory,
 so running one benchmark keeps the others' lines.
 """
@@ -310,7 +310,8 @@ def discover() -> dict[str, ModuleType]:
         module = importlib.import_module(f"bench.{info.name}")
         if callable(getattr(module, "run", None)):
             found[info.name] = module
-    return dict(sorted(found.items()))
+    # RUN_FIRST: needs the edges as site.yml left them, before others install configs of their own.
+    return dict(sorted(found.items(), key=lambda item: (not getattr(item[1], "RUN_FIRST", False), item[0])))
 
 
 def run_one(name: str, module: ModuleType, quick: bool, machine: dict[str, Any]) -> dict[str, Any]:

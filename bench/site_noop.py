@@ -28,6 +28,8 @@ GOAL = Goal("changed=0 on both edges; wall time reported against a template-and-
 TIME_BOUND = {"full": 900, "quick": 240}
 
 EDGES = ("edge1", "edge2")
+# The lab tests leave the edges converged; the other benchmarks install configs of their own.
+RUN_FIRST = True
 
 
 def _playbook(args: list[str], deadline: float) -> tuple[float, subprocess.CompletedProcess[str]]:

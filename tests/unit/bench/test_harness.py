@@ -115,6 +115,9 @@ def test_benchmark_modules_are_discovered_and_helpers_are_not():
     assert not [name for name in found if name.startswith("_") or name == "harness"]
     for module in found.values():
         assert {"full", "quick"} <= set(module.TIME_BOUND) and module.TITLE and module.GOAL
+    first = [name for name, module in found.items() if getattr(module, "RUN_FIRST", False)]
+    assert first == ["site_noop"] and list(found)[:1] == first
+    assert list(found)[1:] == sorted(set(found) - set(first))
 
 
 def test_the_sides_are_compared_per_service_with_node_subsets():

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import time
 
 import pytest
 
@@ -136,3 +137,27 @@ def test_params_take_awx_s_variables_and_the_model_defaults():
     assert params["namespaces"] == ["web"] and params["http_port"] == 80 and params["timeout"] == 30
     explicit = w.params_with_defaults({"host": "https://other:6443"}, {"K8S_AUTH_HOST": "https://api.example:6443"})
     assert explicit["host"] == "https://other:6443"
+
+
+def test_no_build_while_a_collection_is_lost_even_if_another_re_listed():
+    params = w.params_with_defaults({"host": "https://127.0.0.1:6443", "api_key": "t"}, {})
+    watcher = w.Watcher(params, w.WatchOptions(debounce=0.1))
+    services, slices = (w._Stream(watcher, c) for c in w.collections(True, watcher.read)[:2])
+    watcher.streams = [services, slices]
+    assert watcher.build_wait(0.0) is None  # nothing listed yet
+    services.synced = slices.synced = True
+    with watcher.changes:
+        watcher.touch()
+        assert watcher.build_wait(time.monotonic()) is not None
+    # The API goes away: both streams lose it; the EndpointSlices come back first and re-list.
+    watcher.lost(services, "connection refused", 0.5)
+    watcher.lost(slices, "connection refused", 0.5)
+    watcher.reached(slices)
+    with watcher.changes:
+        watcher.touch()
+        assert watcher.build_wait(time.monotonic()) is None
+    assert not watcher.reachable
+    watcher.reached(services)
+    with watcher.changes:
+        assert watcher.build_wait(time.monotonic() + 1) == 0.0
+    assert watcher.reachable

@@ -442,13 +442,18 @@ class Watcher:
             for thread in threads:
                 thread.join(timeout=5)
 
+    def build_wait(self, now: float) -> float | None:
+        """Seconds until a build is due; None until an event makes one possible. Called with
+        self.changes held. Every collection must be listed and none lost since: after an outage, a
+        collection that re-listed first must not be mixed with stale ones still reconnecting."""
+        if self._down or not all(s.synced for s in self.streams):
+            return None
+        return self.debounce.wait(now)
+
     def _next_state(self) -> tuple[ClusterState | None, float]:
-        """The cluster state once a build is due (every collection listed and none of them lost
-        since, debounce over): after an outage, a collection that re-listed first must not be
-        mixed with the stale ones still reconnecting."""
+        """The cluster state once a build is due (see build_wait)."""
         with self.changes:
-            current = not self._down and all(s.synced for s in self.streams)
-            wait = self.debounce.wait(time.monotonic()) if current else None
+            wait = self.build_wait(time.monotonic())
             if wait is None or wait > 0:
                 self.changes.wait(timeout=wait)
                 return None, 0.0
