@@ -61,6 +61,8 @@ class Measurement:
     unit: str = "s"
     versions: dict[str, str] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    # Parts of the goal beyond ours' median that this run missed, each in words (a miss verdict).
+    misses: list[str] = field(default_factory=list)
 
 
 # --- statistics -------------------------------------------------------------------------------
@@ -100,11 +102,12 @@ def ratio(ours: dict[str, Any], baseline: dict[str, Any]) -> tuple[float | None,
     return baseline["median"] / ours["median"], bound
 
 
-def verdict(goal: Goal, ours: dict[str, Any], value: float | None, bound: str, errors: list[str]) -> str:
+def verdict(goal: Goal, ours: dict[str, Any], value: float | None, bound: str, errors: list[str],
+            misses: list[str]) -> str:
     """pass, miss, or unknown (a bound that cannot decide) or error."""
     if errors or ours["median"] is None:
         return "error"
-    checks = []
+    checks = ["miss"] if misses else []
     if goal.max_ours is not None:
         checks.append("miss" if ours["median"] > goal.max_ours else "unknown" if ours["censored"] else "pass")
     if goal.min_ratio is not None:
@@ -184,8 +187,9 @@ def result_of(name: str, title: str, goal: Goal, quick: bool, measurement: Measu
         "ratio": value,
         "ratio_bound": bound,
         "goal": asdict(goal),
-        "verdict": verdict(goal, ours, value, bound, errors),
+        "verdict": verdict(goal, ours, value, bound, errors, measurement.misses),
         "errors": errors,
+        "misses": measurement.misses,
         "versions": measurement.versions,
         "machine": machine,
         "benchmark_seconds": round(seconds, 1),
@@ -225,7 +229,7 @@ def summary_row(result: dict[str, Any]) -> tuple[str, ...]:
         _side_cell(result["baseline"], unit),
         ratio_cell,
         result["goal"]["text"],
-        result["verdict"],
+        "; ".join([result["verdict"], *result.get("misses", [])]),
     )
 
 

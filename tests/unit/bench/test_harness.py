@@ -63,6 +63,13 @@ def test_ratio_and_verdict(ours, baseline, ratio, bound, verdict):
     assert (result["ratio_bound"], result["verdict"]) == (bound, verdict)
 
 
+def test_a_missed_part_of_the_goal_is_a_miss_and_is_said_in_the_summary():
+    measured = Measurement({}, samples(1.0), samples(20.0), "ours", "baseline", misses=["structural 36 s > 15 s"])
+    result = harness.result_of("b", "B", GOAL, False, measured, MACHINE, 1.0)
+    assert (result["verdict"], result["misses"]) == ("miss", ["structural 36 s > 15 s"])
+    assert harness.summary_row(result)[-1] == "miss; structural 36 s > 15 s"
+
+
 def test_an_error_or_no_sample_of_ours_is_an_error_verdict():
     measured = Measurement({}, samples(1.0), samples(20.0), "ours", "baseline", errors=["outputs differ"])
     assert harness.result_of("b", "B", GOAL, False, measured, MACHINE, 1.0)["verdict"] == "error"
