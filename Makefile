@@ -55,7 +55,7 @@ demo: setup
 # checks that taking it down leaves nothing behind. The trap takes it down if a step fails.
 test: setup lint unit bench-venv
 	trap 'lab/labctl down' EXIT && lab/labctl up && \
-	  $(VENV)/bin/pytest tests/lab --ignore=tests/lab/test_zz_lab_down.py && \
+	  $(VENV)/bin/pytest tests/lab --ignore=tests/lab/test_zz_lab_down.py --durations=25 && \
 	  $(PY) -m bench --quick --hold-lab --lab-discarded && $(PY) -m bench --check --quick && \
 	  $(VENV)/bin/pytest tests/lab/test_zz_lab_down.py
 
