@@ -1,9 +1,9 @@
 """What every benchmark shares: samples in, statistics, verdicts and result files out.
 
 A benchmark module (bench/<name>.py) defines TITLE, GOAL, TIME_BOUND (seconds, full and quick)
-and `run(quick, workdir, deadline) -> Measurement` (optionally RUN_FIRST, see discover()). The harness runs it, derives the figures and
-writes bench/results/<name>.json; SUMMARY.md is rebuilt from every result file in the directory,
-so running one benchmark keeps the others' lines.
+and `run(quick, workdir, deadline) -> Measurement`, optionally RUN_FIRST (see discover()). The
+harness runs it, derives the figures and writes bench/results/<name>.json; SUMMARY.md is rebuilt
+from every result file in the directory, so running one benchmark keeps the others' lines.
 """
 from __future__ import annotations
 

@@ -51,7 +51,7 @@ class WatchOptions:
         for name in ("debounce", "max_delay", "backoff_initial", "backoff_max", "idle_timeout", "connect_timeout"):
             value = getattr(self, name)
             if math.isnan(value) or value <= 0:
-                raise ValueError(f"option {name}: expected a number of seconds above 0, got {getattr(self, name)!r}")
+                raise ValueError(f"option {name}: expected a number of seconds above 0, got {value!r}")
         if self.max_delay < self.debounce:
             raise ValueError(f"option max_delay: expected at least debounce ({self.debounce:g} s), got {self.max_delay:g}")
         if self.watch_seconds < 1:
