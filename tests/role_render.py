@@ -50,7 +50,8 @@ class Role:
     def run(self, params: dict[str, Any], registered: dict[str, Any] | None = None) -> dict[str, Any]:
         """The variables after the steps; params have the precedence of role parameters."""
         variables = {**self.defaults, **self.vars, **params, **(registered or {}),
-                     "role_path": str(self.path), "role_name": self.name, "ansible_check_mode": False}
+                     "role_path": str(self.path), "role_name": self.name, "ansible_check_mode": False,
+                     "ansible_search_path": [str(self.path)]}
         for task in self.tasks:
             self._task(task, variables)
         return variables
@@ -60,7 +61,7 @@ class Role:
         return Templar(loader=self.loader, variables=variables).template(variables[name])
 
     def _task(self, task: dict[str, Any], variables: dict[str, Any]) -> None:
-        action = next(key for key in task if key.startswith("ansible.builtin."))
+        action = next(key for key in task if key.startswith("ansible.builtin.") or key == "k8sedge.lb.haproxy_config")
         if action == "ansible.builtin.debug":
             return
         args = task[action]
@@ -78,6 +79,12 @@ class Role:
                 path.chmod(int(templar.template(args["mode"]), 8))
             elif action == "ansible.builtin.copy":
                 self._write(Path(templar.template(args["dest"])), templar.template(args["content"]), templar.template(args["mode"]))
+            elif action == "k8sedge.lb.haproxy_config":
+                # The module's staging half (the same module_utils code, importable once loaded_roles() put
+                # the collection loader in place); validation and install are the binary's and the host's.
+                from ansible_collections.k8sedge.lb.plugins.module_utils._haproxy_files import stage, tree_files
+                staged = {key: templar.template(args[key]) for key in ("config", "maps", "certificates", "src")}
+                stage(staged["src"], tree_files(staged["config"], staged["maps"], staged["certificates"]))
             elif action == "ansible.builtin.template":
                 self._write(Path(templar.template(args["dest"])), self._template(templar, templar.template(args["src"]), args), templar.template(args["mode"]))
             else:
@@ -116,10 +123,7 @@ def loaded_roles() -> Iterator[dict[str, Role]]:
         yield {
             "haproxy": Role("edge_haproxy", [
                 ("tasks/main.yml", "Build the haproxy view of the model"),
-                ("tasks/install.yml", "Create the state, staging and last-known-good directories"),
-                ("tasks/stage.yml", "Render haproxy.cfg into the staging tree"),
-                ("tasks/stage.yml", "Write the map files into the staging tree"),
-                ("tasks/stage.yml", "Write the certificates into the staging tree"),
+                ("tasks/main.yml", "Stage the configuration, validate it and put it in place"),
             ]),
             "nginx": Role("edge_nginx", [("tasks/view.yml", None), ("tasks/release.yml", None)]),
         }

@@ -15,6 +15,7 @@ from ansible.errors import AnsibleFilterError
 from ansible.plugins.filter.core import comment
 
 from ansible_collections.k8sedge.lb.plugins.filter.haproxy_view import FilterModule
+from ansible_collections.k8sedge.lb.plugins.module_utils._haproxy_files import stage, tree_files
 
 REPO = Path(__file__).resolve().parents[4]
 MODEL = yaml.safe_load((REPO / "tests/unit/plugins/module_utils/fixtures/haproxy_view_model.yaml").read_text())
@@ -33,20 +34,13 @@ def fixture_certificate(tmp_path_factory):
 
 
 def render(view: dict, root: Path, certificates: dict) -> Path:
-    """What the role's stage tasks write: haproxy.cfg, maps/, certs/."""
+    """What the role stages: the template's haproxy.cfg, the view's maps, the certificates it names."""
     environment = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
-    environment.filters["comment"] = comment
+    environment.filters.update(comment=comment, to_json=json.dumps)
     config = environment.from_string(TEMPLATE.read_text()).render(
         ansible_managed="Ansible managed", __edge_haproxy_view=view, edge_haproxy_chroot="/", edge_haproxy_hard_stop_after="5m",
         edge_haproxy_stats_socket=str(root / "admin.sock"))
-    (root / "maps").mkdir(parents=True)
-    (root / "certs").mkdir()
-    for entry in view["maps"]:
-        (root / entry["path"]).write_text("\n".join(entry["lines"]) + "\n")
-    for entry in view["certificates"]:
-        pair = certificates[entry["name"]]
-        (root / entry["path"]).write_text(pair["cert"].strip() + "\n" + pair["key"].strip() + "\n")
-    (root / "haproxy.cfg").write_text(config)
+    stage(str(root), tree_files(config, view["maps"], {entry["name"]: certificates[entry["name"]] for entry in view["certificates"]}))
     return root / "haproxy.cfg"
 
 

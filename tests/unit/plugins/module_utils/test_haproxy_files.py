@@ -1,13 +1,14 @@
 """Staged, live and last-known-good haproxy trees: what differs, what kind of change, the copy."""
 from __future__ import annotations
 
+import json
 import os
 import stat
 
 import pytest
 
 from ansible_collections.k8sedge.lb.plugins.module_utils._haproxy_files import (
-    CONFIG, compare, digest_of, generation_of, install, read_tree, structure)
+    CONFIG, StageError, compare, digest_of, generation_of, install, read_tree, routes_of, stage, structure, tree_files)
 
 CFG = b"""# Model generation aa01; rendered
 global
@@ -71,3 +72,45 @@ def test_install_copies_atomically_with_the_source_mode_and_removes_the_rest(tmp
     assert stat.S_IMODE(os.stat(dest / "certs").st_mode) == 0o700
     assert sorted(os.listdir(dest / "maps")) == ["a.map"]
     assert compare(read_tree(str(src)), read_tree(str(dest))).change == "none"
+
+
+def test_stage_makes_the_directory_hold_exactly_the_tree(tmp_path):
+    root = tmp_path / "staging"
+    (root / "maps").mkdir(parents=True)
+    (root / "maps" / "stale.map").write_text("old\n")
+    (root / "maps" / "notes.txt").write_text("not managed: left alone\n")
+    files = tree_files(CFG.decode(), [{"path": "maps/a.map", "lines": ["k1 v1", "k2 v2"]}],
+                       {"web": {"cert": "CERT\n", "key": "  KEY"}})
+    stage(str(root), files)
+    assert read_tree(str(root)) == {CONFIG: CFG, "maps/a.map": b"k1 v1\nk2 v2\n", "certs/web.pem": b"CERT\nKEY\n"}
+    assert (root / "maps" / "notes.txt").exists()
+    assert stat.S_IMODE(os.stat(root / "certs").st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(root / "certs" / "web.pem").st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(root / "maps" / "a.map").st_mode) == 0o644
+    stage(str(root), {CONFIG: CFG.decode()})
+    assert read_tree(str(root)) == {CONFIG: CFG}
+
+
+@pytest.mark.parametrize("relative", ["../haproxy.cfg", "maps/../../etc/passwd", "maps/a.txt", "maps/sub/a.map", "certs/.pem",
+                                      "certs/-x.pem", "other/a.map", "maps/a b.map", "maps/a\n.map"])
+def test_stage_refuses_what_is_not_part_of_a_haproxy_tree(tmp_path, relative):
+    with pytest.raises(StageError, match="expected haproxy.cfg, maps/<name>.map or certs/<name>.pem"):
+        stage(str(tmp_path / "staging"), {CONFIG: "global\n", relative: "x\n"})
+    assert not (tmp_path / "staging").exists()
+
+
+def test_stage_needs_a_config_and_certificates_need_both_halves(tmp_path):
+    with pytest.raises(StageError, match="expected haproxy.cfg"):
+        stage(str(tmp_path), {"maps/a.map": "k v\n"})
+    with pytest.raises(StageError, match=r"certificates\[web\]: expected \{cert, key\}"):
+        tree_files("global\n", [], {"web": {"cert": "CERT"}})
+
+
+def test_the_routes_travel_in_the_config_header():
+    routes = [{"cidr": "10.244.1.0/24", "via": "10.213.0.21"}]
+    config = CFG.replace(b"global", f"# Pod-network routes: {json.dumps(routes)}\nglobal".encode())
+    assert routes_of(config) == routes
+    assert routes_of(CFG.replace(b"global", b"# Pod-network routes: []\nglobal")) == []
+    assert routes_of(CFG) is None and routes_of(None) is None
+    with pytest.raises(ValueError, match="not a list of"):
+        routes_of(b'# Pod-network routes: [{"cidr": "10.0.0.0/8"}]\n')

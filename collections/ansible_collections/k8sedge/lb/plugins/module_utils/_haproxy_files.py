@@ -1,28 +1,43 @@
 # Copyright: k8sedge developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""A haproxy configuration tree (haproxy.cfg, maps/*.map, certs/*.pem) compared and copied
-from one directory to another: staging to live, live to last-known-good, last-good to live.
+"""A haproxy configuration tree (haproxy.cfg, maps/*.map, certs/*.pem) written into staging,
+then compared and copied from one directory to another: staging to live, live to
+last-known-good, last-good to live.
 
-`compare()` and `structure()` are pure; `read_tree()` and `install()` do the I/O. Each file is
-replaced atomically (a temporary file in the same directory, then rename), haproxy.cfg last, so
-a reload never reads a config whose maps are not there yet.
+`compare()`, `structure()` and what is read from the config's header are pure; `read_tree()`,
+`stage()` and `install()` do the I/O. Each file is replaced atomically (a temporary file in the
+same directory, then rename), haproxy.cfg last, so a reload never reads a config whose maps are
+not there yet.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import stat
 import tempfile
 from dataclasses import dataclass, field
+from typing import Any
 
-__all__ = ["CONFIG", "Difference", "compare", "digest_of", "generation_of", "install", "read_tree", "structure"]
+__all__ = ["CONFIG", "Difference", "StageError", "compare", "digest_of", "generation_of", "install", "read_tree", "routes_of",
+           "stage", "structure", "tree_files"]
 
 CONFIG = "haproxy.cfg"
 _DIRS = {"maps": (".map", 0o755), "certs": (".pem", 0o700)}
 _SERVER = re.compile(r"^\s*server\s+(\S+)")
 _GENERATION = re.compile(r"^# Model generation ([0-9a-f]*);", re.MULTILINE)
 _STRUCTURE = re.compile(r"^\s*set-var proc\.k8sedge_structure str\(([0-9a-f]*)\)", re.MULTILINE)
+# The pod-network routes the config needs travel in its header, so a last-known-good copy
+# carries the routes it was applied with.
+_ROUTES = re.compile(r"^# Pod-network routes: (\[.*\])$", re.MULTILINE)
+_STAGED_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+_FILE_MODE = {"maps": 0o644, "certs": 0o600}
+_STAGING_MODE = 0o750
+
+
+class StageError(ValueError):
+    """A file to stage that is not part of a haproxy tree."""
 
 
 @dataclass(frozen=True)
@@ -88,8 +103,79 @@ def digest_of(config: bytes | None) -> str:
     return match.group(1) if match else ""
 
 
+def routes_of(config: bytes | None) -> list[dict[str, str]] | None:
+    """The pod-network routes the config's header names; None for a config without that line
+    (rendered before routes were recorded in it)."""
+    match = _ROUTES.search(config.decode(errors="replace")) if config else None
+    if not match:
+        return None
+    routes = json.loads(match.group(1))
+    if not isinstance(routes, list) or not all(isinstance(r, dict) and set(r) == {"cidr", "via"} for r in routes):
+        raise ValueError(f"the config's pod-network routes line is not a list of {{cidr, via}}: {match.group(1)[:200]}")
+    return routes
+
+
+def _check_staged_path(relative: str) -> None:
+    directory, _, name = relative.rpartition("/")
+    if relative == CONFIG:
+        return
+    if directory not in _DIRS or not name.endswith(_DIRS[directory][0]) or not _STAGED_NAME.fullmatch(name):
+        raise StageError(f"{relative!r}: expected {CONFIG}, maps/<name>.map or certs/<name>.pem (name: letters, digits, '.', '_', '-')")
+
+
+def tree_files(config: str, maps: list[dict[str, Any]], certificates: dict[str, Any]) -> dict[str, str]:
+    """The tree a config, its map files (the view's {path, lines}) and its certificates
+    (name -> {cert, key}) make, by relative path."""
+    files = {CONFIG: config}
+    for entry in maps:
+        files[entry["path"]] = "".join(f"{line}\n" for line in entry["lines"])
+    for name, pair in certificates.items():
+        if not isinstance(pair, dict) or not all(isinstance(pair.get(part), str) for part in ("cert", "key")):
+            raise StageError(f"certificates[{name}]: expected {{cert, key}} as PEM text")
+        files[f"certs/{name}.pem"] = f"{pair['cert'].strip()}\n{pair['key'].strip()}\n"
+    return files
+
+
+def stage(root: str, files: dict[str, str]) -> None:
+    """Make root hold exactly these managed files (relative path -> text): written where they
+    differ, the other managed files removed. Certificates are 0600 in a 0700 directory."""
+    for relative in files:
+        _check_staged_path(relative)
+    if CONFIG not in files:
+        raise StageError(f"expected {CONFIG} among the files to stage")
+    os.makedirs(root, mode=_STAGING_MODE, exist_ok=True)
+    for name, (_suffix, mode) in _DIRS.items():
+        os.makedirs(os.path.join(root, name), mode=min(mode, _STAGING_MODE), exist_ok=True)
+    wanted = {relative: text.encode() for relative, text in files.items()}
+    present = read_tree(root)
+    for relative, content in wanted.items():
+        if present.get(relative) != content:
+            mode = _FILE_MODE.get(relative.partition("/")[0], 0o644)
+            _write_atomically(os.path.join(root, relative), content, mode, os.getuid(), os.getgid())
+    for relative in present:
+        if relative not in wanted:
+            os.unlink(os.path.join(root, relative))
+
+
+def _write_atomically(target: str, content: bytes, mode: int, uid: int, gid: int) -> None:
+    fd, temporary = tempfile.mkstemp(prefix=".k8sedge-", dir=os.path.dirname(target))
+    try:
+        os.fchmod(fd, mode)
+        os.fchown(fd, uid, gid)
+        with os.fdopen(fd, "wb") as f:
+            f.write(content)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+
+
 def install(src_root: str, dest_root: str, difference: Difference) -> None:
     """Copy the changed files (mode and owner of the source), haproxy.cfg last; remove the rest."""
+    os.makedirs(dest_root, mode=_STAGING_MODE, exist_ok=True)
     for name, (_suffix, mode) in _DIRS.items():
         if any(p.startswith(name + "/") for p in difference.changed):
             os.makedirs(os.path.join(dest_root, name), mode=mode, exist_ok=True)
@@ -99,18 +185,6 @@ def install(src_root: str, dest_root: str, difference: Difference) -> None:
         info = os.stat(source)
         with open(source, "rb") as f:
             content = f.read()
-        fd, temporary = tempfile.mkstemp(prefix=".k8sedge-", dir=os.path.dirname(target))
-        try:
-            os.fchmod(fd, stat.S_IMODE(info.st_mode))
-            os.fchown(fd, info.st_uid, info.st_gid)
-            with os.fdopen(fd, "wb") as f:
-                f.write(content)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(temporary, target)
-        except BaseException:
-            if os.path.exists(temporary):
-                os.unlink(temporary)
-            raise
+        _write_atomically(target, content, stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid)
     for relative in difference.removed:
         os.unlink(os.path.join(dest_root, relative))

@@ -6,20 +6,27 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: haproxy_config
-short_description: Validate a staged haproxy configuration tree and put it in place atomically
+short_description: Stage a haproxy configuration tree, validate it and put it in place atomically
 version_added: 0.1.0
 description:
-  - Compares the haproxy configuration tree in O(src) (C(haproxy.cfg), C(maps/*.map),
-    C(certs/*.pem)) with the one in O(dest). When they differ, validates O(src) with the real
-    binary (C(haproxy -c)), then copies each changed file into O(dest) atomically,
-    C(haproxy.cfg) last, and removes the managed files O(src) does not have.
+  - With O(config), first makes O(src) (the staging directory) hold exactly that tree, that is
+    C(haproxy.cfg), the O(maps) and the O(certificates); managed files it does not name are
+    removed. Without O(config), O(src) is taken as it is (a last-known-good copy, or the live
+    tree being promoted).
+  - Compares the tree in O(src) (C(haproxy.cfg), C(maps/*.map), C(certs/*.pem)) with the one in
+    O(dest). When they differ, validates O(src) with the real binary (C(haproxy -c)), then
+    copies each changed file into O(dest) atomically, C(haproxy.cfg) last, and removes the
+    managed files O(src) does not have.
   - When the validator refuses the tree, nothing in O(dest) is touched and the module fails with
     the validator's own message.
   - Says what kind of change it made (RV(change)) so that the caller can decide between a runtime
     update and a reload; C(servers) when only the server lines of C(haproxy.cfg) differ
     (addresses, weights, C(disabled)) and comments, C(structural) otherwise.
   - The config must name its maps and certificates relative to itself (C(default-path config)),
-    so that a tree validates wherever it is.
+    so that a tree validates wherever it is. Its header may carry the model generation
+    (C(# Model generation <hex>;)) and the pod-network routes it needs
+    (C(# Pod-network routes) followed by a colon and a JSON list); both are returned, so a
+    last-known-good copy says what it was applied with.
 author:
   - k8sedge developers (@k8sedge)
 extends_documentation_fragment:
@@ -27,7 +34,7 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    details: Compares and validates; copies nothing.
+    details: Stages into a temporary directory, compares and validates; writes nothing.
   diff_mode:
     support: full
     details: Shows C(haproxy.cfg) and the map files; never the certificates.
@@ -42,6 +49,35 @@ options:
     description: Where it goes (C(/etc/haproxy), or the last-known-good directory).
     type: path
     required: true
+  config:
+    description: The text of C(haproxy.cfg) to stage into O(src) first.
+    type: str
+  maps:
+    description: Map files to stage with O(config), as the C(k8sedge.lb.haproxy_view) filter lists them.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      path:
+        description: C(maps/<name>.map), relative to the tree.
+        type: str
+        required: true
+      lines:
+        description: The map's lines, without line ends.
+        type: list
+        elements: str
+        required: true
+  certificates:
+    description:
+      - Certificates to stage with O(config) as C(certs/<name>.pem), the certificate then the key.
+      - Never logged, never shown in a diff.
+    type: dict
+    default: {}
+  generation_file:
+    description:
+      - After the tree is in O(dest), write the model generation its C(haproxy.cfg) names into this
+        file (only when it differs).
+    type: path
   validate:
     description: Run C(haproxy -c) on O(src) before anything changes.
     type: bool
@@ -53,10 +89,13 @@ options:
 """
 
 EXAMPLES = r"""
-- name: Put the staged configuration in place
+- name: Stage the rendered configuration, validate it and put it in place
   k8sedge.lb.haproxy_config:
+    config: "{{ lookup('ansible.builtin.template', 'haproxy.cfg.j2') }}"
+    maps: "{{ view.maps }}"
     src: /var/lib/k8sedge/haproxy/staging
     dest: /etc/haproxy
+    generation_file: /var/lib/k8sedge/haproxy/generation
   register: applied
 
 - name: Keep a copy of the live configuration as last-known-good
@@ -90,6 +129,13 @@ structure:
   description: The structure digest O(src)'s C(haproxy.cfg) gives its worker (C(proc.k8sedge_structure)), if any.
   returned: always
   type: str
+routes:
+  description: >-
+    The pod-network routes named in the header of O(src)'s C(haproxy.cfg) (C({cidr, via}) each);
+    null when the header has no such line.
+  returned: always
+  type: list
+  elements: dict
 validator:
   description: What C(haproxy -c) said.
   returned: when the tree was validated
@@ -97,13 +143,33 @@ validator:
 """
 
 import os
+import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.k8sedge.lb.plugins.module_utils._haproxy_files import CONFIG, compare, digest_of, generation_of, install, read_tree
+from ansible_collections.k8sedge.lb.plugins.module_utils._haproxy_files import (
+    CONFIG, StageError, compare, digest_of, generation_of, install, read_tree, routes_of, stage, tree_files)
 
 
 def _text(files: dict[str, bytes], paths: list[str]) -> str:
     return "".join(f"### {p}\n{files[p].decode(errors='replace')}" for p in paths if p in files and not p.startswith("certs/"))
+
+
+def _record_generation(module: AnsibleModule, path: str, generation: str) -> bool:
+    """Write the generation file if it says something else; whether it did (or would)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            if f.read() == f"{generation}\n":
+                return False
+    except FileNotFoundError:
+        pass
+    if not module.check_mode:
+        directory = os.path.dirname(path)
+        fd, temporary = tempfile.mkstemp(prefix=".k8sedge-", dir=directory)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(f"{generation}\n")
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    return True
 
 
 def main() -> None:
@@ -111,35 +177,63 @@ def main() -> None:
         argument_spec={
             "src": {"type": "path", "required": True},
             "dest": {"type": "path", "required": True},
+            "config": {"type": "str"},
+            "maps": {"type": "list", "elements": "dict", "default": [],
+                     "options": {"path": {"type": "str", "required": True},
+                                 "lines": {"type": "list", "elements": "str", "required": True}}},
+            "certificates": {"type": "dict", "default": {}, "no_log": True},
+            "generation_file": {"type": "path"},
             "validate": {"type": "bool", "default": True},
             "haproxy": {"type": "path", "default": "/usr/sbin/haproxy"},
         },
         supports_check_mode=True,
     )
-    src, dest = module.params["src"], module.params["dest"]
-    staged = read_tree(src)
-    if CONFIG not in staged and module.check_mode:
-        # A first run in check mode: nothing was staged, everything would change.
-        module.exit_json(changed=True, change="structural", files=[CONFIG], removed=[], generation="", structure="")
-    if CONFIG not in staged:
-        module.fail_json(msg=f"{os.path.join(src, CONFIG)} does not exist: nothing to put in place")
-    live = read_tree(dest)
-    difference = compare(staged, live)
-    result = {"changed": difference.change != "none", "change": difference.change, "files": difference.changed,
-              "removed": difference.removed, "generation": generation_of(staged[CONFIG]), "structure": digest_of(staged[CONFIG])}
-    if difference.change != "none" and module.params["validate"]:
-        rc, out, err = module.run_command([module.params["haproxy"], "-c", "-f", os.path.join(src, CONFIG)])
-        result["validator"] = (out + err).strip()
-        if rc != 0:
-            module.fail_json(msg=f"haproxy -c refused {os.path.join(src, CONFIG)}; {dest} is untouched:\n{result['validator']}", **result)
-    if module._diff and difference.change != "none":
-        paths = difference.changed + difference.removed
-        result["diff"] = {"before_header": dest, "before": _text(live, paths), "after_header": src, "after": _text(staged, paths)}
-    if difference.change != "none" and not module.check_mode:
+    params = module.params
+    dest = params["dest"]
+    # Check mode stages into a directory of its own, so that the tree is validated for real and
+    # the host's staging directory stays as the last real run left it.
+    with tempfile.TemporaryDirectory(prefix="k8sedge-haproxy-check-") as scratch:
+        src = os.path.join(scratch, "staging") if module.check_mode and params["config"] is not None else params["src"]
+        if params["config"] is not None:
+            try:
+                stage(src, tree_files(params["config"], params["maps"], params["certificates"]))
+            except (StageError, OSError) as exc:
+                module.fail_json(msg=f"staging into {params['src']}: {exc}")
+        staged = read_tree(src)
+        if CONFIG not in staged and module.check_mode:
+            # Check mode before the first real run (e.g. promoting a tree not installed yet).
+            module.exit_json(changed=True, change="structural", files=[CONFIG], removed=[], generation="", structure="", routes=None)
+        if CONFIG not in staged:
+            module.fail_json(msg=f"{os.path.join(src, CONFIG)} does not exist: nothing to put in place")
         try:
-            install(src, dest, difference)
+            routes = routes_of(staged[CONFIG])
+        except ValueError as exc:
+            module.fail_json(msg=f"{os.path.join(params['src'], CONFIG)}: {exc}")
+        live = read_tree(dest)
+        difference = compare(staged, live)
+        result = {"changed": difference.change != "none", "change": difference.change, "files": difference.changed,
+                  "removed": difference.removed, "generation": generation_of(staged[CONFIG]),
+                  "structure": digest_of(staged[CONFIG]), "routes": routes}
+        if difference.change != "none" and params["validate"]:
+            rc, out, err = module.run_command([params["haproxy"], "-c", "-f", os.path.join(src, CONFIG)])
+            result["validator"] = (out + err).strip()
+            if rc != 0:
+                module.fail_json(msg=f"haproxy -c refused {os.path.join(params['src'], CONFIG)}; {dest} is untouched:\n{result['validator']}",
+                                 **result)
+        if module._diff and difference.change != "none":
+            paths = difference.changed + difference.removed
+            result["diff"] = {"before_header": dest, "before": _text(live, paths), "after_header": params["src"],
+                              "after": _text(staged, paths)}
+        if difference.change != "none" and not module.check_mode:
+            try:
+                install(src, dest, difference)
+            except OSError as exc:
+                module.fail_json(msg=f"putting {src} in place at {dest}: {exc}", **result)
+    if params["generation_file"]:
+        try:
+            result["changed"] = _record_generation(module, params["generation_file"], result["generation"]) or result["changed"]
         except OSError as exc:
-            module.fail_json(msg=f"putting {src} in place at {dest}: {exc}", **result)
+            module.fail_json(msg=f"recording the generation in {params['generation_file']}: {exc}", **result)
     module.exit_json(**result)
 
 

@@ -1,0 +1,92 @@
+"""The haproxy_config module as Ansible runs it (arguments on stdin), with the real haproxy:
+stage, validate, install, record the generation; check mode writes nothing; a refused tree
+leaves the live one untouched; a last-known-good copy says which routes it was applied with."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.role_render import REPO
+
+HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
+pytestmark = pytest.mark.skipif(not os.path.exists(HAPROXY), reason="haproxy is not installed (make setup installs it)")
+
+ROUTES = [{"cidr": "10.244.1.0/24", "via": "10.213.0.21"}]
+
+
+def config(generation: str, port: int = 8080, routes: list[dict[str, str]] | None = None) -> str:
+    return (f"# Model generation {generation}; test\n# Pod-network routes: {json.dumps(routes or [])}\n"
+            "global\n    default-path config\n\ndefaults\n    mode http\n    timeout connect 1s\n    timeout client 1s\n"
+            f"    timeout server 1s\n\nfrontend f\n    bind 127.0.0.1:{port}\n"
+            "    http-request set-var(txn.backend) req.hdr(host),lower,map_str(maps/f.map)\n"
+            "    use_backend %[var(txn.backend)]\n\nbackend b\n    server s1 127.0.0.1:9\n")
+
+
+def run(tmp_path: Path, check_mode: bool = False, **args: Any) -> dict[str, Any]:
+    module_args = {"src": str(tmp_path / "staging"), "dest": str(tmp_path / "live"), "haproxy": HAPROXY,
+                   "_ansible_check_mode": check_mode, "_ansible_diff": True, **args}
+    result = subprocess.run([sys.executable, "-m", "ansible_collections.k8sedge.lb.plugins.modules.haproxy_config"],
+                            input=json.dumps({"ANSIBLE_MODULE_ARGS": module_args}), capture_output=True, text=True,
+                            cwd=REPO, env={**os.environ, "PYTHONPATH": f"{REPO / 'collections'}"}, check=False)
+    return json.loads(result.stdout)
+
+
+def staged_args(generation: str, **kw: Any) -> dict[str, Any]:
+    return {"config": config(generation, **kw), "maps": [{"path": "maps/f.map", "lines": ["a.example b"]}],
+            "certificates": {"web": {"cert": "-----CERT-----", "key": "-----KEY-----"}}}
+
+
+def test_stages_validates_installs_and_records_the_generation(tmp_path):
+    first = run(tmp_path, **staged_args("aa01", routes=ROUTES), generation_file=str(tmp_path / "generation"))
+    assert not first.get("failed"), first
+    assert (first["changed"], first["change"], first["generation"], first["routes"]) == (True, "structural", "aa01", ROUTES)
+    assert first["files"] == ["certs/web.pem", "haproxy.cfg", "maps/f.map"]
+    assert (tmp_path / "live" / "maps" / "f.map").read_text() == "a.example b\n"
+    assert (tmp_path / "generation").read_text() == "aa01\n"
+    assert "-----KEY-----" not in json.dumps(first)  # never in the result, nor in the diff
+    again = run(tmp_path, **staged_args("aa01", routes=ROUTES), generation_file=str(tmp_path / "generation"))
+    assert (again["changed"], again["change"]) == (False, "none")
+
+
+def test_check_mode_validates_but_writes_nothing(tmp_path):
+    run(tmp_path, **staged_args("aa01"))
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    checked = run(tmp_path, check_mode=True, **staged_args("bb02", port=8081), generation_file=str(tmp_path / "generation"))
+    assert (checked["changed"], checked["change"]) == (True, "structural") and "validator" in checked
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+
+
+def test_a_refused_tree_leaves_the_live_one_untouched(tmp_path):
+    run(tmp_path, **staged_args("aa01"))
+    live = (tmp_path / "live" / "haproxy.cfg").read_text()
+    broken = staged_args("bb02")
+    broken["config"] = broken["config"].replace("mode http", "mode nonsense")
+    result = run(tmp_path, **broken, generation_file=str(tmp_path / "generation"))
+    assert result["failed"] and "haproxy -c refused" in result["msg"] and f"{tmp_path / 'live'} is untouched" in result["msg"]
+    assert (tmp_path / "live" / "haproxy.cfg").read_text() == live
+    assert not (tmp_path / "generation").exists()
+
+
+def test_a_file_outside_the_tree_is_refused_before_anything_is_written(tmp_path):
+    args = staged_args("aa01")
+    args["maps"] = [{"path": "../../etc/cron.d/x.map", "lines": ["x"]}]
+    result = run(tmp_path, **args)
+    assert result["failed"] and "expected haproxy.cfg, maps/<name>.map or certs/<name>.pem" in result["msg"]
+    assert not (tmp_path / "staging").exists() and not (tmp_path / "live").exists()
+
+
+def test_a_last_known_good_copy_names_the_routes_it_was_applied_with(tmp_path):
+    run(tmp_path, **staged_args("aa01", routes=ROUTES))
+    promoted = run(tmp_path, src=str(tmp_path / "live"), dest=str(tmp_path / "last-good"), validate=False)
+    assert (promoted["changed"], promoted["routes"], promoted["generation"]) == (True, ROUTES, "aa01")
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "haproxy.cfg").write_text(config("cc03").replace("# Pod-network routes: []\n", ""))
+    assert run(tmp_path, src=str(old), dest=str(tmp_path / "live"))["routes"] is None
