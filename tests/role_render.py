@@ -61,7 +61,7 @@ class Role:
         return Templar(loader=self.loader, variables=variables).template(variables[name])
 
     def _task(self, task: dict[str, Any], variables: dict[str, Any]) -> None:
-        action = next(key for key in task if key.startswith("ansible.builtin.") or key == "k8sedge.lb.haproxy_config")
+        action = next(key for key in task if key.startswith("ansible.builtin.") or key in ("k8sedge.lb.haproxy_config", "k8sedge.lb.nginx_release"))
         if action == "ansible.builtin.debug":
             return
         args = task[action]
@@ -85,6 +85,12 @@ class Role:
                 from ansible_collections.k8sedge.lb.plugins.module_utils._haproxy_files import stage, tree_files
                 staged = {key: templar.template(args[key]) for key in ("config", "maps", "certificates", "src")}
                 stage(staged["src"], tree_files(staged["config"], staged["maps"], staged["certificates"]))
+            elif action == "k8sedge.lb.nginx_release":
+                # The module's own code (importable once loaded_roles() put the collection loader in place).
+                from ansible_collections.k8sedge.lb.plugins.module_utils._nginx_release import contents, write
+                release = {key: templar.template(args[key]) for key in ("dest", "files", "certificates")}
+                tree = contents(release["files"], release["certificates"])
+                write(release["dest"], tree, sorted(tree))
             elif action == "ansible.builtin.template":
                 self._write(Path(templar.template(args["dest"])), self._template(templar, templar.template(args["src"]), args), templar.template(args["mode"]))
             else:

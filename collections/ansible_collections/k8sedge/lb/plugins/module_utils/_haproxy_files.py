@@ -16,9 +16,10 @@ import json
 import os
 import re
 import stat
-import tempfile
 from dataclasses import dataclass, field
 from typing import Any
+
+from ansible_collections.k8sedge.lb.plugins.module_utils._files import TreeError, check_relative, write_atomically
 
 __all__ = ["CONFIG", "Difference", "StageError", "compare", "digest_of", "generation_of", "install", "read_tree", "routes_of",
            "stage", "structure", "tree_files"]
@@ -31,7 +32,6 @@ _STRUCTURE = re.compile(r"^\s*set-var proc\.k8sedge_structure str\(([0-9a-f]*)\)
 # The pod-network routes the config needs travel in its header, so a last-known-good copy
 # carries the routes it was applied with.
 _ROUTES = re.compile(r"^# Pod-network routes: (\[.*\])$", re.MULTILINE)
-_STAGED_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 _FILE_MODE = {"maps": 0o644, "certs": 0o600}
 _STAGING_MODE = 0o750
 
@@ -119,8 +119,14 @@ def _check_staged_path(relative: str) -> None:
     directory, _, name = relative.rpartition("/")
     if relative == CONFIG:
         return
-    if directory not in _DIRS or not name.endswith(_DIRS[directory][0]) or not _STAGED_NAME.fullmatch(name):
-        raise StageError(f"{relative!r}: expected {CONFIG}, maps/<name>.map or certs/<name>.pem (name: letters, digits, '.', '_', '-')")
+    try:
+        check_relative(relative, tuple(_DIRS))
+    except TreeError:
+        pass
+    else:
+        if directory and name.endswith(_DIRS[directory][0]):
+            return
+    raise StageError(f"{relative!r}: expected {CONFIG}, maps/<name>.map or certs/<name>.pem (name: letters, digits, '.', '_', '-')")
 
 
 def tree_files(config: str, maps: list[dict[str, Any]], certificates: dict[str, Any]) -> dict[str, str]:
@@ -151,26 +157,10 @@ def stage(root: str, files: dict[str, str]) -> None:
     for relative, content in wanted.items():
         if present.get(relative) != content:
             mode = _FILE_MODE.get(relative.partition("/")[0], 0o644)
-            _write_atomically(os.path.join(root, relative), content, mode, os.getuid(), os.getgid())
+            write_atomically(os.path.join(root, relative), content, mode)
     for relative in present:
         if relative not in wanted:
             os.unlink(os.path.join(root, relative))
-
-
-def _write_atomically(target: str, content: bytes, mode: int, uid: int, gid: int) -> None:
-    fd, temporary = tempfile.mkstemp(prefix=".k8sedge-", dir=os.path.dirname(target))
-    try:
-        os.fchmod(fd, mode)
-        os.fchown(fd, uid, gid)
-        with os.fdopen(fd, "wb") as f:
-            f.write(content)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
 
 
 def install(src_root: str, dest_root: str, difference: Difference) -> None:
@@ -185,6 +175,6 @@ def install(src_root: str, dest_root: str, difference: Difference) -> None:
         info = os.stat(source)
         with open(source, "rb") as f:
             content = f.read()
-        _write_atomically(target, content, stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid)
+        write_atomically(target, content, stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid)
     for relative in difference.removed:
         os.unlink(os.path.join(dest_root, relative))

@@ -146,6 +146,7 @@ import os
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.k8sedge.lb.plugins.module_utils._files import same_content, write_atomically
 from ansible_collections.k8sedge.lb.plugins.module_utils._haproxy_files import (
     CONFIG, StageError, compare, digest_of, generation_of, install, read_tree, routes_of, stage, tree_files)
 
@@ -156,19 +157,11 @@ def _text(files: dict[str, bytes], paths: list[str]) -> str:
 
 def _record_generation(module: AnsibleModule, path: str, generation: str) -> bool:
     """Write the generation file if it says something else; whether it did (or would)."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            if f.read() == f"{generation}\n":
-                return False
-    except FileNotFoundError:
-        pass
+    content = f"{generation}\n".encode()
+    if same_content(path, content):
+        return False
     if not module.check_mode:
-        directory = os.path.dirname(path)
-        fd, temporary = tempfile.mkstemp(prefix=".k8sedge-", dir=directory)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(f"{generation}\n")
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
+        write_atomically(path, content, 0o644)
     return True
 
 

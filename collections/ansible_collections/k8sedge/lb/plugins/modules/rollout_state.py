@@ -63,10 +63,10 @@ previous:
 
 import json
 import os
-import tempfile
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.k8sedge.lb.plugins.module_utils._files import write_atomically
 from ansible_collections.k8sedge.lb.plugins.module_utils._rollout_state import next_state, parse
 
 
@@ -91,11 +91,7 @@ def main() -> None:
     if state is not None and not module.check_mode:
         try:
             os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
-            fd, temporary = tempfile.mkstemp(prefix=".rollout-", dir=os.path.dirname(path))
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(state, f)
-            os.chmod(temporary, 0o644)
-            os.replace(temporary, path)
+            write_atomically(path, json.dumps(state).encode(), 0o644)
         except OSError as exc:
             module.fail_json(msg=f"writing {path}: {exc}")
     module.exit_json(changed=state is not None, state=state or previous, previous=previous)
