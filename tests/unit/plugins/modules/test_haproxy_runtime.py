@@ -63,9 +63,26 @@ def fixture_haproxy(tmp_path):
     fake.sock.close()
 
 
-def module(path: str, backends=None, structure=None, check_mode=False):
-    params = {"socket": path, "backends": backends, "structure": structure, "wait_seconds": 1}
-    return SimpleNamespace(params=params, check_mode=check_mode, _diff=True)
+def module(path: str, backends=None, structure=None, check_mode=False, socket_mode=None):
+    params = {"socket": path, "backends": backends, "structure": structure, "wait_seconds": 1, "socket_mode": socket_mode}
+    attributes: list[dict] = []
+
+    def set_fs_attributes_if_different(wanted: dict, changed: bool) -> bool:
+        attributes.append(wanted)
+        return True
+
+    return SimpleNamespace(params=params, check_mode=check_mode, _diff=True, attributes=attributes,
+                           set_fs_attributes_if_different=set_fs_attributes_if_different,
+                           load_file_common_arguments=lambda wanted: {**wanted, "secontext": [None, None, None]})
+
+
+def test_the_socket_is_made_root_only_while_haproxy_runs(haproxy, tmp_path):
+    running = module(str(tmp_path / "admin.sock"), socket_mode="0600")
+    assert run(running)["changed"] is True
+    assert running.attributes == [{"path": str(tmp_path / "admin.sock"), "mode": "0600", "owner": "root", "group": "root",
+                                   "secontext": [None, None, None]}]
+    stopped = module(str(tmp_path / "none.sock"), socket_mode="0600")
+    assert run(stopped)["running"] is False and stopped.attributes == []
 
 
 DESIRED = [{"backend": "b", "servers": [{"name": "s1", "address": "10.0.0.1", "port": 80, "state": "drain"},

@@ -50,6 +50,12 @@ options:
     description: How long to wait for O(structure).
     type: int
     default: 30
+  socket_mode:
+    description:
+      - Make the stats socket owned by root with this mode (e.g. C("0600")) when haproxy runs. A
+        reload hands the socket over with the mode it was first created with (the package's
+        default config makes it C(0660)), so setting it once keeps it.
+    type: str
 """
 
 EXAMPLES = r"""
@@ -106,6 +112,9 @@ def run(module: AnsibleModule) -> dict:
         if params["backends"] and not module.check_mode:
             raise CliError(f"haproxy is not running: {exc}") from None
         return result
+    if params["socket_mode"]:
+        wanted = {"path": params["socket"], "mode": params["socket_mode"], "owner": "root", "group": "root"}
+        result["changed"] = module.set_fs_attributes_if_different(module.load_file_common_arguments(wanted), False)
     if params["structure"]:
         result["structure"] = cli.wait_for(STRUCTURE_VARIABLE, params["structure"], 0 if module.check_mode else params["wait_seconds"])
         if result["structure"] != params["structure"] and not module.check_mode:
@@ -117,7 +126,7 @@ def run(module: AnsibleModule) -> dict:
     if not params["backends"] or ("structure" in result and result["structure"] != params["structure"]):
         return result
     result["commands"] = plan(params["backends"], servers)
-    result["changed"] = bool(result["commands"])
+    result["changed"] = result["changed"] or bool(result["commands"])
     if result["changed"] and not module.check_mode:
         for command in result["commands"]:
             cli.run(command)
@@ -138,6 +147,7 @@ def main() -> None:
             "backends": {"type": "list", "elements": "dict"},
             "structure": {"type": "str"},
             "wait_seconds": {"type": "int", "default": 30},
+            "socket_mode": {"type": "str"},
         },
         supports_check_mode=True,
     )

@@ -14,6 +14,9 @@ description:
     script, which keeps the VIPs off a host whose generation failed its probes.
   - Writes only when the generation or the status change, so C(since) is when the status began
     and a run that changes nothing leaves the file alone. The file is replaced atomically.
+  - With O(served), also keeps what the host serves once its rollout passed in O(served_path)
+    (the fail-static guard of the next run compares the new model with it), written only when it
+    differs.
 author:
   - k8sedge developers (@k8sedge)
 extends_documentation_fragment:
@@ -40,6 +43,13 @@ options:
     type: str
     required: true
     choices: [applying, passed, failed]
+  served:
+    description: What the host now serves (C(playbooks/site.yml) passes the model's generation and backends).
+    type: dict
+  served_path:
+    description: Where O(served) is kept.
+    type: path
+    default: /var/lib/k8sedge/model.json
 """
 
 EXAMPLES = r"""
@@ -59,6 +69,10 @@ previous:
   description: What the file said before (empty when there was no readable file).
   returned: always
   type: dict
+served_changed:
+  description: Whether O(served_path) was (or in check mode would be) written.
+  returned: always
+  type: bool
 """
 
 import json
@@ -66,7 +80,7 @@ import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.k8sedge.lb.plugins.module_utils._files import write_atomically
+from ansible_collections.k8sedge.lb.plugins.module_utils._files import same_content, write_atomically
 from ansible_collections.k8sedge.lb.plugins.module_utils._rollout_state import next_state, parse
 
 
@@ -76,6 +90,8 @@ def main() -> None:
             "path": {"type": "path", "default": "/var/lib/k8sedge/rollout.json"},
             "generation": {"type": "str", "required": True},
             "status": {"type": "str", "required": True, "choices": ["applying", "passed", "failed"]},
+            "served": {"type": "dict"},
+            "served_path": {"type": "path", "default": "/var/lib/k8sedge/model.json"},
         },
         supports_check_mode=True,
     )
@@ -88,13 +104,20 @@ def main() -> None:
     except OSError as exc:
         module.fail_json(msg=f"reading {path}: {exc}")
     state = next_state(previous, module.params["generation"], module.params["status"], int(time.time()))
-    if state is not None and not module.check_mode:
-        try:
-            os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
-            write_atomically(path, json.dumps(state).encode(), 0o644)
-        except OSError as exc:
-            module.fail_json(msg=f"writing {path}: {exc}")
-    module.exit_json(changed=state is not None, state=state or previous, previous=previous)
+    writes = {path: json.dumps(state).encode()} if state is not None else {}
+    served = module.params["served"]
+    served_text = json.dumps(served, sort_keys=True).encode() if served is not None else None
+    if served_text is not None and not same_content(module.params["served_path"], served_text):
+        writes[module.params["served_path"]] = served_text
+    if not module.check_mode:
+        for target, content in writes.items():
+            try:
+                os.makedirs(os.path.dirname(target), mode=0o755, exist_ok=True)
+                write_atomically(target, content, 0o644)
+            except OSError as exc:
+                module.fail_json(msg=f"writing {target}: {exc}")
+    module.exit_json(changed=bool(writes), state=state or previous, previous=previous,
+                     served_changed=module.params["served_path"] in writes)
 
 
 if __name__ == "__main__":
