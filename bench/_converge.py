@@ -145,11 +145,12 @@ def last_of(answers: list[Answer], edges: list[str], pod: str, quiet: float) -> 
 class Probe:
     """bench/_pod_probe.py in the client namespace, its lines read as they come."""
 
-    def __init__(self, host_header: str = HOST, edges: tuple[str, ...] = EDGES, seconds: float = 60) -> None:
+    def __init__(self, host_header: str = HOST, edges: tuple[str, ...] = EDGES, seconds: float = 60, vips: tuple[str, ...] = ()) -> None:
         self.edges = [host(e).ip for e in edges]
+        self.vips = list(vips)  # asked too, in turn with the edges; a change is judged through the edges
         self.lines: list[str] = []
         self.process = subprocess.Popen(
-            [LABCTL, "exec", "client", "--", str(REPO / ".venv/bin/python"), "-m", "bench._pod_probe", "--edges", ",".join(self.edges),
+            [LABCTL, "exec", "client", "--", str(REPO / ".venv/bin/python"), "-m", "bench._pod_probe", "--edges", ",".join(self.edges + self.vips),
              "--host", host_header, "--seconds", str(seconds)],
             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         self.reader = threading.Thread(target=self._read, daemon=True)
@@ -292,23 +293,26 @@ class Sample:
     ok: bool  # the carrier succeeded on every host
     requests: int
     errors: int  # requests without a 200 during the sample
+    vip_traffic: float | None = None  # epoch: the first request through the pool's VIP that showed it (structural only)
 
     @property
     def seconds(self) -> float:
         return round(self.traffic - self.api, 3)
 
     def figures(self) -> dict[str, float | str | int | bool]:
-        return {"change": self.change, "path": self.path, "ok": self.ok, "api_to_traffic_s": self.seconds,
+        vip = {"api_to_vip_traffic_s": round(self.vip_traffic - self.api, 3)} if self.vip_traffic is not None else {}
+        return {"change": self.change, "path": self.path, "ok": self.ok, "api_to_traffic_s": self.seconds, **vip,
                 "api_to_event_s": round(self.built - self.api, 3), "api_to_applied_s": round(self.applied - self.api, 3),
                 "request_to_traffic_s": round(self.traffic - self.requested, 3), "requests": self.requests, "errors": self.errors}
 
 
-def _sample(change: str, watch: Watch, probe: Probe, requested: float, traffic: float, seconds: float) -> Sample:
+def _sample(change: str, watch: Watch, probe: Probe, requested: float, traffic: float, seconds: float,
+            vip_traffic: float | None = None) -> Sample:
     carrier = watch.carrier(requested, traffic, seconds)
-    answers = [a for a in probe.answers() if a.sent >= requested]
+    answers = [a for a in probe.answers() if a.sent >= requested and a.edge in probe.edges]
     ok = carrier["rc"] == 0 if carrier["path"] == "playbook" else carrier["ok"]
     return Sample(change, requested, carrier["event"]["first_event"], carrier["event"]["built"], carrier["finished"], traffic,
-                  carrier["path"], ok, len(answers), sum(1 for a in answers if not a.pod))
+                  carrier["path"], ok, len(answers), sum(1 for a in answers if not a.pod), vip_traffic)
 
 
 def endpoint_change(watch: Watch, change: str, replicas: int, seconds: float) -> tuple[Sample, int]:
@@ -340,17 +344,20 @@ def endpoint_change(watch: Watch, change: str, replicas: int, seconds: float) ->
         probe.stop()
 
 
-def new_service(watch: Watch, index: int, seconds: float) -> Sample:
-    """A new pod-mode Service (structural: site.yml), until its host answers through every edge."""
+def new_service(watch: Watch, index: int, seconds: float, vip: str | None = None) -> Sample:
+    """A new pod-mode Service (structural: site.yml), until its host answers through every edge
+    (and, when given, when it first answered through the pool's VIP)."""
     name = f"{STRUCTURAL_PREFIX}-{index}"
-    probe = Probe(host_header=f"{name}.pctest", seconds=min(120.0, seconds))
+    probe = Probe(host_header=f"{name}.pctest", seconds=min(120.0, seconds), vips=(vip,) if vip else ())
     try:
         kubectl("apply", "-f", "-", stdin=SERVICE.format(name=name, prefix=STRUCTURAL_PREFIX))
         requested = time.time()
-        traffic = probe.wait(lambda answers: first_seen(answers, probe.edges, set(), requested), seconds)
+        traffic = probe.wait(lambda answers: first_seen([a for a in answers if a.edge in probe.edges], probe.edges, set(), requested),
+                             seconds)
         if traffic is None:
             raise ConvergeError(f"new Service {name}: no answer through every edge within {seconds:.0f} s:\n{watch.tail()}")
-        return _sample("new Service", watch, probe, requested, traffic, seconds)
+        vip_traffic = first_seen([a for a in probe.answers() if a.edge == vip], [vip], set(), requested) if vip else None
+        return _sample("new Service", watch, probe, requested, traffic, seconds, vip_traffic)
     finally:
         probe.stop()
 

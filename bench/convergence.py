@@ -12,7 +12,9 @@ Ours: `bin/k8sedge-watch --fast-path`: an endpoint-only change goes into haproxy
 over the persistent SSH connections, then endpoints.yml follows in the background.
 Baseline (full mode): the same watcher without --fast-path: endpoints.yml carries the change.
 Structural (full mode, reported in the parameters): a new pod-mode Service per sample, which the
-watcher rolls out with site.yml (canary, probes, keepalived, two edges).
+watcher rolls out with site.yml (canary, probes, keepalived, two edges), judged through the last
+of both edges; the time to the first answer through the pool's VIP (the issue's measure, the
+VRRP master's edge) is kept beside it.
 
 Quick mode measures the fast path alone on one scale up and its scale down, with the playbooks
 logged only (--dry-run): the edges end where they started (the scale-down removes the pod the
@@ -24,9 +26,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import yaml
+
 from bench import _converge as c
 from bench import _lab
 from bench.harness import Goal, Measurement, Sample, percentile
+from lab.topology import REPO
 
 TITLE = "Convergence: API change to traffic through every edge"
 GOAL = Goal("endpoint-only change under 1 s median, structural (full run) under 15 s median, API change to traffic"
@@ -85,21 +90,28 @@ def _samples(watch: c.Watch, changes: list[str], deadline: float, details: list[
 
 
 def _structural(watch: c.Watch, count: int, deadline: float, details: list[dict]) -> dict:
-    """One new Service per sample; they are deleted together by the caller."""
-    values, errors = [], []
+    """One new Service per sample; they are deleted together by the caller. Judged through the
+    last of both edges; the time through the pool's VIP (the master's edge) is kept beside it."""
+    vip = yaml.safe_load((REPO / "inventory/lab/group_vars/edges.yml").read_text())["k8sedge_pool_vips"]["default"][0]
+    values, vip_values, errors = [], [], []
     for index in range(count):
         if _left(deadline, _lab.CLEANUP_RESERVE) < 600:
             break
         try:
             watch.wait_idle(600)
-            sample = c.new_service(watch, index, 600)
+            sample = c.new_service(watch, index, 600, vip)
         except c.ConvergeError as err:
             errors.append(str(err)[-1000:])
             continue
         details.append(sample.figures())
         values.append(sample.seconds)
+        if sample.vip_traffic is not None:
+            vip_values.append(sample.figures()["api_to_vip_traffic_s"])
     return {"n": len(values), "median_s": percentile(values, 0.5) if values else None,
-            "p95_s": percentile(values, 0.95) if values else None, "errors": errors}
+            "p95_s": percentile(values, 0.95) if values else None,
+            "through_vip": {"address": vip, "n": len(vip_values), "median_s": percentile(vip_values, 0.5) if vip_values else None,
+                            "p95_s": percentile(vip_values, 0.95) if vip_values else None},
+            "errors": errors}
 
 
 def run(quick: bool, workdir: Path, deadline: float) -> Measurement:
