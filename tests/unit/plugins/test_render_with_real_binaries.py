@@ -15,6 +15,7 @@ anything changes). Any other refusal, and any config the binary rejects, fails t
 from __future__ import annotations
 
 import copy
+import json
 import os
 import re
 import shutil
@@ -28,6 +29,7 @@ from ansible.errors import AnsibleError
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
+from ansible_collections.k8sedge.lb.plugins.module_utils._haproxy_files import generation_of, routes_of
 from ansible_collections.k8sedge.lb.plugins.module_utils._manifests import load_state
 from ansible_collections.k8sedge.lb.plugins.module_utils._model import ClusterState, ModelOptions, build_model
 from tests.role_render import (Role, certificate_names, haproxy_tree, loaded_roles, nginx_check_command, nginx_release,
@@ -75,6 +77,10 @@ def numbered(path: Path) -> str:
     return "".join(f"{i:4} {line}\n" for i, line in enumerate(path.read_text().splitlines(), 1))
 
 
+def pairs(routes: list[dict[str, str]]) -> set[tuple[str, str]]:
+    return {(route["cidr"], route["via"]) for route in routes}
+
+
 def check_haproxy(roles: dict[str, Role], model: dict[str, Any], certificate: dict[str, str], *, pools: list[str],
                   bind_address: str = "", slots: int = 10) -> str:
     """Render the staging tree as edge_haproxy does and run `haproxy -c` on it as
@@ -91,6 +97,9 @@ def check_haproxy(roles: dict[str, Role], model: dict[str, Any], certificate: di
         output = result.stdout + result.stderr
         assert result.returncode == 0, f"haproxy -c refused what edge_haproxy would apply:\n{output}\n{numbered(config)}"
         assert "[WARNING]" not in output, f"haproxy -c warns about what edge_haproxy would apply:\n{output}\n{numbered(config)}"
+        # The header carries the generation and the routes a rollback to this tree restores.
+        header = config.read_bytes()
+        assert generation_of(header) == model["generation"] and pairs(routes_of(header)) in (set(), pairs(model["routes"]))
         return "accepted"
 
 
@@ -113,6 +122,8 @@ def check_nginx(roles: dict[str, Role], model: dict[str, Any], certificate: dict
         files = "".join(f"--- {path.name}\n{numbered(path)}" for path in (Path(command[-1]), config.with_name("http.conf"), config.with_name("stream.conf")))
         assert result.returncode == 0, f"nginx -t refused what edge_nginx would apply:\n{output}\n{files}"
         assert "[warn]" not in output, f"nginx -t warns about what edge_nginx would apply:\n{output}\n{files}"
+        # What a rollback reads back to restore this release's pod-network routes.
+        assert pairs(json.loads(config.with_name("routes.json").read_text())) in (set(), pairs(model["routes"]))
         return "accepted"
 
 
