@@ -22,7 +22,7 @@ class TreeError(ValueError):
 def check_relative(relative: str, directories: tuple[str, ...]) -> None:
     """A file name, or <directory>/<name> for one of the given directories; names are letters,
     digits, '.', '_' and '-', never starting with '.' or '-' (no traversal, no hidden files)."""
-    directory, _, name = relative.rpartition("/")
+    directory, _slash, name = relative.rpartition("/")
     if (directory and directory not in directories) or not _NAME.fullmatch(name):
         where = " or ".join(["<name>"] + [f"{d}/<name>" for d in directories])
         raise TreeError(f"{relative!r}: expected {where} (name: letters, digits, '.', '_', '-')")

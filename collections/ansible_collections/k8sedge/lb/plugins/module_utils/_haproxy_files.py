@@ -116,17 +116,15 @@ def routes_of(config: bytes | None) -> list[dict[str, str]] | None:
 
 
 def _check_staged_path(relative: str) -> None:
-    directory, _, name = relative.rpartition("/")
-    if relative == CONFIG:
-        return
+    """haproxy.cfg, maps/<name>.map or certs/<name>.pem, nothing else."""
+    directory = relative.partition("/")[0]
     try:
         check_relative(relative, tuple(_DIRS))
+        known = relative == CONFIG or ("/" in relative and relative.endswith(_DIRS[directory][0]))
     except TreeError:
-        pass
-    else:
-        if directory and name.endswith(_DIRS[directory][0]):
-            return
-    raise StageError(f"{relative!r}: expected {CONFIG}, maps/<name>.map or certs/<name>.pem (name: letters, digits, '.', '_', '-')")
+        known = False
+    if not known:
+        raise StageError(f"{relative!r}: expected {CONFIG}, maps/<name>.map or certs/<name>.pem (name: letters, digits, '.', '_', '-')")
 
 
 def tree_files(config: str, maps: list[dict[str, Any]], certificates: dict[str, Any]) -> dict[str, str]:
