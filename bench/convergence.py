@@ -12,9 +12,9 @@ Ours: `bin/k8sedge-watch --fast-path`: an endpoint-only change goes into haproxy
 over the persistent SSH connections, then endpoints.yml follows in the background.
 Baseline (full mode): the same watcher without --fast-path: endpoints.yml carries the change.
 Structural (full mode, reported in the parameters): a new pod-mode Service per sample, which the
-watcher rolls out with site.yml (canary, probes, keepalived, two edges), judged through the last
-of both edges; the time to the first answer through the pool's VIP (the issue's measure, the
-VRRP master's edge) is kept beside it.
+watcher rolls out with site.yml (canary, probes, keepalived, two edges). Judged, as the issue
+measures it, by the first answer through the pool's VIP (the VRRP master's edge, the canary);
+the time until the last of both edges answers is reported beside it.
 
 Quick mode measures the fast path alone on one scale up and its scale down, with the playbooks
 logged only (--dry-run): the edges end where they started (the scale-down removes the pod the
@@ -34,8 +34,8 @@ from bench.harness import Goal, Measurement, Sample, percentile
 from lab.topology import REPO
 
 TITLE = "Convergence: API change to traffic through every edge"
-GOAL = Goal("endpoint-only change under 1 s median, structural (full run) under 15 s median, API change to traffic"
-            " through both edges", max_ours=1.0)
+GOAL = Goal("API change to traffic: endpoint-only under 1 s median through both edges; structural (full run) under 15 s"
+            " median through the pool's VIP, as the issue measures it (both edges reported beside it)", max_ours=1.0)
 STRUCTURAL_GOAL_S = 15.0
 # Quick: about 20-25 s on a lab that is up with haproxy on the edges; a cold lab (make test's
 # bench smoke) adds `labctl up`, endpoints.yml installing haproxy on both edges, and `labctl down`.
@@ -166,8 +166,9 @@ def run(quick: bool, workdir: Path, deadline: float) -> Measurement:
                 (workdir / "watch-baseline.log").write_text(watch.log.read_text())
             measurement.parameters.update({"samples": f"{FULL['cycles']} cycles of {', '.join(CYCLE)}; baseline {FULL['baseline_cycles']} cycles",
                                            "structural_new_service_site_yml": structural})
-            if structural["median_s"] is None or structural["median_s"] > STRUCTURAL_GOAL_S:
-                measurement.misses.append(f"structural {structural['median_s']} s median (goal {STRUCTURAL_GOAL_S:g} s)")
+            through_vip = structural["through_vip"]["median_s"]
+            if through_vip is None or through_vip > STRUCTURAL_GOAL_S:
+                measurement.misses.append(f"structural {through_vip} s median through the VIP (goal {STRUCTURAL_GOAL_S:g} s)")
     for side in ("ours", "baseline"):
         by_change = {change: [d["api_to_traffic_s"] for d in details[side] if d["change"] == change] for change in CYCLE}
         measurement.parameters[f"{side}_by_change"] = {
