@@ -9,8 +9,9 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from typing import Any
 
-__all__ = ["TreeError", "check_relative", "same_content", "write_atomically"]
+__all__ = ["TreeError", "check_relative", "pem_pair", "same_content", "write_atomically"]
 
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
@@ -26,6 +27,13 @@ def check_relative(relative: str, directories: tuple[str, ...]) -> None:
     if (directory and directory not in directories) or not _NAME.fullmatch(name):
         where = " or ".join(["<name>"] + [f"{d}/<name>" for d in directories])
         raise TreeError(f"{relative!r}: expected {where} (name: letters, digits, '.', '_', '-')")
+
+
+def pem_pair(pair: Any) -> tuple[str, str] | None:
+    """(cert, key) of a certificate given as {cert, key} PEM text; None for any other shape."""
+    if isinstance(pair, dict) and all(isinstance(pair.get(part), str) for part in ("cert", "key")):
+        return pair["cert"], pair["key"]
+    return None
 
 
 def same_content(path: str, content: bytes) -> bool:

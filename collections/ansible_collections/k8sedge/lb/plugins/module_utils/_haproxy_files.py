@@ -19,7 +19,7 @@ import stat
 from dataclasses import dataclass, field
 from typing import Any
 
-from ansible_collections.k8sedge.lb.plugins.module_utils._files import TreeError, check_relative, write_atomically
+from ansible_collections.k8sedge.lb.plugins.module_utils._files import TreeError, check_relative, pem_pair, write_atomically
 
 __all__ = ["CONFIG", "Difference", "StageError", "compare", "digest_of", "generation_of", "install", "read_tree", "routes_of",
            "stage", "structure", "tree_files"]
@@ -33,7 +33,7 @@ _STRUCTURE = re.compile(r"^\s*set-var proc\.k8sedge_structure str\(([0-9a-f]*)\)
 # carries the routes it was applied with.
 _ROUTES = re.compile(r"^# Pod-network routes: (\[.*\])$", re.MULTILINE)
 _FILE_MODE = {"maps": 0o644, "certs": 0o600}
-_STAGING_MODE = 0o750
+_TREE_DIR_MODE = 0o750
 
 
 class StageError(ValueError):
@@ -134,9 +134,10 @@ def tree_files(config: str, maps: list[dict[str, Any]], certificates: dict[str, 
     for entry in maps:
         files[entry["path"]] = "".join(f"{line}\n" for line in entry["lines"])
     for name, pair in certificates.items():
-        if not isinstance(pair, dict) or not all(isinstance(pair.get(part), str) for part in ("cert", "key")):
+        pem = pem_pair(pair)
+        if pem is None:
             raise StageError(f"certificates[{name}]: expected {{cert, key}} as PEM text")
-        files[f"certs/{name}.pem"] = f"{pair['cert'].strip()}\n{pair['key'].strip()}\n"
+        files[f"certs/{name}.pem"] = f"{pem[0].strip()}\n{pem[1].strip()}\n"
     return files
 
 
@@ -147,9 +148,9 @@ def stage(root: str, files: dict[str, str]) -> None:
         _check_staged_path(relative)
     if CONFIG not in files:
         raise StageError(f"expected {CONFIG} among the files to stage")
-    os.makedirs(root, mode=_STAGING_MODE, exist_ok=True)
+    os.makedirs(root, mode=_TREE_DIR_MODE, exist_ok=True)
     for name, (_suffix, mode) in _DIRS.items():
-        os.makedirs(os.path.join(root, name), mode=min(mode, _STAGING_MODE), exist_ok=True)
+        os.makedirs(os.path.join(root, name), mode=min(mode, _TREE_DIR_MODE), exist_ok=True)
     wanted = {relative: text.encode() for relative, text in files.items()}
     present = read_tree(root)
     for relative, content in wanted.items():
@@ -163,7 +164,7 @@ def stage(root: str, files: dict[str, str]) -> None:
 
 def install(src_root: str, dest_root: str, difference: Difference) -> None:
     """Copy the changed files (mode and owner of the source), haproxy.cfg last; remove the rest."""
-    os.makedirs(dest_root, mode=_STAGING_MODE, exist_ok=True)
+    os.makedirs(dest_root, mode=_TREE_DIR_MODE, exist_ok=True)
     for name, (_suffix, mode) in _DIRS.items():
         if any(p.startswith(name + "/") for p in difference.changed):
             os.makedirs(os.path.join(dest_root, name), mode=mode, exist_ok=True)

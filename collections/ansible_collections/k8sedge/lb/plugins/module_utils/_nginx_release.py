@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ansible_collections.k8sedge.lb.plugins.module_utils._files import TreeError, check_relative, same_content, write_atomically
+from ansible_collections.k8sedge.lb.plugins.module_utils._files import TreeError, check_relative, pem_pair, same_content, write_atomically
 
 __all__ = ["CERTS", "contents", "pending", "write"]
 
@@ -25,10 +25,11 @@ def contents(files: dict[str, Any], certificates: dict[str, Any]) -> dict[str, t
         tree[relative] = (text.encode(), 0o644)
     for name, pair in certificates.items():
         check_relative(name, ())
-        if not isinstance(pair, dict) or not all(isinstance(pair.get(part), str) for part in ("cert", "key")):
+        pem = pem_pair(pair)
+        if pem is None:
             raise TreeError(f"certificates[{name}]: expected {{cert, key}} as PEM text")
-        tree[f"{CERTS}/{name}.crt"] = (pair["cert"].encode(), 0o644)
-        tree[f"{CERTS}/{name}.key"] = (pair["key"].encode(), 0o600)
+        tree[f"{CERTS}/{name}.crt"] = (pem[0].encode(), 0o644)
+        tree[f"{CERTS}/{name}.key"] = (pem[1].encode(), 0o600)
     return tree
 
 

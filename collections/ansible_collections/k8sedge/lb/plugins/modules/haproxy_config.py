@@ -144,6 +144,7 @@ validator:
 
 import os
 import tempfile
+from contextlib import nullcontext
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.k8sedge.lb.plugins.module_utils._files import same_content, write_atomically
@@ -185,8 +186,9 @@ def main() -> None:
     dest = params["dest"]
     # Check mode stages into a directory of its own, so that the tree is validated for real and
     # the host's staging directory stays as the last real run left it.
-    with tempfile.TemporaryDirectory(prefix="k8sedge-haproxy-check-") as scratch:
-        src = os.path.join(scratch, "staging") if module.check_mode and params["config"] is not None else params["src"]
+    in_scratch = module.check_mode and params["config"] is not None
+    with tempfile.TemporaryDirectory(prefix="k8sedge-haproxy-check-") if in_scratch else nullcontext() as scratch:
+        src = os.path.join(scratch, "staging") if in_scratch else params["src"]
         if params["config"] is not None:
             try:
                 stage(src, tree_files(params["config"], params["maps"], params["certificates"]))
