@@ -106,6 +106,38 @@ def create_server_cert(
     Path(cert_path).write_bytes(_cert_pem(cert))
 
 
+def create_client_cert(
+    cert_path: str | Path,
+    key_path: str | Path,
+    ca_cert_path: str | Path,
+    ca_key_path: str | Path,
+    common_name: str,
+    organizations: tuple[str, ...] = (),
+) -> None:
+    """Write a client certificate signed by the CA: the user is the CN, the groups the O values,
+    as kube-apiserver reads an X.509 client certificate."""
+    ca_cert = x509.load_pem_x509_certificate(Path(ca_cert_path).read_bytes())
+    ca_key = serialization.load_pem_private_key(Path(ca_key_path).read_bytes(), password=None)
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, org) for org in organizations]
+    subject.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name(subject))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + _VALIDITY)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
+    )
+    _write_private(Path(key_path), _key_pem(key))
+    Path(cert_path).write_bytes(_cert_pem(cert))
+
+
 def write_kubeconfig(
     path: str | Path,
     server_url: str,

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.k8sedge.lb.plugins.module_utils import _k8s_read as k8s
+from ansible_collections.k8sedge.lb.plugins.module_utils._k8s_client import AuthOptions
 from tests.lab.kubeapi_fixtures import client_for, start_server, stop_server
 
 SERVICES = 7
@@ -28,8 +29,8 @@ def small_api(tmp_path_factory):
 
 def _reader(api_and_admin, timeout: float = 10) -> k8s.Reader:
     api = api_and_admin[0]
-    auth = k8s.AuthOptions(host=api.url, api_key=api.reader_token, ca_cert=str(api.ca))
-    return k8s.Reader(k8s.api_client(auth), timeout)
+    auth = AuthOptions(host=api.url, api_key=api.reader_token, ca_cert=str(api.ca))
+    return k8s.Reader(k8s.connect(auth), timeout)
 
 
 def test_paginated_list_reads_every_item(small_api):

@@ -13,8 +13,10 @@ options:
   kubeconfig:
     description:
       - Path to a kubeconfig file.
-      - When neither O(kubeconfig) nor O(host) is given, the client's defaults apply
-        (C(KUBECONFIG), then C(~/.kube/config), then the in-cluster service account).
+      - When neither O(kubeconfig) nor O(host) is given, kubectl's defaults apply
+        (C(KUBECONFIG), its files merged, then C(~/.kube/config), then the in-cluster service account).
+      - Users may authenticate with a token, a C(tokenFile), a client certificate, or an exec credential
+        plugin; a legacy C(auth-provider) needs the kubernetes Python client. C(proxy-url) is not supported.
       - Can also be set with the C(K8S_AUTH_KUBECONFIG) environment variable.
     type: path
   context:
@@ -54,8 +56,10 @@ options:
   kubeconfig:
     description:
       - Path to a kubeconfig file.
-      - When neither O(kubeconfig) nor O(host) is given, the client's defaults apply
-        (C(KUBECONFIG), then C(~/.kube/config), then the in-cluster service account).
+      - When neither O(kubeconfig) nor O(host) is given, kubectl's defaults apply
+        (C(KUBECONFIG), its files merged, then C(~/.kube/config), then the in-cluster service account).
+      - Users may authenticate with a token, a C(tokenFile), a client certificate, or an exec credential
+        plugin; a legacy C(auth-provider) needs the kubernetes Python client. C(proxy-url) is not supported.
     type: path
     env:
       - name: K8S_AUTH_KUBECONFIG

@@ -19,7 +19,7 @@ description:
 author:
   - k8sedge developers (@k8sedge)
 requirements:
-  - kubernetes (the Python client)
+  - kubernetes (the Python client), only for a kubeconfig user with a legacy C(auth-provider)
 extends_documentation_fragment:
   - k8sedge.lb.k8s_auth.plugin
   - k8sedge.lb.model_options
@@ -69,6 +69,7 @@ from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructa
 from ansible.utils.unsafe_proxy import wrap_var
 from ansible_collections.k8sedge.lb.plugins.module_utils import _grammar as grammar
 from ansible_collections.k8sedge.lb.plugins.module_utils import _k8s_read as k8s
+from ansible_collections.k8sedge.lb.plugins.module_utils._k8s_client import AUTH_ARGUMENT_SPEC
 from ansible_collections.k8sedge.lb.plugins.module_utils._edge_info import MODEL_ARGUMENT_SPEC, model_of, read_state
 from ansible_collections.k8sedge.lb.plugins.module_utils._model import ClusterState, InvalidValue
 
@@ -133,9 +134,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
 
     def _fetch(self) -> dict[str, Any]:
         src = self.get_option("src")
-        if not src and not k8s.HAS_KUBERNETES:
-            raise AnsibleError("the k8sedge.lb.k8s inventory needs the kubernetes Python client")
-        params = {name: self.get_option(name) for name in (*k8s.AUTH_ARGUMENT_SPEC, *MODEL_ARGUMENT_SPEC)}
+        params = {name: self.get_option(name) for name in (*AUTH_ARGUMENT_SPEC, *MODEL_ARGUMENT_SPEC)}
         try:
             state, read = read_state(params, src)
             pools = self.get_option("pools") or self._pools(state, params)

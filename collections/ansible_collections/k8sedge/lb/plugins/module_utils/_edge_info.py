@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from ansible_collections.k8sedge.lb.plugins.module_utils import _k8s_read as k8s
+from ansible_collections.k8sedge.lb.plugins.module_utils._k8s_client import auth_options
 from ansible_collections.k8sedge.lb.plugins.module_utils._manifests import load_state
 from ansible_collections.k8sedge.lb.plugins.module_utils._model import ClusterState, ModelOptions, build_model, build_model_json, paused_gc
 
@@ -45,7 +46,7 @@ def read_state(params: dict[str, Any], src: str | None = None) -> tuple[ClusterS
     with paused_gc():
         if src:
             return load_state(src)
-        reader = k8s.Reader(k8s.api_client(k8s.auth_options(params)), params["timeout"])
+        reader = k8s.Reader(k8s.connect(auth_options(params)), params["timeout"])
         return k8s.read_cluster(reader, read_options(params))
 
 

@@ -14,46 +14,12 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from ansible.module_utils.basic import env_fallback
+from ansible_collections.k8sedge.lb.plugins.module_utils._k8s_client import AuthOptions, ConfigError, Connection, TransportError, credentials
 from ansible_collections.k8sedge.lb.plugins.module_utils._model import ClusterState
-
-try:
-    from kubernetes import config as k8s_config
-    from kubernetes.client import ApiClient, Configuration
-except ImportError:
-    HAS_KUBERNETES = False
-else:
-    HAS_KUBERNETES = True
 
 
 class ReadError(Exception):
     """The cluster could not be read completely."""
-
-
-# The connection options of kubernetes.core, with the same environment variables, so AWX's
-# Kubernetes credential and operators' habits carry over.
-AUTH_ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
-    "kubeconfig": {"type": "path", "fallback": (env_fallback, ["K8S_AUTH_KUBECONFIG"])},
-    "context": {"type": "str", "fallback": (env_fallback, ["K8S_AUTH_CONTEXT"])},
-    "host": {"type": "str", "fallback": (env_fallback, ["K8S_AUTH_HOST"])},
-    "api_key": {"type": "str", "no_log": True, "fallback": (env_fallback, ["K8S_AUTH_API_KEY"])},
-    "ca_cert": {"type": "path", "aliases": ["ssl_ca_cert"],
-                "fallback": (env_fallback, ["K8S_AUTH_SSL_CA_CERT"])},
-    "validate_certs": {"type": "bool", "default": True, "aliases": ["verify_ssl"],
-                       "fallback": (env_fallback, ["K8S_AUTH_VERIFY_SSL"])},
-}
-
-
-@dataclass(frozen=True)
-class AuthOptions:
-    """Connection options, named as in kubernetes.core."""
-
-    kubeconfig: str | None = None
-    context: str | None = None
-    host: str | None = None
-    api_key: str | None = None
-    ca_cert: str | None = None
-    validate_certs: bool = True
 
 
 @dataclass(frozen=True)
@@ -67,41 +33,19 @@ class ReadOptions:
     timeout: float = 30.0
 
 
-def auth_options(params: dict[str, Any]) -> AuthOptions:
-    return AuthOptions(**{name: params[name] for name in AUTH_ARGUMENT_SPEC})
-
-
-def api_client(auth: AuthOptions) -> ApiClient:
-    """An ApiClient from explicit host + token, else a kubeconfig, else in-cluster config."""
-    if auth.host:
-        configuration = Configuration(host=auth.host)
-        if auth.api_key:
-            configuration.api_key = {"BearerToken": auth.api_key}
-            configuration.api_key_prefix = {"BearerToken": "Bearer"}
-    else:
-        configuration = Configuration()
-        try:
-            k8s_config.load_kube_config(config_file=auth.kubeconfig, context=auth.context,
-                                        client_configuration=configuration)
-        except k8s_config.ConfigException as kube_error:
-            if auth.kubeconfig:
-                raise ReadError(f"kubeconfig {auth.kubeconfig}: {kube_error}") from None
-            try:
-                k8s_config.load_incluster_config(client_configuration=configuration)
-            except k8s_config.ConfigException:
-                raise ReadError(f"no Kubernetes credentials: {kube_error}; set kubeconfig, "
-                                "or host and api_key") from None
-    if auth.ca_cert:
-        configuration.ssl_ca_cert = auth.ca_cert
-    configuration.verify_ssl = auth.validate_certs
-    return ApiClient(configuration)
+def connect(auth: AuthOptions) -> Connection:
+    """A connection to the API server the options name; ReadError without usable credentials."""
+    try:
+        return Connection(credentials(auth))
+    except ConfigError as err:
+        raise ReadError(str(err)) from None
 
 
 class Reader:
     """GETs against one API server within one deadline, counting what they cost."""
 
-    def __init__(self, client: ApiClient, timeout: float) -> None:
-        self._client = client
+    def __init__(self, connection: Connection, timeout: float) -> None:
+        self._connection = connection
         self._deadline = time.monotonic() + timeout
         self._timeout = timeout
         self.requests = 0
@@ -112,22 +56,18 @@ class Reader:
         remaining = self._deadline - time.monotonic()
         if remaining <= 0:
             raise ReadError(f"GET {path}: gave up after the {self._timeout:g} s read timeout")
-        params = self._client.param_serialize(
-            method="GET", resource_path=path, query_params=query or [],
-            header_params={"Accept": "application/json"}, auth_settings=["BearerToken"])
         started = time.monotonic()
         try:
-            response = self._client.call_api(*params, _request_timeout=remaining)
-            body = response.read()
-        except Exception as err:  # urllib3 and ssl raise many types; all mean "not read"
+            status, body = self._connection.request("GET", path, query, timeout=remaining)
+        except (TransportError, ConfigError) as err:
             raise ReadError(f"GET {path}: {err}") from None
         finally:
             self.requests += 1
             self.seconds += time.monotonic() - started
-        if response.status == 404:
+        if status == 404:
             return None
-        if response.status != 200:
-            raise ReadError(f"GET {path}: {_status_message(response.status, body)}")
+        if status != 200:
+            raise ReadError(f"GET {path}: {_status_message(status, body)}")
         try:
             return json.loads(body)
         except ValueError as err:

@@ -22,6 +22,7 @@ from typing import Any
 from ansible_collections.k8sedge.lb.plugins.module_utils import _grammar as g
 from ansible_collections.k8sedge.lb.plugins.module_utils import _k8s_read as k8s
 from ansible_collections.k8sedge.lb.plugins.module_utils._annotations import DEFAULT_POOL, EXPOSE, POOL
+from ansible_collections.k8sedge.lb.plugins.module_utils._k8s_client import ConfigError, Connection, TransportError
 from ansible_collections.k8sedge.lb.plugins.module_utils._model import LOAD_BALANCER_CLASS
 
 __all__ = ["Status", "StatusError", "desired", "patch", "read_services"]
@@ -119,27 +120,24 @@ def desired(services: list[dict[str, Any]], model: dict[str, Any], pool_vips: An
     return sorted(found, key=lambda s: (s.namespace, s.name))
 
 
-def read_services(client: Any, timeout: float, page_size: int = 500) -> list[dict[str, Any]]:
+def read_services(connection: Connection, timeout: float, page_size: int = 500) -> list[dict[str, Any]]:
     try:
-        return k8s.Reader(client, timeout).list("/api/v1/services", [], page_size)[0]
+        return k8s.Reader(connection, timeout).list("/api/v1/services", [], page_size)[0]
     except k8s.ReadError as exc:
         raise StatusError(str(exc)) from None
 
 
-def patch(client: Any, status: Status, timeout: float) -> None:
+def patch(connection: Connection, status: Status, timeout: float) -> None:
     """A merge patch of the Service's status subresource: the ingress list, replaced whole."""
     path = f"/api/v1/namespaces/{status.namespace}/services/{status.name}/status"
-    body = {"status": {"loadBalancer": {"ingress": list(status.after)}}}
-    request = client.param_serialize(method="PATCH", resource_path=path, body=body, auth_settings=["BearerToken"],
-                                     header_params={"Content-Type": "application/merge-patch+json", "Accept": "application/json"})
+    body = json.dumps({"status": {"loadBalancer": {"ingress": list(status.after)}}}).encode()
     try:
-        response = client.call_api(*request, _request_timeout=timeout)
-        data = response.read()
-    except Exception as exc:  # urllib3 and ssl raise many types; all mean "not written"
+        code, data = connection.request("PATCH", path, body=body, headers={"Content-Type": "application/merge-patch+json"}, timeout=timeout)
+    except (TransportError, ConfigError) as exc:
         raise StatusError(f"PATCH {path}: {exc}") from None
-    if response.status != 200:
+    if code != 200:
         try:
             reason = json.loads(data).get("message", "")
         except ValueError:
             reason = data[:200].decode(errors="replace")
-        raise StatusError(f"Service {status.namespace}/{status.name}: PATCH {path}: {response.status} {reason}")
+        raise StatusError(f"Service {status.namespace}/{status.name}: PATCH {path}: {code} {reason}")

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from ansible_collections.k8sedge.lb.plugins.module_utils import _k8s_read as k8s
+from ansible_collections.k8sedge.lb.plugins.module_utils._k8s_client import AUTH_ARGUMENT_SPEC, Stream, TransportError, auth_options
 from ansible_collections.k8sedge.lb.plugins.module_utils._edge_info import MODEL_ARGUMENT_SPEC, model_of, read_options
 from ansible_collections.k8sedge.lb.plugins.module_utils._model import ClusterState
 
@@ -201,7 +202,7 @@ class _Stream:
         self.items: dict[tuple[str, str], Raw] = {}
         self.version = ""
         self.synced = False
-        self.response: Any = None
+        self.stream: Stream | None = None
 
     def run(self) -> None:
         options, stop = self.watcher.options, self.watcher.stopping
@@ -241,26 +242,24 @@ class _Stream:
 
     def _watch(self) -> tuple[bool, bool]:
         """One watch request until it ends: (re-list needed, any line received)."""
-        options, client = self.watcher.options, self.watcher.client
+        options = self.watcher.options
         query = [*self.collection.query, ("watch", "true"), ("allowWatchBookmarks", "true"),
                  ("resourceVersion", self.version), ("timeoutSeconds", str(options.watch_seconds))]
-        request = client.param_serialize(method="GET", resource_path=self.collection.path, query_params=query,
-                                         header_params={"Accept": "application/json"}, auth_settings=["BearerToken"])
         where = f"watch {self.collection.path}"
         try:
-            response = client.call_api(*request, _request_timeout=(options.connect_timeout, options.idle_timeout)).response
-        except Exception as err:  # urllib3 and ssl raise many types; all mean "not connected"
+            stream = self.watcher.client.stream(self.collection.path, query, options.connect_timeout, options.idle_timeout)
+        except TransportError as err:
             raise _Lost(f"{where}: {err}") from None
-        self.response = response
+        self.stream = stream
         streamed = False
         try:
-            if response.status == 410:
+            if stream.status == 410:
                 self.watcher.count("expired")
                 return True, False
-            if response.status != 200:
-                raise _Lost(f"{where}: HTTP {response.status}: {response.data[:200]!r}")
+            if stream.status != 200:
+                raise _Lost(f"{where}: HTTP {stream.status}: {stream.body(200)!r}")
             self.watcher.count("watches")
-            for line in response:
+            for line in stream:
                 if self.watcher.stopping.is_set():
                     return False, streamed
                 if not line.strip():
@@ -275,8 +274,8 @@ class _Stream:
         except Exception as err:  # a connection lost mid-stream, a read timeout
             raise _Lost(f"{where}: {err}") from None
         finally:
-            self.response = None
-            response.release_conn()
+            self.stream = None
+            stream.close()
 
     def _event(self, line: bytes, where: str) -> bool:
         """Apply one watch event; True when it says the version is too old (410: re-list)."""
@@ -307,12 +306,9 @@ class _Stream:
         return False
 
     def interrupt(self) -> None:
-        response = self.response
-        if response is not None:
-            try:
-                response.shutdown()  # unblocks a read waiting on the socket
-            except Exception:  # already closed: nothing to interrupt
-                pass
+        stream = self.stream
+        if stream is not None:
+            stream.interrupt()
 
 
 def _key(obj: Raw) -> tuple[str, str]:
@@ -328,7 +324,7 @@ def params_with_defaults(params: dict[str, Any], environ: dict[str, str]) -> dic
     """edge_info's options with their defaults, and the connection options' K8S_AUTH_* variables,
     as AnsibleModule would fill them."""
     full: dict[str, Any] = {}
-    for name, spec in {**k8s.AUTH_ARGUMENT_SPEC, **MODEL_ARGUMENT_SPEC}.items():
+    for name, spec in {**AUTH_ARGUMENT_SPEC, **MODEL_ARGUMENT_SPEC}.items():
         value = params.get(name)
         if value is None and "fallback" in spec:
             value = next((environ[v] for v in spec["fallback"][1] if v in environ), None)
@@ -352,7 +348,7 @@ class Watcher:
         self.params = params
         self.options = options
         self.read = read_options(params)
-        self.client = k8s.api_client(k8s.auth_options(params))
+        self.client = k8s.connect(auth_options(params))
         self.stopping = threading.Event()
         self.changes = threading.Condition()
         self.debounce = Debounce(options.debounce, options.max_delay)

@@ -21,8 +21,8 @@ description:
 author:
   - k8sedge developers (@k8sedge)
 requirements:
-  - kubernetes (the Python client), unless O(src) is used
-  - PyYAML, when O(src) holds YAML
+  - PyYAML, to read a kubeconfig, or manifests in YAML in O(src)
+  - kubernetes (the Python client), only for a kubeconfig user with a legacy C(auth-provider)
 extends_documentation_fragment:
   - k8sedge.lb.k8s_auth
   - k8sedge.lb.model_options
@@ -208,13 +208,14 @@ read:
       type: float
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.k8sedge.lb.plugins.module_utils import _k8s_read as k8s
+from ansible_collections.k8sedge.lb.plugins.module_utils._k8s_client import AUTH_ARGUMENT_SPEC
 from ansible_collections.k8sedge.lb.plugins.module_utils._edge_info import MODEL_ARGUMENT_SPEC, model_json_of, model_of, read_state
 from ansible_collections.k8sedge.lb.plugins.module_utils._model import InvalidValue
 
 ARGUMENT_SPEC = {
-    **k8s.AUTH_ARGUMENT_SPEC,
+    **AUTH_ARGUMENT_SPEC,
     **MODEL_ARGUMENT_SPEC,
     "pool": {"type": "str"},
     "src": {"type": "path"},
@@ -224,8 +225,6 @@ ARGUMENT_SPEC = {
 
 def main() -> None:
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
-    if not module.params["src"] and not k8s.HAS_KUBERNETES:
-        module.fail_json(msg=missing_required_lib("kubernetes"))
     try:
         state, read = read_state(module.params, module.params["src"])
         if module.params["model_format"] == "json":

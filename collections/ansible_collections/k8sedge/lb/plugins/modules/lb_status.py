@@ -22,7 +22,8 @@ description:
 author:
   - k8sedge developers (@k8sedge)
 requirements:
-  - kubernetes (the Python client)
+  - PyYAML, to read a kubeconfig
+  - kubernetes (the Python client), only for a kubeconfig user with a legacy C(auth-provider)
 extends_documentation_fragment:
   - k8sedge.lb.k8s_auth
   - ansible.builtin.action_common_attributes
@@ -81,8 +82,9 @@ services:
       reason: served by pool default
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.k8sedge.lb.plugins.module_utils import _k8s_read as k8s
+from ansible_collections.k8sedge.lb.plugins.module_utils._k8s_client import AUTH_ARGUMENT_SPEC, auth_options
 from ansible_collections.k8sedge.lb.plugins.module_utils._lb_status import StatusError, desired, patch, read_services
 from ansible_collections.k8sedge.lb.plugins.module_utils._model import InvalidValue, model_document
 
@@ -94,12 +96,12 @@ def _lines(statuses: list, side: str) -> str:
 
 def run(module: AnsibleModule) -> dict:
     params = module.params
-    client = k8s.api_client(k8s.auth_options(params))
-    statuses = desired(read_services(client, params["timeout"]), model_document(params["model"]), params["pool_vips"], params["pools"])
+    connection = k8s.connect(auth_options(params))
+    statuses = desired(read_services(connection, params["timeout"]), model_document(params["model"]), params["pool_vips"], params["pools"])
     changed = [s for s in statuses if s.changed]
     if not module.check_mode:
         for status in changed:
-            patch(client, status, params["timeout"])
+            patch(connection, status, params["timeout"])
     result = {"changed": bool(changed), "services": [s.result() for s in statuses]}
     if module._diff:
         result["diff"] = {"before": _lines(changed, "before"), "after": _lines(changed, "after")}
@@ -109,7 +111,7 @@ def run(module: AnsibleModule) -> dict:
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
-            **k8s.AUTH_ARGUMENT_SPEC,
+            **AUTH_ARGUMENT_SPEC,
             "model": {"type": "raw", "required": True},
             "pool_vips": {"type": "dict", "required": True},
             "pools": {"type": "list", "elements": "str", "default": ["default"]},
@@ -117,8 +119,6 @@ def main() -> None:
         },
         supports_check_mode=True,
     )
-    if not k8s.HAS_KUBERNETES:
-        module.fail_json(msg=missing_required_lib("kubernetes"))
     try:
         module.exit_json(**run(module))
     except (StatusError, k8s.ReadError, InvalidValue) as err:

@@ -1,0 +1,297 @@
+"""Credentials and HTTPS to the Kubernetes API (module_utils/_k8s_client.py), without the official client.
+
+Kubeconfig forms are read into Credentials; then a real TLS server that requires nothing but
+records what each request presented (Authorization, client certificate) proves they are sent.
+"""
+from __future__ import annotations
+
+import base64
+import datetime
+import http.client
+import json
+import ssl
+import stat
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from ansible_collections.k8sedge.lb.plugins.module_utils import _k8s_client as c
+from ansible_collections.k8sedge.lb.plugins.module_utils import _k8s_read as k8s
+from lab import pki
+
+
+def write(path: Path, document: dict[str, Any]) -> Path:
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+def kubeconfig(server: str = "https://127.0.0.1:6443", cluster: dict | None = None, user: dict | None = None,
+               current: str | None = "main", name: str = "main") -> dict[str, Any]:
+    return {
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [{"name": name, "cluster": {"server": server, **(cluster or {})}}],
+        "users": [{"name": name, "user": user or {}}],
+        "contexts": [{"name": name, "context": {"cluster": name, "user": name}}],
+        **({"current-context": current} if current else {}),
+    }
+
+
+def creds(tmp_path: Path, document: dict[str, Any], **options: Any) -> c.Credentials:
+    return c.credentials(c.AuthOptions(kubeconfig=str(write(tmp_path / "config", document)), **options))
+
+
+# --- reading credentials ----------------------------------------------------------------------
+
+def test_token_and_a_ca_path_relative_to_the_kubeconfig(tmp_path):
+    found = creds(tmp_path, kubeconfig(cluster={"certificate-authority": "pki/ca.crt"}, user={"token": "abc"}))
+    assert (found.server, found.token, found.ca_file, found.verify) == ("https://127.0.0.1:6443", "abc", str(tmp_path / "pki/ca.crt"), True)
+
+
+def test_merged_kubeconfigs_first_file_wins(tmp_path, monkeypatch):
+    first = write(tmp_path / "a", {"current-context": "b", "users": [{"name": "b", "user": {"token": "from-a"}}]})
+    second = write(tmp_path / "b", kubeconfig(name="b", current="other", user={"token": "from-b"}))
+    monkeypatch.setenv("KUBECONFIG", f"{first}:{tmp_path / 'missing'}:{second}")
+    found = c.credentials(c.AuthOptions())
+    assert (found.server, found.token) == ("https://127.0.0.1:6443", "from-a")
+
+
+def test_inline_data_fields_are_decoded(tmp_path):
+    b64 = lambda text: base64.b64encode(text.encode()).decode()  # noqa: E731
+    found = creds(tmp_path, kubeconfig(cluster={"certificate-authority-data": b64("CA")},
+                                       user={"client-certificate-data": b64("CERT"), "client-key-data": b64("KEY")}))
+    assert (found.ca_data, found.ca_file, found.client_cert_pem, found.client_cert) == (b"CA", None, b"CERT\nKEY", None)
+
+
+def test_options_override_the_kubeconfig(tmp_path):
+    found = creds(tmp_path, kubeconfig(cluster={"certificate-authority-data": "Q0E="}), ca_cert="/etc/ca.pem", validate_certs=False)
+    assert (found.ca_file, found.ca_data, found.verify) == ("/etc/ca.pem", None, False)
+    explicit = c.credentials(c.AuthOptions(kubeconfig=str(tmp_path / "config"), host="https://api:6443", api_key="t"))
+    assert (explicit.server, explicit.token) == ("https://api:6443", "t")
+
+
+def test_insecure_skip_tls_verify_is_kept(tmp_path):
+    assert creds(tmp_path, kubeconfig(cluster={"insecure-skip-tls-verify": True})).verify is False
+
+
+def test_in_cluster_when_no_kubeconfig(tmp_path, monkeypatch):
+    (tmp_path / "token").write_text("sa-token\n")
+    monkeypatch.setattr(c, "IN_CLUSTER_DIR", str(tmp_path))
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "none"))
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "fd00::1")
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "443")
+    found = c.credentials(c.AuthOptions())
+    assert (found.server, found.token_file, found.ca_file) == ("https://[fd00::1]:443", str(tmp_path / "token"), str(tmp_path / "ca.crt"))
+
+
+def test_no_credentials_anywhere(tmp_path, monkeypatch):
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "none"))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    with pytest.raises(c.ConfigError, match="no Kubernetes credentials"):
+        c.credentials(c.AuthOptions())
+    with pytest.raises(c.ConfigError, match=f"kubeconfig {tmp_path}/given: no such file"):
+        c.credentials(c.AuthOptions(kubeconfig=str(tmp_path / "given")))
+
+
+@pytest.mark.parametrize("document, context, message", [
+    (kubeconfig(current=None), None, "no current-context; set context"),
+    (kubeconfig(), "prod", "no context named 'prod'"),
+    (kubeconfig(server=42), None, r"clusters\[name=main\].cluster.server: expected a string"),
+    (kubeconfig(cluster={"proxy-url": "http://proxy:3128"}), None, "proxy-url: proxies are not supported"),
+    (kubeconfig(cluster={"insecure-skip-tls-verify": "yes"}), None, "insecure-skip-tls-verify: expected true or false"),
+    (kubeconfig(cluster={"certificate-authority-data": "not base64!"}), None, "certificate-authority-data: expected base64"),
+    (kubeconfig(user={"client-certificate": "c.pem"}), None, "expected a client certificate and its key together"),
+    (kubeconfig(user={"exec": {"apiVersion": "client.authentication.k8s.io/v1alpha1", "command": "x"}}), None,
+     r"users\[name=main\].user.exec.apiVersion: expected one of"),
+    (kubeconfig(user={"exec": {"apiVersion": "client.authentication.k8s.io/v1", "command": "x", "interactiveMode": "Always"}}), None,
+     "interactiveMode: Always needs a terminal"),
+])
+def test_bad_kubeconfigs_name_the_field(tmp_path, document, context, message):
+    with pytest.raises(c.ConfigError, match=message):
+        creds(tmp_path, document, context=context)
+
+
+def test_auth_provider_goes_to_the_official_loader(tmp_path):
+    claims = base64.urlsafe_b64encode(json.dumps({"exp": int(time.time()) + 3600}).encode()).decode().rstrip("=")
+    id_token = f"e30.{claims}.c2ln"
+    found = creds(tmp_path, kubeconfig(user={"auth-provider": {"name": "oidc", "config": {
+        "client-id": "k8sedge", "id-token": id_token, "idp-issuer-url": "https://issuer.invalid"}}}))
+    assert (found.server, found.token) == ("https://127.0.0.1:6443", id_token)
+
+
+# --- requests against a real TLS server ---------------------------------------------------------
+
+class Recorder(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    seen: list[dict[str, Any]] = []
+
+    def do_GET(self):  # noqa: N802 (http.server's name)
+        peer = self.connection.getpeercert() or {}
+        subject = dict(pair[0] for pair in peer.get("subject", ()))
+        Recorder.seen.append({"path": self.path, "authorization": self.headers.get("Authorization"),
+                              "client": subject.get("commonName"), "port": self.client_address[1]})
+        if self.path.startswith("/watch"):
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for line in (b'{"n": 1}\n', b'{"n": 2}\n'):
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
+            self.wfile.flush()
+            time.sleep(5)  # a quiet watch: the client interrupts it
+            return
+        body = json.dumps({"path": self.path}).encode()
+        self.send_response(401 if self.path.startswith("/unauthorized") else 200)
+        self.send_header("Content-Length", str(len(body)))
+        if self.path.startswith("/close"):
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory):
+    """A TLS server whose certificate names only api.test, trusting client certificates of our CA."""
+    pki_dir = tmp_path_factory.mktemp("pki")
+    ca, ca_key = pki_dir / "ca.crt", pki_dir / "ca.key"
+    pki.create_ca(ca, ca_key)
+    pki.create_server_cert(pki_dir / "server.crt", pki_dir / "server.key", ca, ca_key, dns_names=("api.test",), ip_addresses=())
+    pki.create_client_cert(pki_dir / "client.crt", pki_dir / "client.key", ca, ca_key, "edge-reader", ("k8sedge",))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(pki_dir / "server.crt", pki_dir / "server.key")
+    context.load_verify_locations(ca)
+    context.verify_mode = ssl.CERT_OPTIONAL
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    server.daemon_threads = True
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield {"url": f"https://127.0.0.1:{server.server_address[1]}", "dir": pki_dir, "ca": ca}
+    server.shutdown()
+    server.server_close()
+
+
+def connect(tls, tmp_path, user: dict[str, Any], cluster: dict[str, Any] | None = None) -> c.Connection:
+    cluster = {"certificate-authority": str(tls["ca"]), "tls-server-name": "api.test", **(cluster or {})}
+    return c.Connection(creds(tmp_path, kubeconfig(tls["url"], cluster, user)))
+
+
+def last_request() -> dict[str, Any]:
+    return Recorder.seen[-1]
+
+
+def test_token_over_verified_tls_with_keep_alive(tls, tmp_path):
+    connection = connect(tls, tmp_path, {"token": "abc"})
+    assert connection.request("GET", "/api/v1/services", [("limit", 2), ("continue", "a b/=")]) == (200, b'{"path": "/api/v1/services?limit=2&continue=a+b%2F%3D"}')
+    first = last_request()
+    connection.request("GET", "/version")
+    assert last_request()["authorization"] == "Bearer abc"
+    assert last_request()["port"] == first["port"], "a second request reuses the connection"
+
+
+def test_a_closed_keep_alive_connection_is_reopened(tls, tmp_path):
+    connection = connect(tls, tmp_path, {"token": "abc"})
+    assert connection.request("GET", "/close")[0] == 200
+    assert connection.request("GET", "/version")[0] == 200
+
+
+def test_the_certificate_is_checked_against_the_name(tls, tmp_path):
+    connection = connect(tls, tmp_path, {"token": "abc"}, {"tls-server-name": None})
+    with pytest.raises(c.TransportError, match="certificate verify failed: IP address mismatch"):
+        connection.request("GET", "/version")
+    untrusted = connect(tls, tmp_path, {"token": "abc"}, {"certificate-authority": None})
+    with pytest.raises(c.TransportError, match="certificate verify failed"):
+        untrusted.request("GET", "/version")
+    assert connect(tls, tmp_path, {}, {"certificate-authority": None, "insecure-skip-tls-verify": True}).request("GET", "/version")[0] == 200
+
+
+def test_client_certificate_from_files_and_from_data(tls, tmp_path):
+    pki_dir = tls["dir"]
+    connect(tls, tmp_path, {"client-certificate": str(pki_dir / "client.crt"), "client-key": str(pki_dir / "client.key")}).request("GET", "/files")
+    assert (last_request()["client"], last_request()["authorization"]) == ("edge-reader", None)
+    b64 = lambda path: base64.b64encode(path.read_bytes()).decode()  # noqa: E731
+    connect(tls, tmp_path, {"client-certificate-data": b64(pki_dir / "client.crt"), "client-key-data": b64(pki_dir / "client.key")}).request("GET", "/data")
+    assert last_request()["client"] == "edge-reader"
+
+
+def test_token_file_is_read_on_each_request(tls, tmp_path):
+    token = tmp_path / "token"
+    token.write_text("first\n")
+    connection = connect(tls, tmp_path, {"tokenFile": "token"})
+    connection.request("GET", "/one")
+    token.write_text("rotated\n")
+    connection.request("GET", "/two")
+    assert [r["authorization"] for r in Recorder.seen[-2:]] == ["Bearer first", "Bearer rotated"]
+
+
+def exec_plugin(tmp_path: Path, status: dict[str, Any], api_version: str = "client.authentication.k8s.io/v1") -> dict[str, Any]:
+    """A plugin that prints an ExecCredential and counts its runs in runs.log."""
+    script = tmp_path / "bin" / "credential"
+    script.parent.mkdir(exist_ok=True)
+    credential = json.dumps({"apiVersion": api_version, "kind": "ExecCredential", "status": status})
+    script.write_text(f"#!/bin/sh\necho \"$KUBERNETES_EXEC_INFO $EXTRA\" >> {tmp_path}/runs.log\ncat <<'EOF'\n{credential}\nEOF\n")
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    return {"exec": {"apiVersion": api_version, "command": "bin/credential", "env": [{"name": "EXTRA", "value": "x"}],
+                     "provideClusterInfo": True}}
+
+
+def test_exec_plugin_token_is_cached_until_it_expires(tls, tmp_path):
+    soon = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)).isoformat()
+    connection = connect(tls, tmp_path, exec_plugin(tmp_path, {"token": "from-exec", "expirationTimestamp": soon}))
+    connection.request("GET", "/one")
+    connection.request("GET", "/two")
+    runs = (tmp_path / "runs.log").read_text().splitlines()
+    assert len(runs) == 1 and last_request()["authorization"] == "Bearer from-exec"
+    info = json.loads(runs[0].rsplit(" ", 1)[0])
+    assert info["spec"]["interactive"] is False and info["spec"]["cluster"]["server"] == tls["url"]
+    assert runs[0].endswith(" x")
+
+
+def test_exec_plugin_is_asked_again_after_a_401(tls, tmp_path):
+    connection = connect(tls, tmp_path, exec_plugin(tmp_path, {"token": "revoked"}))
+    assert connection.request("GET", "/unauthorized")[0] == 401
+    assert len((tmp_path / "runs.log").read_text().splitlines()) == 2
+
+
+def test_exec_plugin_client_certificate(tls, tmp_path):
+    pki_dir = tls["dir"]
+    status = {"clientCertificateData": (pki_dir / "client.crt").read_text(), "clientKeyData": (pki_dir / "client.key").read_text()}
+    connect(tls, tmp_path, exec_plugin(tmp_path, status, "client.authentication.k8s.io/v1beta1")).request("GET", "/exec-cert")
+    assert last_request()["client"] == "edge-reader"
+
+
+def test_exec_plugin_failures_name_the_plugin(tls, tmp_path):
+    connection = connect(tls, tmp_path, exec_plugin(tmp_path, {"nothing": "useful"}))
+    with pytest.raises(c.ConfigError, match=r"users\[name=main\].user.exec: .*bin/credential: expected status.token"):
+        connection.request("GET", "/version")
+    reader = k8s.Reader(connection, 5)
+    with pytest.raises(k8s.ReadError, match="GET /version: .*expected status.token"):
+        reader.get("/version")
+
+
+def test_stream_reads_lines_as_they_come_and_can_be_interrupted(tls, tmp_path):
+    stream = connect(tls, tmp_path, {"token": "abc"}).stream("/watch", [("watch", "true")], 5, 30)
+    lines = iter(stream)
+    assert (stream.status, next(lines)) == (200, b'{"n": 1}\n')
+    assert next(lines) == b'{"n": 2}\n'
+    threading.Timer(0.2, stream.interrupt).start()
+    started = time.monotonic()
+    try:
+        rest = list(lines)
+    except (OSError, http.client.HTTPException):  # how the cut shows depends on where the read was
+        rest = []
+    assert rest == [] and time.monotonic() - started < 3, "interrupt() unblocks the reader; the server would wait 5 s"
+    stream.close()
+
+
+def test_a_refused_connection_is_a_transport_error(tmp_path):
+    connection = c.Connection(c.Credentials(server="https://127.0.0.1:1"))
+    with pytest.raises(c.TransportError, match=r"https://127.0.0.1:1: \[Errno 111\] Connection refused"):
+        connection.request("GET", "/version", timeout=5)
