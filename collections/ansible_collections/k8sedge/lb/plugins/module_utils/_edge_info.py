@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from ansible_collections.k8sedge.lb.plugins.module_utils import _k8s_read as k8s
-from ansible_collections.k8sedge.lb.plugins.module_utils._k8s_client import auth_options
+from ansible_collections.k8sedge.lb.plugins.module_utils._k8s_client import AUTH_ARGUMENT_SPEC, auth_options
 from ansible_collections.k8sedge.lb.plugins.module_utils._manifests import load_state
 from ansible_collections.k8sedge.lb.plugins.module_utils._model import ClusterState, ModelOptions, build_model, build_model_json, paused_gc
 
@@ -26,6 +26,26 @@ MODEL_ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
     "timeout": {"type": "float", "default": 30},
     "page_size": {"type": "int", "default": 500},
 }
+
+
+# The options of the edge_info module (and of its action, which runs it on the controller).
+EDGE_INFO_ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
+    **AUTH_ARGUMENT_SPEC,
+    **MODEL_ARGUMENT_SPEC,
+    "pool": {"type": "str"},
+    "src": {"type": "path"},
+    "model_format": {"type": "str", "choices": ["dict", "json"], "default": "dict"},
+}
+
+
+def edge_info(params: dict[str, Any]) -> dict[str, Any]:
+    """What edge_info returns for validated params; ReadError or InvalidValue when it cannot."""
+    state, read = read_state(params, params["src"])
+    if params["model_format"] == "json":
+        generation, text = model_json_of(state, params, params["pool"], read)
+        return {"changed": False, "read": read, "model_json": text, "generation": generation}
+    model = model_of(state, params, params["pool"], read)
+    return {"changed": False, "read": read, "model": model, "generation": model["generation"]}
 
 
 def read_options(params: dict[str, Any]) -> k8s.ReadOptions:
