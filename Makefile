@@ -18,7 +18,7 @@ help:
 	@echo "make lab-up / lab-down / lab-status"
 	@echo "make lint      yamllint, ansible-lint (production profile), ansible-test sanity"
 	@echo "make lock      re-pin requirements.txt from requirements.in"
-	@echo "make bench     run every benchmark, results in bench/results/ (bench-quick: small, ~2.5 min)"
+	@echo "make bench     run every benchmark, results in bench/results/ (bench-quick: small, ~2 min)"
 
 setup: host-packages venv
 

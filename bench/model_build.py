@@ -44,7 +44,7 @@ class Plan:
 
 
 FULL = Plan(_cluster.Shape(services=5000, nodes=200, namespaces=10), samples=5, sample_timeout=600)
-QUICK = Plan(_cluster.Shape(services=200, nodes=20, namespaces=2), samples=2, sample_timeout=40)
+QUICK = Plan(_cluster.Shape(services=100, nodes=10, namespaces=2), samples=1, sample_timeout=40)
 
 Targets = dict[str, set[str]]  # "namespace/service" -> {"address:port"}
 SUBSET_SIZE = 25  # edge_info's default nodeport_subset_size

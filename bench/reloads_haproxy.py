@@ -1,6 +1,6 @@
 """Benchmark 5 (haproxy): failed requests while haproxy reloads under keep-alive load.
 
-wrk -t2 -c20 from the lab's client through edge1 (`Host: s2.pctest`) for 10 s (quick: 5 s) while
+wrk -t2 -c20 from the lab's client through edge1 (`Host: s2.pctest`) for 10 s (quick: 4 s) while
 haproxy is reloaded 5 times (quick: 3). Ours: the edge_haproxy role's config and reload
 (master-worker, `systemctl reload`, `option idle-close-on-response`). The baseline: the same
 config without `option idle-close-on-response`, reloaded the same way, what a hand-made setup
@@ -25,17 +25,12 @@ GOAL = Goal("ours 0 failed requests", max_ours=0)
 TIME_BOUND = {"full": 600, "quick": 150}
 
 EDGE = "edge1"
-PREPARE, CONVERGE, CLEANUP = (f"molecule/edge_haproxy/{name}.yml" for name in ("prepare", "converge", "cleanup"))
+CLEANUP = "molecule/edge_haproxy/cleanup.yml"
 CONFIG = "/etc/haproxy/haproxy.cfg"
 SAVED = "/etc/haproxy/haproxy.cfg.bench-saved"
 IDLE_CLOSE = "option idle-close-on-response"
 MASTER_PROC = ("import socket; s = socket.socket(socket.AF_UNIX); s.connect('/run/haproxy-master.sock');"
                " s.sendall(b'show proc\\n'); print(s.recv(65536).decode())")
-
-
-def _installed(deadline: float) -> bool:
-    status = _lab.on_host(EDGE, "dpkg-query", "-W", "-f=${Status}", "haproxy", deadline=deadline, check=False).stdout
-    return status.startswith("install ok installed")
 
 
 def _master_reloads(deadline: float) -> int | None:
@@ -63,7 +58,7 @@ def _idle_close_lines(deadline: float) -> int:
 
 
 def run(quick: bool, workdir: Path, deadline: float) -> Measurement:
-    count, seconds, reloads = (1, 5, 3) if quick else (3, 10, 5)
+    count, seconds, reloads = (1, 4, 3) if quick else (3, 10, 5)
     measurement = Measurement(
         parameters={"edge": EDGE, "load": "wrk -t2 -c20 (keep-alive), Host: s2.pctest", "seconds_per_run": seconds,
                     "reloads_per_run": reloads, "samples": count,
@@ -77,10 +72,9 @@ def run(quick: bool, workdir: Path, deadline: float) -> Measurement:
     )
     reload = reloader(deadline)
     with _lab.lab(deadline):
-        was_installed = _installed(deadline)
+        was_installed = _lab.installed(EDGE, "haproxy", deadline)
         try:
-            _lab.playbook(PREPARE, EDGE, deadline)
-            _lab.playbook(CONVERGE, EDGE, deadline)
+            _lab.converge(EDGE, "edge_haproxy", deadline)
             address = host(EDGE).ip
             measurement.parameters["ours_idle_close_lines"] = _idle_close_lines(deadline)
             ours_runs: list[_lab.Run] = []

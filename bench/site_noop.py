@@ -8,7 +8,8 @@ confd-style scripts work (bench/playbooks/site_noop_baseline.yml): the model giv
 template of haproxy.cfg validated by `haproxy -c`, a reload handler, no probes, into a directory
 of its own. The ratio (baseline / ours) is what the rollout's safety costs in wall time against
 rendering alone; it is reported, not judged. Wall time of the whole ansible-playbook process.
-A run that is not a no-op (warm-up) is repeated; samples alternate ours, baseline.
+A run that is not a no-op (warm-up) is repeated; samples alternate ours, baseline. The quick
+run takes one edge (`--limit edge1`): the same tasks, half the hosts.
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ RUN_FIRST = True
 
 
 def _playbook(args: list[str], deadline: float) -> tuple[float, subprocess.CompletedProcess[str]]:
+    """ansible-playbook with args, against the lab's inventory: (wall time, result)."""
     env = {**os.environ, "PATH": f"{REPO / '.venv/bin'}:{os.environ['PATH']}", "ANSIBLE_FORCE_COLOR": "0"}
     started = time.monotonic()
     result = subprocess.run([str(REPO / ".venv/bin/ansible-playbook"), "-i", str(REPO / "inventory/lab"), *args], cwd=REPO,
@@ -44,20 +46,22 @@ def _changed(output: str) -> dict[str, int]:
     return {name: int(changed) for name, changed in re.findall(r"^(\S+)\s+:\s+ok=\d+\s+changed=(\d+)", output, re.MULTILINE)}
 
 
-def _sample(args: list[str], deadline: float) -> tuple[Sample, dict[str, int]]:
+def _sample(args: list[str], edges: tuple[str, ...], deadline: float) -> tuple[Sample, dict[str, int]]:
     seconds, result = _playbook(args, deadline)
     changed = _changed(result.stdout)
     if result.returncode != 0:
         return Sample(None, error=f"exited {result.returncode}: {result.stdout[-1500:]}"), changed
-    if any(changed.get(edge, 1) for edge in EDGES):
+    if any(changed.get(edge, 1) for edge in edges):
         return Sample(None, error=f"not a no-op: changed {changed}"), changed
     return Sample(seconds), changed
 
 
 def run(quick: bool, workdir: Path, deadline: float) -> Measurement:
     count = 1 if quick else 3
+    edges = EDGES[:1] if quick else EDGES
+    limit = ["--limit", ",".join(edges)]
     measurement = Measurement(
-        parameters={"edges": list(EDGES), "samples": count, "measured": "wall time of ansible-playbook, start-up included",
+        parameters={"edges": list(edges), "samples": count, "measured": "wall time of ansible-playbook, start-up included",
                     "ours_method": "playbooks/site.yml on converged edges (guard, serial rollout with probes, keepalived, VIPs)",
                     "baseline_method": "bench/playbooks/site_noop_baseline.yml: template + haproxy -c + reload handler"},
         ours=[], baseline=[], ours_label="site.yml (no change)", baseline_label="template + reload playbook (no change)")
@@ -69,11 +73,11 @@ def run(quick: bool, workdir: Path, deadline: float) -> Measurement:
         if read.returncode != 0:
             raise _lab.LabError(f"edge_info failed: {read.stdout[-1000:]}")
         model_file.write_text(json.dumps(json.loads(read.stdout[read.stdout.index("{"):])["model"]))
-        baseline_args = [str(BENCH / "playbooks" / "site_noop_baseline.yml"), "-e", f"bench_model={model_file}"]
-        ours_args = [str(REPO / "playbooks" / "site.yml")]
+        baseline_args = [str(BENCH / "playbooks" / "site_noop_baseline.yml"), "-e", f"bench_model={model_file}", *limit]
+        ours_args = [str(REPO / "playbooks" / "site.yml"), *limit]
         # A first run of each side makes the edges converge (not measured unless it already was a no-op).
         for args, side in ((ours_args, measurement.ours), (baseline_args, measurement.baseline)):
-            sample, _ = _sample(args, deadline)
+            sample, _ = _sample(args, edges, deadline)
             if sample.value is not None and quick:
                 side.append(sample)
         while len(measurement.ours) < count or len(measurement.baseline) < count:
@@ -82,7 +86,7 @@ def run(quick: bool, workdir: Path, deadline: float) -> Measurement:
                 break
             for args, side in ((ours_args, measurement.ours), (baseline_args, measurement.baseline)):
                 if len(side) < count:
-                    side.append(_sample(args, deadline)[0])
-        for edge in EDGES:
+                    side.append(_sample(args, edges, deadline)[0])
+        for edge in edges:
             _lab.on_host(edge, "rm", "-rf", "/etc/k8sedge-bench", deadline=deadline + _lab.CLEANUP_RESERVE, check=False)
     return measurement

@@ -186,12 +186,17 @@ def status(_: argparse.Namespace | None) -> None:
     print(f"\nAPI server: {API_URL}  ({'ready' if _api_ready() else 'not answering'})")
 
 
+def in_host_argv(name: str, command: list[str]) -> list[str]:
+    """The argv that runs command inside lab host `name` (what `labctl exec` runs)."""
+    target = host(name)
+    return vm.exec_argv(target, command) if target.is_vm else _in_netns(target.netns, command)
+
+
 def exec_(args: argparse.Namespace) -> None:
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         sys.exit("labctl exec: give a command after --")
-    target = host(args.host)
-    argv = vm.exec_argv(target, command) if target.is_vm else _in_netns(target.netns, command)
+    argv = in_host_argv(args.host, command)
     os.execvp(argv[0], argv)
 
 
