@@ -290,7 +290,7 @@ def purge(edge: str, deadline: float) -> None:
 
 
 def run(quick: bool, workdir: Path, deadline: float) -> Measurement:
-    count, faults, run_seconds = (1, ("proxy_killed",), 3.0) if quick else (3, FAULTS, 7.0)
+    count, faults, run_seconds = (1, ("proxy_killed",), 2.0) if quick else (3, FAULTS, 7.0)
     measurement = Measurement(
         parameters={"master": MASTER, "backup": BACKUP, "vip": VIP, "load": f"one request every {EVERY * 1000:.0f} ms, "
                     "new connection each, lost if not answered 200 within 1 s", "samples_per_fault": count,
