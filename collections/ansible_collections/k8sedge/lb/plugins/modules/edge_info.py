@@ -33,8 +33,10 @@ attributes:
   diff_mode:
     support: none
   action:
+    description: An action plugin of the same name runs the module inside Ansible's process on the controller.
     support: full
   async:
+    description: With C(async), the module runs as a module (not inside Ansible's process).
     support: full
   platform:
     platforms: posix
