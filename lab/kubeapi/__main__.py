@@ -26,6 +26,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--tls-cert", required=True)
     parser.add_argument("--tls-key", required=True)
     parser.add_argument("--token-auth-file", required=True)
+    parser.add_argument("--client-ca-file", help="CA whose client certificates authenticate: CN the user, O the groups")
     parser.add_argument("--authorization-policy", required=True, action="append",
                         help="RBAC manifest (ClusterRoles, bindings); repeat to load several")
     parser.add_argument("--watch-cache-size", type=int, default=10000,
@@ -50,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         authorizer = Authorizer.from_files(args.authorization_policy)
         server = build_server(args.bind, args.port, args.tls_cert, args.tls_key, tokens, authorizer,
                               args.watch_cache_size, args.bookmark_interval, args.list_snapshots,
-                              args.service_node_port_range)
+                              args.service_node_port_range, args.client_ca_file)
     except (OSError, ValueError, KeyError) as exc:
         print(f"kubeapi: {exc}", file=sys.stderr)
         return 1

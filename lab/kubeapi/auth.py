@@ -1,4 +1,4 @@
-"""Bearer-token authentication (kube-apiserver --token-auth-file) and RBAC."""
+"""Authentication (kube-apiserver's --token-auth-file and --client-ca-file) and RBAC."""
 from __future__ import annotations
 
 import csv
@@ -35,6 +35,15 @@ def load_tokens(path: str | Path) -> dict[str, User]:
             users[row[0].strip()] = User(row[1].strip(), row[2].strip(),
                                          groups + ("system:authenticated",))
     return users
+
+
+def certificate_user(certificate: dict[str, Any]) -> User:
+    """The user of a verified X.509 client certificate, as kube-apiserver reads it: the subject's
+    CN is the name, its O values are the groups."""
+    subject = [pair for rdn in certificate.get("subject", ()) for pair in rdn]
+    name = next((value for key, value in subject if key == "commonName"), "")
+    groups = tuple(value for key, value in subject if key == "organizationName")
+    return User(name, "", groups + ("system:authenticated",))
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from . import discovery, tables
 from .allocators import NODE_PORT_RANGE, ServiceAllocator
-from .auth import ANONYMOUS, ANONYMOUS_PATHS, Attributes, Authorizer, User, denial_reason
+from .auth import ANONYMOUS, ANONYMOUS_PATHS, Attributes, Authorizer, User, certificate_user, denial_reason
 from .errors import ApiError, bad_request, forbidden
 from .registry import DeleteOptions, ListQuery, Registry, utcnow
 from .resources import Resource, lookup
@@ -40,6 +40,7 @@ class Config:
     authorizer: Authorizer
     server_address: str
     bookmark_interval: float = 1.0
+    client_certificates: bool = False  # --client-ca-file was given
 
 
 def resolve(method: str, path: str, query: dict[str, str]) -> Attributes:
@@ -168,6 +169,10 @@ class Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length else b""
 
     def _authenticate(self, path: str) -> User | None:
+        # As kube-apiserver's union of authenticators: a verified client certificate first.
+        certificate = self.connection.getpeercert() if self.server.config.client_certificates else None
+        if certificate:
+            return certificate_user(certificate)
         header = self.headers.get("Authorization", "")
         if header:
             scheme, _, token = header.partition(" ")
@@ -537,10 +542,13 @@ class ApiServer(ThreadingHTTPServer):
                 pass
 
 
-def tls_context(cert: str, key: str) -> ssl.SSLContext:
+def tls_context(cert: str, key: str, client_ca: str | None = None) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_cert_chain(cert, key)
+    if client_ca:  # --client-ca-file: a certificate is asked for, not required (tokens still work)
+        context.load_verify_locations(client_ca)
+        context.verify_mode = ssl.CERT_OPTIONAL
     context.set_alpn_protocols(["http/1.1"])
     return context
 
@@ -548,11 +556,11 @@ def tls_context(cert: str, key: str) -> ssl.SSLContext:
 def build_server(bind: str, port: int, cert: str, key: str, tokens: dict[str, User],
                  authorizer: Authorizer, watch_cache_size: int = 10000,
                  bookmark_interval: float = 1.0, list_snapshots: int = 16,
-                 node_ports: tuple[int, int] = NODE_PORT_RANGE) -> ApiServer:
+                 node_ports: tuple[int, int] = NODE_PORT_RANGE, client_ca: str | None = None) -> ApiServer:
     store = Store(watch_cache_size, list_snapshots)
     registry = Registry(store, ServiceAllocator(node_ports=node_ports))
-    config = Config(registry, tokens, authorizer, "", bookmark_interval)
-    server = ApiServer((bind, port), tls_context(cert, key), config)
+    config = Config(registry, tokens, authorizer, "", bookmark_interval, client_certificates=bool(client_ca))
+    server = ApiServer((bind, port), tls_context(cert, key, client_ca), config)
     actual_port = server.server_address[1]
     config.server_address = f"{bind}:{actual_port}"
     registry.seed(bind, actual_port)

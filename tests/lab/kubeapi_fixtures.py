@@ -58,7 +58,7 @@ def _launch(workdir: Path, port: str, *extra: str) -> tuple[subprocess.Popen[str
     proc = subprocess.Popen(
         [sys.executable, "-m", "lab.kubeapi", "--bind", "127.0.0.1", "--port", port,
          "--tls-cert", str(workdir / "server.crt"), "--tls-key", str(workdir / "server.key"),
-         "--token-auth-file", str(workdir / "tokens.csv"),
+         "--token-auth-file", str(workdir / "tokens.csv"), "--client-ca-file", str(workdir / "ca.crt"),
          "--authorization-policy", str(REPO / "lab" / "rbac.yaml"),
          "--authorization-policy", str(REPO / "docs" / "rbac.yaml"), "--log-file", str(workdir / "access.log"),
          *extra],

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from ansible_collections.k8sedge.lb.plugins.module_utils import _k8s_read as k8s
 from ansible_collections.k8sedge.lb.plugins.module_utils._k8s_client import AuthOptions
-from tests.lab.kubeapi_fixtures import client_for, start_server, stop_server
+from lab import pki
+from tests.lab.kubeapi_fixtures import READER, client_for, kubectl, start_server, stop_server
 
 SERVICES = 7
 
@@ -78,3 +80,24 @@ def test_read_cluster_counts_what_it_read(small_api):
     assert meta["counts"]["services"] == SERVICES + 1
     assert meta["api_version_endpoint_slices"] == "discovery.k8s.io/v1"
     assert set(meta["resource_versions"]) == {"services", "endpoint_slices", "ingresses", "nodes"}
+
+
+def test_a_client_certificate_authenticates_our_reader_and_kubectl(small_api, tmp_path):
+    """kube-apiserver's X.509 authentication (CN the user): our client presents the certificate a
+    kubeconfig names, kubectl does too, and both act as that user under RBAC."""
+    api = small_api[0]
+    pki.create_client_cert(tmp_path / "reader.crt", tmp_path / "reader.key", api.ca, api.ca.parent / "ca.key", READER)
+    kubeconfig = tmp_path / "cert.kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "lab",
+        "clusters": [{"name": "lab", "cluster": {"server": api.url, "certificate-authority": str(api.ca)}}],
+        "users": [{"name": "reader", "user": {"client-certificate": "reader.crt", "client-key": "reader.key"}}],
+        "contexts": [{"name": "lab", "context": {"cluster": "lab", "user": "reader"}}]}))
+    connection = k8s.connect(AuthOptions(kubeconfig=str(kubeconfig)))
+    _state, meta = k8s.read_cluster(k8s.Reader(connection, 10), k8s.ReadOptions())
+    assert meta["counts"]["services"] == SERVICES + 1
+    with pytest.raises(k8s.ReadError, match=f'403 Forbidden: pods is forbidden: User "{READER}"'):
+        k8s.Reader(connection, 10).list("/api/v1/pods", [], 10)
+    assert "service/svc0" in kubectl(api, "get", "services", "-A", "-o", "name", kubeconfig=kubeconfig).stdout
+    refused = kubectl(api, "get", "pods", "-A", kubeconfig=kubeconfig, check=False)
+    assert f'User "{READER}" cannot list resource "pods"' in refused.stderr, refused.stderr
