@@ -112,6 +112,17 @@ def converge(edge: str, scenario: str, deadline: float, extra_vars: dict[str, ob
     playbook(f"molecule/{scenario}/converge.yml", edge, deadline, extra_vars)
 
 
+@contextmanager
+def role_on(edge: str, scenario: str, deadline: float, keep: bool) -> Iterator[None]:
+    """converge(); at the end the scenario's cleanup.yml, unless keep (the edge had it before)."""
+    converge(edge, scenario, deadline)
+    try:
+        yield
+    finally:
+        if not keep:
+            playbook(f"molecule/{scenario}/cleanup.yml", edge, deadline, reserve=0)
+
+
 @dataclass(frozen=True)
 class Run:
     """One wrk run through an edge during reloads."""
