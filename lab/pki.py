@@ -69,6 +69,36 @@ def create_ca(cert_path: str | Path, key_path: str | Path, common_name: str = "k
     Path(cert_path).write_bytes(_cert_pem(cert))
 
 
+def _issue(cert_path: str | Path, key_path: str | Path, ca_cert_path: str | Path, ca_key_path: str | Path,
+           subject: list[x509.NameAttribute], usage: x509.ObjectIdentifier,
+           extensions: tuple[x509.ExtensionType, ...] = ()) -> None:
+    """Write a new key and a certificate for it, signed by the CA, for one extended key usage."""
+    ca_cert = x509.load_pem_x509_certificate(Path(ca_cert_path).read_bytes())
+    ca_key = serialization.load_pem_private_key(Path(ca_key_path).read_bytes(), password=None)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name(subject))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + _VALIDITY)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_cert.public_key()),  # type: ignore[arg-type]
+            critical=False,
+        )
+    )
+    for extension in extensions:
+        builder = builder.add_extension(extension, critical=False)
+    cert = builder.sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
+    _write_private(Path(key_path), _key_pem(key))
+    Path(cert_path).write_bytes(_cert_pem(cert))
+
+
 def create_server_cert(
     cert_path: str | Path,
     key_path: str | Path,
@@ -79,31 +109,10 @@ def create_server_cert(
     common_name: str = "kube-apiserver",
 ) -> None:
     """Write a server certificate signed by the CA, valid for the given SANs."""
-    ca_cert = x509.load_pem_x509_certificate(Path(ca_cert_path).read_bytes())
-    ca_key = serialization.load_pem_private_key(Path(ca_key_path).read_bytes(), password=None)
-    key = ec.generate_private_key(ec.SECP256R1())
     sans: list[x509.GeneralName] = [x509.DNSName(name) for name in dns_names]
     sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ip_addresses]
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + _VALIDITY)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_cert.public_key()),  # type: ignore[arg-type]
-            critical=False,
-        )
-        .sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
-    )
-    _write_private(Path(key_path), _key_pem(key))
-    Path(cert_path).write_bytes(_cert_pem(cert))
+    _issue(cert_path, key_path, ca_cert_path, ca_key_path, [x509.NameAttribute(NameOID.COMMON_NAME, common_name)],
+           ExtendedKeyUsageOID.SERVER_AUTH, (x509.SubjectAlternativeName(sans),))
 
 
 def create_client_cert(
@@ -116,26 +125,9 @@ def create_client_cert(
 ) -> None:
     """Write a client certificate signed by the CA: the user is the CN, the groups the O values,
     as kube-apiserver reads an X.509 client certificate."""
-    ca_cert = x509.load_pem_x509_certificate(Path(ca_cert_path).read_bytes())
-    ca_key = serialization.load_pem_private_key(Path(ca_key_path).read_bytes(), password=None)
-    key = ec.generate_private_key(ec.SECP256R1())
     subject = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, org) for org in organizations]
     subject.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name(subject))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + _VALIDITY)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-        .sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
-    )
-    _write_private(Path(key_path), _key_pem(key))
-    Path(cert_path).write_bytes(_cert_pem(cert))
+    _issue(cert_path, key_path, ca_cert_path, ca_key_path, subject, ExtendedKeyUsageOID.CLIENT_AUTH)
 
 
 def write_kubeconfig(

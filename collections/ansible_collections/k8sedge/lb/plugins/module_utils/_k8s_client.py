@@ -351,7 +351,8 @@ class Connection:
                 headers: dict[str, str] | None = None, timeout: float = 30.0) -> tuple[int, bytes]:
         """(status, body). Raises TransportError when no answer came."""
         target = self._target(path, query)
-        for attempt in (1, 2):
+        retried = False  # once: on a keep-alive connection the server closed, or an exec credential refused
+        while True:
             conn, reused = self._pooled(timeout)
             try:
                 conn.request(method, target, body=body, headers=self._headers(headers))
@@ -359,7 +360,8 @@ class Connection:
                 data = response.read()
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as err:
                 self._drop()
-                if reused and attempt == 1:  # the server closed an idle keep-alive connection
+                if reused and not retried:  # the server closed an idle keep-alive connection
+                    retried = True
                     continue
                 raise TransportError(f"{self.credentials.server}: {err or type(err).__name__}") from None
             except (OSError, http.client.HTTPException) as err:  # refused, TLS, timeout, garbled
@@ -367,11 +369,11 @@ class Connection:
                 raise TransportError(f"{self.credentials.server}: {err or type(err).__name__}") from None
             if response.will_close:
                 self._drop()
-            if response.status == 401 and attempt == 1 and self._exec is not None:
+            if response.status == 401 and not retried and self._exec is not None:
                 self._exec.expire()  # revoked before it expired: ask the plugin again, once
+                retried = True
                 continue
             return response.status, data
-        raise AssertionError("unreachable")
 
     def stream(self, path: str, query: list[tuple[str, Any]], connect_timeout: float, idle_timeout: float) -> Stream:
         """A GET whose body is read as it comes (a watch), on a connection of its own."""
@@ -384,9 +386,6 @@ class Connection:
         except (OSError, http.client.HTTPException) as err:
             conn.close()
             raise TransportError(f"{self.credentials.server}: {err or type(err).__name__}") from None
-
-    def close(self) -> None:
-        self._drop()
 
     def _target(self, path: str, query: list[tuple[str, Any]] | None) -> str:
         return self._prefix + path + (f"?{urllib.parse.urlencode(query)}" if query else "")
