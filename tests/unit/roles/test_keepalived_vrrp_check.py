@@ -171,12 +171,17 @@ def rollout(tmp_path: Path, body: object, generation: str | None = GEN, kind: st
     ({"generation": GEN, "status": "applying", "since": NOW - 60}, OTHER, None),
     ({"generation": GEN, "status": "applying", "since": NOW - 121}, OTHER,
      "proxy runs generation bbbbbbbbbbbb, the rollout applied aaaaaaaaaaaa 121 s ago (grace 120 s)"),
-    ({"generation": GEN, "status": "passed", "since": NOW - 500}, OTHER, "proxy runs generation bbbbbbbbbbbb"),
+    # Passed: a proven config, or an endpoint-only change of one whose generation the proxy
+    # records before the rollout state follows it (endpoints.yml): never a reason to move a VIP.
+    ({"generation": GEN, "status": "passed", "since": NOW - 500}, OTHER, None),
     ({"generation": GEN, "status": "applying", "since": NOW - 200}, None, "proxy runs generation none"),
-    # A failed rollout gives the VIP up whatever the proxy runs (rollback leaves "failed").
+    # A failed rollout that could not be rolled back gives the VIP up whatever the proxy runs.
     ({"generation": GEN, "status": "failed", "since": NOW}, GEN, "rollout of generation aaaaaaaaaaaa failed its probes on this host"),
     ({"generation": GEN, "status": "failed", "since": NOW}, OTHER, "failed its probes"),
-    ({"generation": GEN, "status": "done", "since": NOW}, GEN, "status: expected one of applying, passed, failed"),
+    # Rolled back: the host serves its last-known-good config (`generation`) and keeps its VIPs.
+    ({"generation": GEN, "status": "rolled-back", "failed_generation": OTHER, "since": NOW - 9999}, GEN, None),
+    ({"generation": GEN, "status": "rolled-back", "failed_generation": OTHER, "since": NOW - 500}, OTHER, None),
+    ({"generation": GEN, "status": "done", "since": NOW}, GEN, "status: expected one of applying, passed, failed, rolled-back"),
     ({"generation": "", "status": "passed", "since": NOW}, GEN, "generation: expected a string"),
     ({"generation": GEN, "status": "passed", "since": "yesterday"}, GEN, "since: expected unix seconds"),
     ({"generation": GEN, "status": "passed", "since": True}, GEN, "since: expected unix seconds"),

@@ -11,8 +11,8 @@ description:
   - Takes a plan from P(k8sedge.lb.probe_plan#filter) and the C(probes) results of
     M(k8sedge.lb.probe) and returns a verdict per edge host, a table and the failures.
   - Each failure is classified - C(backend) (the backend's targets do not answer directly either,
-    or a target itself failed), C(edge) (targets answer, this edge does not), C(vip) (every edge
-    answers, the VIP does not).
+    or a target itself failed), C(edge) (targets answer, this edge does not, or this edge's engine
+    counts them all down), C(vip) (every edge answers, the VIP does not).
   - A planned probe without a result counts as failed.
 author:
   - k8sedge developers (@k8sedge)
@@ -27,6 +27,14 @@ options:
     type: list
     elements: dict
     required: true
+  engine_health:
+    description:
+      - Each edge host's engine verdict on its servers, edge host to backend to C({up, down})
+        (role C(edge_haproxy)'s fact C(edge_haproxy_health)).
+      - A backend whose targets answer directly but that an engine counts all down is an C(edge)
+        failure of kind C(engine) on that host, whatever its probes saw.
+    type: dict
+    default: {}
   fail_on:
     description: The failure classes that fail the verdict.
     type: list
@@ -102,7 +110,7 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.k8sedge.lb.plugins.module_utils._probe_plan import CLASSES, report
 
 
-def probe_report(planned: Any, results: Any, fail_on: Any = CLASSES) -> dict[str, Any]:
+def probe_report(planned: Any, results: Any, fail_on: Any = CLASSES, engine_health: Any = None) -> dict[str, Any]:
     try:
         if not isinstance(planned, Mapping) or not isinstance(planned.get("probes"), list):
             raise ValueError("plan: expected what k8sedge.lb.probe_plan returns")
@@ -111,7 +119,7 @@ def probe_report(planned: Any, results: Any, fail_on: Any = CLASSES) -> dict[str
         bad = [c for c in fail_on if c not in CLASSES]
         if bad:
             raise ValueError(f"fail_on: expected values from {', '.join(CLASSES)}, got {', '.join(map(str, bad))}")
-        return report(planned, list(results), tuple(fail_on))
+        return report(planned, list(results), tuple(fail_on), engine_health)
     except (KeyError, TypeError, ValueError) as exc:
         raise AnsibleFilterError(f"k8sedge.lb.probe_report: {exc}") from None
 

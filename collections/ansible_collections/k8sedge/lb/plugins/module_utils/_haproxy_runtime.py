@@ -15,8 +15,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Cli", "CliError", "NotRunning", "Server", "answer_of", "current_slots", "desired_slots", "parse_servers_state", "parse_var", "plan",
-           "state_of"]
+__all__ = ["Cli", "CliError", "NotRunning", "Server", "answer_of", "current_slots", "desired_slots", "health", "parse_servers_state",
+           "parse_stat", "parse_var", "plan", "state_of"]
 
 # srv_admin_state bits (haproxy include/haproxy/server-t.h). A server `disabled` in the config
 # starts with FMAINT|CMAINT (5); `set server ... state ready` clears FMAINT and leaves CMAINT,
@@ -80,6 +80,33 @@ def parse_servers_state(text: str) -> dict[tuple[str, str], Server]:
             raise CliError(f"show servers state: cannot read the line {line[:120]!r}") from None
         servers[(server.backend, server.name)] = server
     return servers
+
+
+def parse_stat(text: str) -> list[dict[str, str]]:
+    """`show stat -1 4 -1` (servers only, CSV with a `# ` header) as one dict per server."""
+    lines = text.splitlines()
+    if not lines or not lines[0].startswith("# pxname,svname,"):
+        raise CliError(f"show stat: expected its CSV header, got {lines[0][:80] if lines else 'nothing'!r}")
+    header = lines[0][2:].split(",")
+    return [dict(zip(header, line.split(","))) for line in lines[1:] if line.strip()]
+
+
+def health(rows: list[dict[str, str]]) -> tuple[list[str], dict[str, dict[str, int]]]:
+    """(servers whose first check has not finished, backend -> {up, down}) over the servers that
+    are in service and checked. A server starts "UP 1/3" with check status INI: counted up until
+    its first check says otherwise, so until then haproxy has no opinion on it."""
+    unsettled: list[str] = []
+    backends: dict[str, dict[str, int]] = {}
+    for row in rows:
+        status, check = row.get("status", ""), row.get("check_status", "").lstrip("* ")
+        if not check or status.startswith(("MAINT", "DRAIN")) or status == "no check":
+            continue
+        if check == "INI":
+            unsettled.append(f"{row.get('pxname')}/{row.get('svname')}")
+            continue
+        counts = backends.setdefault(row.get("pxname", ""), {"up": 0, "down": 0})
+        counts["up" if status.startswith(("UP", "NOLB")) else "down"] += 1
+    return unsettled, backends
 
 
 def parse_var(text: str) -> str:
@@ -197,4 +224,17 @@ class Cli:
                 current = ""
             if current == value or time.monotonic() >= deadline:
                 return current
+            time.sleep(0.2)
+
+    def settled_health(self, seconds: float) -> dict[str, dict[str, int]]:
+        """Wait until every checked server has finished its first check, then haproxy's verdict
+        per backend ({up, down}). Not settling within `seconds` is an error, never a pass."""
+        deadline = time.monotonic() + seconds
+        while True:
+            unsettled, backends = health(parse_stat(self.run("show stat -1 4 -1")))
+            if not unsettled:
+                return backends
+            if time.monotonic() >= deadline:
+                raise CliError(f"haproxy has not finished the first health check of {len(unsettled)} servers after {seconds:g} s: "
+                               f"{', '.join(unsettled[:8])}{' and more' if len(unsettled) > 8 else ''}")
             time.sleep(0.2)

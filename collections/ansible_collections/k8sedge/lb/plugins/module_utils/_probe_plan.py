@@ -7,7 +7,8 @@ a TLS passthrough name, a TCP or UDP frontend) and sends it through every VIP of
 every edge host directly and to every backend target directly, so a failure says where it is.
 `report()` turns the probes' results into a verdict per host, a table and failures that are
 classified: `backend` (its targets do not answer directly either), `edge` (the targets answer but
-not through this edge), `vip` (the edges answer but not the VIP).
+not through this edge, or the engine on this edge counts them all down), `vip` (the edges answer
+but not the VIP).
 """
 from __future__ import annotations
 
@@ -276,8 +277,32 @@ def _classify(entry: Mapping[str, Any], ok_by_key: Mapping[tuple[str, str, str],
     return "edge"
 
 
-def report(planned: Mapping[str, Any], results: list[Mapping[str, Any]], fail_on: tuple[str, ...] = CLASSES) -> dict[str, Any]:
-    """Verdicts, the table and classified failures. A planned probe without a result counts as failed."""
+def _engine_failures(engine_health: Mapping[str, Any], backend_up: Mapping[str, int], hosts: list[str]) -> list[dict[str, Any]]:
+    """A backend whose targets answer directly but that the engine of an edge counts all down:
+    whatever a probe saw, that edge is about to stop sending it traffic."""
+    if not isinstance(engine_health, Mapping):
+        raise _fail("engine_health", "expected edge host -> backend -> {up, down}")
+    failures = []
+    for host in hosts:
+        backends = engine_health.get(host) or {}
+        if not isinstance(backends, Mapping):
+            raise _fail(f"engine_health.{host}", "expected backend -> {up, down}")
+        for backend, counts in sorted(backends.items()):
+            if not isinstance(counts, Mapping) or not all(isinstance(counts.get(k), int) for k in ("up", "down")):
+                raise _fail(f"engine_health.{host}.{backend}", "expected {up, down} counts")
+            answering = backend_up.get(backend, 0)
+            if counts["up"] == 0 and counts["down"] > 0 and answering > 0:
+                failures.append({
+                    "name": f"engine {host} {backend}", "kind": "engine", "class": "edge", "frontend": "", "label": "",
+                    "via": host, "runner": host, "target": backend, "backend": backend,
+                    "error": f"the engine counts all {counts['down']} servers down while {answering} of its targets answer directly"})
+    return failures
+
+
+def report(planned: Mapping[str, Any], results: list[Mapping[str, Any]], fail_on: tuple[str, ...] = CLASSES,
+           engine_health: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Verdicts, the table and classified failures. A planned probe without a result counts as failed.
+    `engine_health` is each edge's own verdict on its servers (edge host -> backend -> {up, down})."""
     by_name = {r["name"]: r for r in results if isinstance(r, Mapping) and "name" in r}
     entries = []
     for item in planned["probes"]:
@@ -304,6 +329,7 @@ def report(planned: Mapping[str, Any], results: list[Mapping[str, Any]], fail_on
                 "vip" if entry["kind"] == "vip" else "edge")
             failures.append({key: entry[key] for key in ("name", "kind", "class", "frontend", "label", "via", "runner", "target",
                                                          "backend", "error")})
+    failures += _engine_failures(engine_health or {}, backend_up, planned.get("hosts", []))
     blocking = [f for f in failures if f["class"] in fail_on]
     hosts = {}
     for host in planned.get("hosts", []):

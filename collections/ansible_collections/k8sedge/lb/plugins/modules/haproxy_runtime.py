@@ -50,6 +50,15 @@ options:
     description: How long to wait for O(structure).
     type: int
     default: 30
+  settle_seconds:
+    description:
+      - After the changes, wait until haproxy has finished the first health check of every server
+        in service (a reload starts every check again), and return its verdict per backend
+        (RV(health)). Not settled within this many seconds is a failure. C(0) does not wait.
+      - The rollout's probes count only once the engine has an opinion on every target it sends
+        traffic to; before that haproxy counts every server up.
+    type: int
+    default: 0
   socket_mode:
     description:
       - Make the stats socket owned by root with this mode (e.g. C("0600")) when haproxy runs. A
@@ -85,6 +94,11 @@ commands:
   type: list
   elements: str
   sample: [set server default_s2_80/s3 addr 10.213.0.22 port 31780, set server default_s2_80/s3 state ready]
+health:
+  description: With O(settle_seconds), haproxy's own verdict per backend on its checked servers in service.
+  returned: when O(settle_seconds) is set and haproxy runs (not in check mode)
+  type: dict
+  sample: {default_s2_80: {up: 2, down: 0}}
 structure:
   description: The running worker's C(proc.k8sedge_structure).
   returned: when O(structure) is set
@@ -135,6 +149,8 @@ def run(module: AnsibleModule) -> dict:
         if left:
             raise CliError(f"haproxy did not take the changes; still to do: {'; '.join(left)}")
         result["servers"] = current_slots(servers)
+    if params["settle_seconds"] > 0 and not module.check_mode:
+        result["health"] = cli.settled_health(params["settle_seconds"])
     if module._diff:
         result["diff"] = {"before": _lines(before), "after": _lines(desired_slots(params["backends"]))}
     return result
@@ -148,6 +164,7 @@ def main() -> None:
             "structure": {"type": "str"},
             "wait_seconds": {"type": "int", "default": 30},
             "socket_mode": {"type": "str"},
+            "settle_seconds": {"type": "int", "default": 0},
         },
         supports_check_mode=True,
     )

@@ -9,9 +9,11 @@ module: rollout_state
 short_description: Record where an edge host is in a rollout, for keepalived's tracking
 version_added: 0.1.0
 description:
-  - Writes C({"generation", "status", "since"}) as JSON to O(path), the contract between the
-    rollout (C(playbooks/site.yml), role C(edge_probe)) and role C(edge_keepalived)'s track
-    script, which keeps the VIPs off a host whose generation failed its probes.
+  - Writes C({"generation", "status", "since"}) (and C(failed_generation) after a rollback) as
+    JSON to O(path), the contract between every path that changes what the proxy runs
+    (C(playbooks/site.yml), C(playbooks/endpoints.yml), role C(edge_probe)) and role
+    C(edge_keepalived)'s track script, which keeps the VIPs off a host that serves a config no
+    probe proved. C(generation) is always what the proxy should run now.
   - Writes only when the generation or the status change, so C(since) is when the status began
     and a run that changes nothing leaves the file alone. The file is replaced atomically.
   - With O(served), also keeps what the host serves once its rollout passed in O(served_path)
@@ -39,10 +41,19 @@ options:
     type: str
     required: true
   status:
-    description: C(applying) (the host is taking the generation), C(passed) or C(failed) (its probes' verdict).
+    description:
+      - C(applying) (the host is taking the generation), C(passed) or C(failed) (its probes' verdict).
+      - C(rolled-back) (O(failed_generation) failed its probes; the host went back to its
+        last-known-good config, which is O(generation)).
+      - C(unchanged) (the proxy now runs O(generation) after an endpoint-only change; the status
+        and C(since) stay; nothing is written on a host that has no rollout state yet).
     type: str
     required: true
-    choices: [applying, passed, failed]
+    choices: [applying, passed, failed, rolled-back, unchanged]
+  failed_generation:
+    description: With O(status=rolled-back), the generation that failed.
+    type: str
+    default: ""
   served:
     description: What the host now serves (C(playbooks/site.yml) passes the model's generation and backends).
     type: dict
@@ -89,7 +100,8 @@ def main() -> None:
         argument_spec={
             "path": {"type": "path", "default": "/var/lib/k8sedge/rollout.json"},
             "generation": {"type": "str", "required": True},
-            "status": {"type": "str", "required": True, "choices": ["applying", "passed", "failed"]},
+            "status": {"type": "str", "required": True, "choices": ["applying", "passed", "failed", "rolled-back", "unchanged"]},
+            "failed_generation": {"type": "str", "default": ""},
             "served": {"type": "dict"},
             "served_path": {"type": "path", "default": "/var/lib/k8sedge/model.json"},
         },
@@ -103,7 +115,11 @@ def main() -> None:
         previous = {}
     except OSError as exc:
         module.fail_json(msg=f"reading {path}: {exc}")
-    state = next_state(previous, module.params["generation"], module.params["status"], int(time.time()))
+    try:
+        state = next_state(previous, module.params["generation"], module.params["status"], int(time.time()),
+                           module.params["failed_generation"])
+    except ValueError as exc:
+        module.fail_json(msg=str(exc))
     writes = {path: json.dumps(state).encode()} if state is not None else {}
     served = module.params["served"]
     served_text = json.dumps(served, sort_keys=True).encode() if served is not None else None
