@@ -145,13 +145,15 @@ def last_of(answers: list[Answer], edges: list[str], pod: str, quiet: float) -> 
 class Probe:
     """bench/_pod_probe.py in the client namespace, its lines read as they come."""
 
-    def __init__(self, host_header: str = HOST, edges: tuple[str, ...] = EDGES, seconds: float = 60, vips: tuple[str, ...] = ()) -> None:
+    def __init__(self, host_header: str = HOST, edges: tuple[str, ...] = EDGES, seconds: float = 60, vips: tuple[str, ...] = (),
+                 every: float = 0.005) -> None:
         self.edges = [host(e).ip for e in edges]
         self.vips = list(vips)  # asked too, in turn with the edges; a change is judged through the edges
         self.lines: list[str] = []
         self.process = subprocess.Popen(
             [LABCTL, "exec", "client", "--", str(REPO / ".venv/bin/python"), "-m", "bench._pod_probe", "--edges", ",".join(self.edges + self.vips),
-             "--host", host_header, "--seconds", str(seconds)],
+             "--host", host_header, "--seconds", str(seconds),
+             "--every", str(every)],
             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()

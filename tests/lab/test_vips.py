@@ -1,0 +1,215 @@
+"""No path that serves a proven or an endpoint-only change moves a VIP off a healthy edge.
+
+For each path that changes the edges (site.yml, endpoints.yml, the watcher's fast path followed by
+endpoints.yml, a rollback on the canary, a check-mode run), the lab's client sends a request every
+100 ms through both VIPs while the path runs and for longer than keepalived's config grace after
+it ends (the lab sets it to 20 s: inventory/lab/group_vars/edges.yml). Every request must answer,
+and no VRRP instance may change state on either edge in that time (the notify script records each
+change in /run/k8sedge-keepalived/<instance>.state).
+
+The rollback test is also the gate's: a Service whose `health-check: http` lands on a port that
+speaks TLS (the targets answer a TCP connection, haproxy's HTTP check never passes) is refused on
+the canary once haproxy's first checks have finished, rolled back there, and edge2 never changes.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bench import _converge as c
+from lab.topology import REPO
+from tests.lab.conftest import in_host, kubectl
+
+pytestmark = pytest.mark.usefixtures("lab")
+
+GROUP_VARS = yaml.safe_load((REPO / "inventory/lab/group_vars/edges.yml").read_text())
+VIPS = tuple(GROUP_VARS["k8sedge_pool_vips"]["default"])
+GRACE = float(GROUP_VARS["edge_keepalived_config_grace"])
+AFTER = GRACE + 8  # watched after the path ends: past the grace and a few of keepalived's checks
+PRIMARY = {VIPS[0]: "edge1", VIPS[1]: "edge2"}
+PROBE_SECONDS = 120  # the request loop's own bound (bench/_pod_probe.py)
+ROLLOUT = "/var/lib/k8sedge/rollout.json"
+RAW_TLS = """
+apiVersion: v1
+kind: Service
+metadata:
+  name: vip-raw-tls
+  namespace: default
+  annotations:
+    lb.k8sedge.io/expose: "true"
+    lb.k8sedge.io/tcp-ports: "9443:https"
+    lb.k8sedge.io/health-check: http
+spec:
+  type: NodePort
+  selector:
+    app: tls-echo
+  ports:
+    - name: https
+      protocol: TCP
+      port: 8443
+      targetPort: https
+"""
+
+
+def ansible_playbook(name: str, *extra: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(REPO / ".venv/bin/ansible-playbook"), "-i", "inventory/lab", f"playbooks/{name}", *extra],
+                          cwd=REPO, capture_output=True, text=True, timeout=timeout,
+                          env={"PATH": f"{REPO / '.venv/bin'}:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root",
+                               "ANSIBLE_FORCE_COLOR": "0"})
+
+
+def ok(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    return result.stdout
+
+
+def vrrp_states() -> dict[tuple[str, str], tuple[str, float]]:
+    """(edge, VIP) -> (state, epoch of the last change), from the notify script's records."""
+    states = {}
+    for edge in c.EDGES:
+        for vip in VIPS:
+            text = in_host(edge, "cat", f"/run/k8sedge-keepalived/k8sedge_default_{vip}.state").stdout.split()
+            states[(edge, vip)] = (text[0], float(text[1]))
+    return states
+
+
+def rollout(edge: str) -> dict:
+    return json.loads(in_host(edge, "cat", ROLLOUT).stdout)
+
+
+def converged() -> None:
+    """The lab's model on both edges, each VIP on its primary: where every test starts and ends."""
+    ok(ansible_playbook("site.yml"))
+    until = time.monotonic() + 30
+    while {vip: edge for (edge, vip), (state, _) in vrrp_states().items() if state == "MASTER"} != PRIMARY:
+        if time.monotonic() > until:
+            pytest.fail(f"the VIPs are not on their primaries 30 s after site.yml: {vrrp_states()}")
+        time.sleep(0.5)
+
+
+@contextmanager
+def vips_watched() -> Iterator[None]:
+    """Requests every 100 ms through both VIPs while the body runs and AFTER seconds past it;
+    then: every one answered, and no VRRP instance changed state since the start."""
+    states = vrrp_states()
+    started, clock = time.time(), time.monotonic()
+    probe = c.Probe(host_header="s2.pctest", edges=(), vips=VIPS, seconds=PROBE_SECONDS, every=0.1)
+    try:
+        yield
+        path_ended = time.monotonic()
+        assert path_ended - clock + AFTER < PROBE_SECONDS, f"the path took {path_ended - clock:.0f} s: too long to watch past the grace"
+        time.sleep(path_ended + AFTER - time.monotonic())
+    finally:
+        probe.stop()
+    answers = probe.answers()
+    failed = [a for a in answers if not a.pod]
+    per_vip = {vip: sum(a.edge == vip for a in answers) for vip in VIPS}
+    assert all(count > 0 for count in per_vip.values()), per_vip
+    assert not failed, f"{len(failed)} of {len(answers)} requests through the VIPs failed, first at {failed[0].sent - started:.1f} s"
+    moved = {key: value for key, value in vrrp_states().items() if value != states[key] or value[1] >= started}
+    assert not moved, f"VRRP instances changed state while watched ({len(answers)} requests, 0 failed): {moved}"
+
+
+def watched(path: Callable[[], None]) -> None:
+    with vips_watched():
+        path()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def lab_model() -> Iterator[None]:
+    converged()
+    yield
+    kubectl("delete", "service", "vip-raw-tls", "--ignore-not-found")
+    c.scale(c.REPLICAS)
+    converged()
+
+
+def test_site_yml_with_a_structural_change_moves_no_vip():
+    kubectl("annotate", "service", "multi", "--overwrite", "lb.k8sedge.io/hosts=multi.pctest,vip-extra.pctest")
+    try:
+        watched(lambda: ok(ansible_playbook("site.yml")))
+        assert all(rollout(edge)["status"] == "passed" for edge in c.EDGES)
+    finally:
+        kubectl("annotate", "service", "multi", "--overwrite", "lb.k8sedge.io/hosts=multi.pctest")
+    converged()
+
+
+def test_endpoints_yml_moves_no_vip():
+    """The issue's reproduction: scale s2, run endpoints.yml, watch past the grace."""
+    c.scale(c.REPLICAS + 1)
+    c.wait_pods(c.REPLICAS + 1)
+    before = {edge: rollout(edge) for edge in c.EDGES}
+    watched(lambda: ok(ansible_playbook("endpoints.yml")))
+    for edge in c.EDGES:
+        generation = in_host(edge, "cat", "/var/lib/k8sedge/haproxy/generation").stdout.strip()
+        after = rollout(edge)
+        # The rollout state follows the generation the proxy runs and keeps its status and start.
+        assert after == {**before[edge], "generation": generation}, (edge, before[edge], after)
+    c.scale(c.REPLICAS)
+    c.wait_pods(c.REPLICAS)
+    ok(ansible_playbook("endpoints.yml"))
+
+
+def test_the_fast_path_and_the_endpoints_yml_that_follows_move_no_vip(tmp_path: Path):
+    watch = c.Watch.start(tmp_path, "-i", "inventory/lab/hosts.yml", "--fast-path", "--exit-after", "600", skip_first=True)
+    try:
+        watch.wait_log("fast path: runtime API of edge1, edge2", 60)
+
+        def scale_through_the_watcher() -> None:
+            c.scale(c.REPLICAS + 1)
+            c.wait_pods(c.REPLICAS + 1)
+            c._wait(lambda: [line for line in watch.lines() if line["path"] == "runtime" and line["ok"]], 60,
+                    f"no fast-path apply within 60 s:\n{watch.tail()}")
+            c._wait(lambda: [line for line in watch.lines() if line["path"] == "playbook"], 300,
+                    f"no playbook run after the fast path within 300 s:\n{watch.tail()}")
+            watch.wait_idle(300)
+
+        watched(scale_through_the_watcher)
+        runs = [line for line in watch.lines() if line["path"] == "playbook"]
+        assert [r["playbook"] for r in runs] == ["endpoints.yml"] and runs[0]["rc"] == 0, watch.tail()
+        c.scale(c.REPLICAS)
+        c.wait_pods(c.REPLICAS)
+        watch.wait_idle(300)
+    finally:
+        watch.stop()
+
+
+def test_a_change_that_breaks_traffic_is_rolled_back_on_the_canary_and_moves_no_vip():
+    before = {edge: rollout(edge) for edge in c.EDGES}
+    edge2_config = in_host("edge2", "sha256sum", "/etc/haproxy/haproxy.cfg").stdout
+    c.kubectl("apply", "-f", "-", stdin=RAW_TLS)
+    outcome: dict[str, subprocess.CompletedProcess[str]] = {}
+    try:
+        watched(lambda: outcome.setdefault("run", ansible_playbook("site.yml")))
+    finally:
+        kubectl("delete", "service", "vip-raw-tls", "--ignore-not-found")
+    run = outcome["run"]
+    assert run.returncode != 0, run.stdout[-3000:]
+    assert "edge1: generation" in run.stdout and "failed here and was rolled back to the last-known-good config" in run.stdout
+    # Whatever a probe saw right after the reload, haproxy's own verdict refuses it.
+    assert "engine edge1 default_vip-raw-tls_8443_tcp (edge: default_vip-raw-tls_8443_tcp): the engine counts all 2 servers down " \
+           "while 2 of its targets answer directly" in run.stdout, run.stdout[-4000:]
+    edge1 = rollout("edge1")
+    assert edge1["status"] == "rolled-back" and edge1["generation"] == before["edge1"]["generation"], edge1
+    assert in_host("edge1", "cat", "/var/lib/k8sedge/haproxy/generation").stdout.strip() == before["edge1"]["generation"]
+    assert rollout("edge2") == before["edge2"]
+    assert in_host("edge2", "sha256sum", "/etc/haproxy/haproxy.cfg").stdout == edge2_config
+    converged()
+    assert rollout("edge1")["status"] == "passed"
+
+
+def test_a_check_mode_run_with_a_change_moves_no_vip():
+    before = {edge: rollout(edge) for edge in c.EDGES}
+    kubectl("annotate", "service", "multi", "--overwrite", "lb.k8sedge.io/hosts=multi.pctest,vip-check.pctest")
+    try:
+        watched(lambda: ansible_playbook("site.yml", "--check", "--diff"))
+    finally:
+        kubectl("annotate", "service", "multi", "--overwrite", "lb.k8sedge.io/hosts=multi.pctest")
+    assert {edge: rollout(edge) for edge in c.EDGES} == before
