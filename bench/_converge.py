@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lab.drive import LABCTL
-from lab.topology import KUBECONFIG, KUBECONFIG_ADMIN, KUBECTL, REPO, host
+from lab.topology import KUBECONFIG, KUBECONFIG_ADMIN, KUBECTL, MODEL_OPTIONS, REPO, host
 
 DEPLOYMENT = "s2"
 HOST = "direct.pctest"
@@ -86,7 +86,7 @@ def model_generation() -> str:
     from ansible_collections.k8sedge.lb.plugins.module_utils._edge_info import model_of, read_state
     from ansible_collections.k8sedge.lb.plugins.module_utils._watch import params_with_defaults
 
-    params = params_with_defaults({"kubeconfig": str(KUBECONFIG)}, {})
+    params = params_with_defaults({"kubeconfig": str(KUBECONFIG), **MODEL_OPTIONS}, {})
     state, read = read_state(params)
     return model_of(state, params, None, read)["generation"]
 
@@ -207,8 +207,9 @@ class Watch:
         events.write_text("")
         env = {**os.environ, "PATH": f"{REPO / '.venv/bin'}:{os.environ['PATH']}"}
         with log.open("w") as out:
+            options = [f"--{key.replace('_', '-')}={value}" for key, value in MODEL_OPTIONS.items()]
             process = subprocess.Popen([str(REPO / ".venv/bin/python"), str(REPO / "bin/k8sedge-watch"), "--kubeconfig",
-                                        str(KUBECONFIG), *(["--skip-first"] if skip_first else []), "--events", str(events), *args],
+                                        str(KUBECONFIG), *options, *(["--skip-first"] if skip_first else []), "--events", str(events), *args],
                                        cwd=REPO, stdout=out, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True)
         return cls(process, events, log)
 

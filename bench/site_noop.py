@@ -22,7 +22,7 @@ from pathlib import Path
 
 from bench import _lab
 from bench.harness import BENCH, Goal, Measurement, Sample
-from lab.topology import KUBECONFIG, REPO
+from lab.topology import KUBECONFIG, MODEL_OPTIONS, REPO
 
 TITLE = "No-change site.yml run, two edges"
 GOAL = Goal("changed=0 on both edges; wall time reported against a template-and-reload playbook")
@@ -68,7 +68,7 @@ def run(quick: bool, workdir: Path, deadline: float) -> Measurement:
     model_file = workdir / "model.json"
     with _lab.lab(deadline):
         read = subprocess.run([str(REPO / ".venv/bin/ansible"), "localhost", "-m", "k8sedge.lb.edge_info", "-a",
-                               f"kubeconfig={KUBECONFIG}"], cwd=REPO, capture_output=True, text=True, timeout=120,
+                               " ".join([f"kubeconfig={KUBECONFIG}", *(f"{k}={v}" for k, v in MODEL_OPTIONS.items())])], cwd=REPO, capture_output=True, text=True, timeout=120,
                               env={**os.environ, "ANSIBLE_CALLBACK_RESULT_FORMAT": "json"})
         if read.returncode != 0:
             raise _lab.LabError(f"edge_info failed: {read.stdout[-1000:]}")

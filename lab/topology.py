@@ -25,6 +25,9 @@ KUBECONFIG_ADMIN = LAB_DIR / "kubeconfig-admin"
 KUBECONFIG_STATUS = LAB_DIR / "kubeconfig-status"  # the status writer's token (docs/rbac-status.yaml)
 TOKEN_FILE = PKI_DIR / "tokens.csv"
 MANIFESTS = REPO / "lab" / "manifests"
+# The model options the lab's inventory gives every reader of the model (inventory/lab): the
+# design note's TCP entries live in ingress-nginx's ConfigMaps, and reading them is opt-in.
+MODEL_OPTIONS = {"tcp_services_configmap": "ingress-nginx/tcp-services", "udp_services_configmap": "ingress-nginx/udp-services"}
 # The API server's authorization: the roles every cluster has, and the manifests we ship.
 RBAC_POLICIES = (REPO / "lab" / "rbac.yaml", REPO / "docs" / "rbac.yaml", REPO / "docs" / "rbac-status.yaml")
 

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from lab import credentials
-from lab.topology import API_URL, KUBECONFIG, REPO, TOKEN_FILE, host
+from lab.topology import API_URL, KUBECONFIG, MODEL_OPTIONS, REPO, TOKEN_FILE, host
 from tests.lab.conftest import kubectl
 
 pytestmark = pytest.mark.usefixtures("lab")
@@ -20,7 +20,8 @@ ANSIBLE_ENV = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(REPO / "collections
 def edge_info(*args: str, env: dict[str, str] | None = None) -> dict:
     """Run the module ad hoc on localhost; its result, failed or not."""
     result = subprocess.run(
-        [str(REPO / ".venv/bin/ansible"), "localhost", "-m", "k8sedge.lb.edge_info", "-a", " ".join(args)],
+        [str(REPO / ".venv/bin/ansible"), "localhost", "-m", "k8sedge.lb.edge_info", "-a",
+         " ".join([*args, *(f"{k}={v}" for k, v in MODEL_OPTIONS.items())])],
         cwd=REPO, capture_output=True, text=True, timeout=120, env={**ANSIBLE_ENV, **(env or {})})
     # The default callback prints `localhost | SUCCESS => {...}` or `localhost | FAILED! => {...}`.
     status, _, body = result.stdout.partition(" => ")

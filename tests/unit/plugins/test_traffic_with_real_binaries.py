@@ -261,7 +261,8 @@ def test_a_client_named_by_proxy_protocol_is_the_one_sent_on(engine, haproxy_run
     config_map = {"metadata": {"name": "tcp-services", "namespace": "ingress-nginx"},
                   "data": {str(edge_port): "default/web:80:PROXY:PROXY"}}
     model = model_on_loopback([service("web", {}, 30080)], {"web": backend.port},
-                              ModelOptions(http_port=free_port(), https_port=free_port()), [config_map])
+                              ModelOptions(http_port=free_port(), https_port=free_port(), tcp_services_configmap="ingress-nginx/tcp-services"),
+                              [config_map])
     try:
         if engine == "haproxy":
             haproxy_running(model, {}, edge_port)

@@ -136,6 +136,16 @@ def test_engines_skip_what_they_do_not_serve():
     assert len(names) == len(plan["probes"])
 
 
+def test_a_held_backend_is_not_probed():
+    """What the last targets of a backend the guard held answer is not the change's doing."""
+    model = copy.deepcopy(MODEL)
+    next(b for b in model["backends"] if b["name"] == "default_multi_9000_tcp")["held"] = True
+    plan = probe_plan(model, HOSTS, pool_vips={"default": ["10.213.0.200"]})
+    assert not [p for p in plan["probes"] if p["backend"] == "default_multi_9000_tcp"]
+    skipped = {(s["frontend"], s["via"]): s["reason"] for s in plan["skipped"]}
+    assert skipped[("default-tcp-9000", "*")] == "backend default_multi_9000_tcp is held at its last targets by the fail-static guard"
+
+
 def test_through_and_targets_from():
     only_edges = planned(through=["edge"])
     assert {p["kind"] for p in only_edges["probes"]} == {"edge"}
@@ -218,8 +228,8 @@ def model_with(**targets):
 @pytest.mark.parametrize(("live", "new", "ok", "reason"), [
     (model_with(default_a_80=2, default_b_80=2), model_with(default_a_80=2, default_b_80=2), True, ""),
     (None, model_with(default_a_80=0), True, ""),  # nothing live yet
-    (model_with(default_a_80=1, default_b_80=9), model_with(default_a_80=0, default_b_80=9), False,
-     "edge1: backend default_a_80 would lose all 1 of its targets"),
+    # One backend emptied: held, not a reason to stop (test_an_emptied_backend_is_held).
+    (model_with(default_a_80=1, default_b_80=9), model_with(default_a_80=0, default_b_80=9), True, ""),
     (model_with(default_a_80=5, default_b_80=5), model_with(default_a_80=5, default_b_80=2), False,
      "edge1: 3 of 10 targets (30%) would be removed"),
     (model_with(default_a_80=5, default_b_80=5), model_with(default_a_80=5, default_b_80=3), True, ""),
@@ -230,6 +240,24 @@ def test_guard(live, new, ok, reason):
     result = check(new, {"edge1": live}, 0.25)
     assert result["ok"] is ok
     assert (result["reasons"][0] if result["reasons"] else "").startswith(reason)
+
+
+def test_an_emptied_backend_is_held_and_the_rest_goes_through():
+    live = {"generation": "old", "backends": [backend("default_a_80", targets=2), backend("default_b_80", targets=4)]}
+    new = {"generation": "new", "errors": [], "warnings": [], "frontends": [], "routes": [],
+           "backends": [backend("default_a_80", targets=0), backend("default_b_80", targets=3)]}
+    result = check(new, {"edge1": live, "edge2": live}, 0.3)
+    assert result["ok"] and result["reasons"] == []
+    assert result["held"] == ["backend default_a_80 would lose all its targets: held at its last 2"]
+    held = {b["name"]: b for b in result["model"]["backends"]}
+    assert held["default_a_80"]["targets"] == live["backends"][0]["targets"] and held["default_a_80"]["held"]
+    assert held["default_b_80"] == new["backends"][1]  # every other change goes through
+    assert result["model"]["generation"] not in ("new", "old") and new["backends"][0]["targets"] == []
+    [warning] = result["model"]["warnings"]
+    assert (warning["namespace"], warning["name"]) == ("default", "a") and "held at its last 2 targets" in warning["message"]
+    assert result["hosts"]["edge1"] == {"total": 6, "removed": 1, "emptied": ["default_a_80"], "generation": "old"}
+    unchanged = check(live | {"frontends": [], "routes": []}, {"edge1": live}, 0.3)
+    assert unchanged["held"] == [] and unchanged["model"]["generation"] == "old"
 
 
 def test_guard_filter_and_errors():

@@ -112,7 +112,10 @@ def test_debounce_waits_for_quiet_but_never_past_max_delay():
 
 
 def test_collections_follow_what_the_model_reads():
-    names = [(c.name, c.path, c.query) for c in w.collections(True, k8s.ReadOptions())]
+    # No ConfigMap is read unless it is named: exposure is opt-in.
+    assert [c.name for c in w.collections(True, k8s.ReadOptions())] == ["services", "endpointslices", "ingresses", "nodes"]
+    named = k8s.ReadOptions(tcp_services_configmap="ingress-nginx/tcp-services", udp_services_configmap="ingress-nginx/udp-services")
+    names = [(c.name, c.path, c.query) for c in w.collections(True, named)]
     assert names == [
         ("services", "/api/v1/services", ()),
         ("endpointslices", "/apis/discovery.k8s.io/v1/endpointslices", ()),
@@ -128,7 +131,7 @@ def test_collections_follow_what_the_model_reads():
         ("endpoints in a", "/api/v1/namespaces/a/endpoints", ()),
         ("endpoints in b", "/api/v1/namespaces/b/endpoints", ()),
     ]
-    assert [c.state_field for c in scoped] == ["services", "services", "endpoints", "endpoints", "nodes", "config_maps", "config_maps"]
+    assert [c.state_field for c in scoped] == ["services", "services", "endpoints", "endpoints", "nodes"]
 
 
 def test_params_take_awx_s_variables_and_the_model_defaults():

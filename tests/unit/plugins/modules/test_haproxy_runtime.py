@@ -64,7 +64,8 @@ def fixture_haproxy(tmp_path):
 
 
 def module(path: str, backends=None, structure=None, check_mode=False, socket_mode=None):
-    params = {"socket": path, "backends": backends, "structure": structure, "wait_seconds": 1, "socket_mode": socket_mode}
+    params = {"socket": path, "backends": backends, "structure": structure, "wait_seconds": 1, "socket_mode": socket_mode,
+              "settle_seconds": 0}
     attributes: list[dict] = []
 
     def set_fs_attributes_if_different(wanted: dict, changed: bool) -> bool:

@@ -32,13 +32,25 @@ options:
   tcp_services_configmap:
     description:
       - The ConfigMap, C(namespace/name), in the ingress-nginx C(tcp-services) format.
+      - Empty reads none. Exposure is opt-in - on a cluster that still runs ingress-nginx, its
+        entries are exposed on the edge only when the operator names its ConfigMap here.
     type: str
-    default: ingress-nginx/tcp-services
+    default: ""
   udp_services_configmap:
     description:
       - The ConfigMap, C(namespace/name), in the ingress-nginx C(udp-services) format.
+      - Empty reads none.
     type: str
-    default: ingress-nginx/udp-services
+    default: ""
+  reserved_ports:
+    description:
+      - Edge ports the edge keeps for itself - the roles' admin listeners (edge_haproxy_admin_port
+        8404, edge_nginx_admin_port 8405) and anything else the edge hosts listen on.
+      - A TCP or UDP claim on one of them is refused on its object (an error naming it), and the
+        rest of the model is served.
+    type: list
+    elements: int
+    default: [8404, 8405]
   http_port:
     description:
       - The edge port of the HTTP frontends.

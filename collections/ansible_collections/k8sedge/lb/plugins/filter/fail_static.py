@@ -5,14 +5,16 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 name: fail_static
-short_description: Refuse a model that would empty a backend or remove too many targets
+short_description: Hold back backends a model would empty, refuse one that removes too many targets
 version_added: 0.1.0
 description:
   - Compares a new edge model with the model each edge host serves now (the last one applied and
     proven there) and says whether applying it is safe.
-  - Unsafe is a backend that has targets now and would have none, or more than O(max_removed_share)
-    of a host's targets removed. The caller decides what an unsafe result means (C(site.yml) stops
-    unless the operator sets its override).
+  - A backend that has targets now and would have none is held - RV(_value.model) keeps the
+    targets it has now, with a warning on its Service - and every other change goes through.
+  - Unsafe is more than O(max_removed_share) of a host's targets removed (held backends counted as
+    kept): what a partial read looks like. The caller decides what an unsafe result means
+    (C(site.yml) stops unless the operator sets its override, which also applies held emptyings).
 author:
   - k8sedge developers (@k8sedge)
 positional: _input
@@ -50,7 +52,14 @@ _value:
       type: list
       elements: str
     hosts:
-      description: Per host - C(total) targets now, C(removed), C(emptied) backends, the live C(generation).
+      description: Per host - C(total) targets now, C(removed), C(emptied) (held) backends, the live C(generation).
+      type: dict
+    held:
+      description: One line per backend held at the targets it has now.
+      type: list
+      elements: str
+    model:
+      description: The model to apply - the input with the held backends' targets kept and its generation for that.
       type: dict
     max_removed_share:
       description: The limit applied.

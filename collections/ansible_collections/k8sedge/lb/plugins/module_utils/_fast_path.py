@@ -168,13 +168,14 @@ def plan_host(model: dict[str, Any], host: EdgeHost, servers_state: str, structu
     try:
         servers = parse_servers_state(servers_state)
         running = parse_var(structure)
-        view = haproxy_view(model, replace(host.view, previous=current_slots(servers)))
-        if view["structure"] != running:
-            raise FastPathError(f"{host.name}: haproxy runs structure {running[:12] or 'unknown'}, the model needs"
-                                f" {view['structure'][:12]}: more than server slots differ (a reload)")
         guard = check(model, {host.name: _live(servers)}, host.max_removed_share)
         if not guard["ok"] and not host.override:
             raise FastPathError(f"fail-static: {'; '.join(guard['reasons'])}")
+        # A backend the change would empty keeps its running servers (held), as the playbooks do.
+        view = haproxy_view(model if host.override else guard["model"], replace(host.view, previous=current_slots(servers)))
+        if view["structure"] != running:
+            raise FastPathError(f"{host.name}: haproxy runs structure {running[:12] or 'unknown'}, the model needs"
+                                f" {view['structure'][:12]}: more than server slots differ (a reload)")
         return HostPlan(tuple(plan(view["runtime"], servers)), view["runtime"], view["generation"])
     except (CliError, ViewError, GuardError) as exc:
         raise FastPathError(f"{host.name}: {exc}") from None

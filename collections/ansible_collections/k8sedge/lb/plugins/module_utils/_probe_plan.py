@@ -230,6 +230,9 @@ def plan(model: Mapping[str, Any], options: PlanOptions) -> dict[str, Any]:
         if not _targets(backend):
             skipped.append({**row, "via": "*", "reason": f"backend {check.backend} has no ready targets in the model"})
             continue
+        if backend.get("held"):
+            skipped.append({**row, "via": "*", "reason": f"backend {check.backend} is held at its last targets by the fail-static guard"})
+            continue
         hosts = [h for h in options.hosts if check.pool in h.pools]
         if "vip" in options.through and hosts:
             why_not = sorted({serves(h.engine, check, backend) for h in hosts} - {""})

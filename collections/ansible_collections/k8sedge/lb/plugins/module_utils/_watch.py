@@ -182,7 +182,7 @@ def collections(has_slices: bool, options: k8s.ReadOptions) -> list[Collection]:
             scope = f"namespaces/{namespace}/" if namespace else ""
             found.append(Collection(f"{name}{' in ' + namespace if namespace else ''}", state_field, template.format(scope), query))
     found.append(Collection("nodes", "nodes", "/api/v1/nodes"))
-    for ref in dict.fromkeys((options.tcp_services_configmap, options.udp_services_configmap)):
+    for ref in dict.fromkeys(filter(None, (options.tcp_services_configmap, options.udp_services_configmap))):
         namespace, name = ref.split("/", 1)
         found.append(Collection(f"configmap {ref}", "config_maps", f"/api/v1/namespaces/{namespace}/configmaps",
                                 (("fieldSelector", f"metadata.name={name}"),)))
