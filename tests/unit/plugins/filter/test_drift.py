@@ -50,3 +50,21 @@ def test_hosts_that_differ_from_each_other_are_named():
 def test_bad_input_is_refused():
     with pytest.raises(AnsibleFilterError, match="k8sedge.lb.drift: hosts"):
         drift(MODEL, ["edge1"])
+
+
+def records(**states: str) -> list[str]:
+    return [f"/run/k8sedge-keepalived/k8sedge_default_{vip}.state:{state} 1796546595" for vip, state in states.items()]
+
+
+def test_a_vip_held_by_both_edges_is_split_brain_and_one_held_by_none_is_named():
+    current = {"engine": "nginx", "generation": "a" * 64}
+    fine = drift(MODEL, {"edge1": {**current, "vrrp": records(a="MASTER", b="BACKUP")},
+                         "edge2": {**current, "vrrp": records(a="BACKUP", b="MASTER")}})
+    assert fine["ok"] and fine["vrrp"] == []
+    split = drift(MODEL, {"edge1": {**current, "vrrp": records(a="MASTER", b="MASTER")},
+                          "edge2": {**current, "vrrp": records(a="BACKUP", b="MASTER")}})
+    assert not split["ok"]
+    assert split["vrrp"] == ["VRRP k8sedge_default_b: MASTER on edge1, edge2 (split brain: the edges do not hear each other's"
+                             " advertisements; the VIP answers from whichever edge the network last learned)"]
+    none = drift(MODEL, {"edge1": {**current, "vrrp": records(a="FAULT")}, "edge2": {**current, "vrrp": records(a="BACKUP")}})
+    assert none["vrrp"] == ["VRRP k8sedge_default_a: no edge holds the VIP (edge1 FAULT, edge2 BACKUP)"] and not none["ok"]

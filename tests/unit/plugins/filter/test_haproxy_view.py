@@ -51,7 +51,7 @@ def test_the_json_text_of_the_model_gives_the_same_view():
 
 def test_errors_are_ansible_filter_errors_naming_the_object():
     with pytest.raises(AnsibleFilterError, match=r"^k8sedge.lb.haproxy_view: frontend default-udp-5353: protocol: UDP"):
-        haproxy_view(copy.deepcopy(MODEL))
+        haproxy_view(copy.deepcopy(MODEL), udp_frontends="fail")
     with pytest.raises(AnsibleFilterError, match=r"options: pools: expected a non-empty list"):
         haproxy_view(copy.deepcopy(MODEL), pools="default")
     with pytest.raises(AnsibleFilterError, match=r"options: certificates: expected an object"):

@@ -37,7 +37,7 @@ def test_the_json_text_of_the_model_gives_the_same_view():
 
 
 @pytest.mark.parametrize(("call", "message"), [
-    (lambda m: nginx_view(m, DIRECTORY), r"^k8sedge.lb.nginx_view: frontend default-http-443 field routes\[0\]\.certificate"),
+    (lambda m: nginx_view(m, DIRECTORY, admin_port=9999), r"^k8sedge.lb.nginx_view: frontend default-tcp-9999: port 9999/tcp"),
     (lambda m: nginx_view(m, DIRECTORY, pools="default"), r"^k8sedge.lb.nginx_view: option pools: expected a list"),
     (lambda m: nginx_view(m, "etc/nginx"), r"^k8sedge.lb.nginx_view: option directory"),
     (lambda m: nginx_view(m, DIRECTORY, pools=["internal"], max_fails="3;"), r"option field max_fails"),
@@ -49,3 +49,9 @@ def test_the_json_text_of_the_model_gives_the_same_view():
 def test_every_refusal_is_an_ansible_filter_error(call, message):
     with pytest.raises(AnsibleFilterError, match=message):
         call(copy.deepcopy(FIXTURE["model"]))
+
+
+def test_a_certificate_not_given_is_a_finding_not_an_error():
+    view = nginx_view(copy.deepcopy(FIXTURE["model"]), DIRECTORY)
+    assert [(f["frontend"], f["field"]) for f in view["findings"]] == [
+        ("default-http-443", "routes[0].certificate"), ("default-http-443", "routes")]

@@ -50,7 +50,13 @@ def test_only_the_served_pools_are_rendered_and_udp_is_skipped_with_a_warning():
     assert [f["name"] for f in view(pools=["blue"])["frontends"]] == ["blue-tcp-7000"]
 
 
-def test_udp_in_a_served_pool_fails_by_default_naming_the_frontend_and_edge_nginx():
+def test_udp_is_skipped_with_a_warning_by_default():
+    result = haproxy_view(copy.deepcopy(MODEL), ViewOptions(certificates=CERTS))
+    assert "default-udp-5353" not in [f["name"] for f in result["frontends"]]
+    assert [w for w in result["warnings"] if w.startswith("frontend default-udp-5353: ")]
+
+
+def test_udp_in_a_served_pool_fails_when_the_operator_chooses_fail_naming_the_frontend_and_edge_nginx():
     with pytest.raises(ViewError, match=r"^frontend default-udp-5353: protocol: UDP .* serve pool default with the nginx engine \(role edge_nginx\)"):
         view(udp_frontends="fail")
     assert view(udp_frontends="fail", pools=["blue"])["frontends"]  # the blue pool has no UDP
@@ -91,9 +97,33 @@ def test_tls_termination_names_the_given_certificates_and_http_redirects_to_its_
     assert view(model)["redirects"][0]["location"] == "https://%[var(txn.k8sedge_host)]:8443%[url]"
 
 
-def test_a_certificate_that_is_not_given_fails_before_anything_is_rendered():
-    with pytest.raises(ViewError, match=r"^frontend default-http-443: certificates: web not given in edge_haproxy_certificates"):
-        view(certificates={})
+def with_tls_route(model: dict[str, Any], host: str, certificate: str) -> dict[str, Any]:
+    """The model plus a TLS terminate route of `host` and its redirect from plain HTTP, as edge_info gives them."""
+    route = {"host": host, "path": "/", "path_type": "prefix", "backend": "default_api_80"}
+    by_name(model["frontends"], "default-http-80")["routes"].insert(0, {**route, "certificate": "", "redirect_https": True})
+    https = by_name(model["frontends"], "default-http-443")
+    https["routes"].insert(0, {**route, "certificate": certificate, "redirect_https": False})
+    https["certificates"] = sorted({*https["certificates"], certificate})
+    return model
+
+
+def test_a_route_whose_certificate_is_not_given_is_left_out_and_the_rest_served():
+    result = view(with_tls_route(copy.deepcopy(MODEL), "api.pctest", "api"))
+    base = view()
+    assert {k: v for k, v in result.items() if k != "warnings"} == {k: v for k, v in base.items() if k != "warnings"}
+    [warning] = [w for w in result["warnings"] if w not in base["warnings"]]
+    assert warning.startswith("frontend default-http-443: routes[0].certificate: ")
+    assert all(name in warning for name in ("api.pctest/", "default_api_80", "certificate api", "edge_haproxy_certificates"))
+
+
+def test_a_tls_frontend_without_a_certificate_given_is_left_out_with_its_redirects():
+    result = view(certificates={})
+    assert [f["name"] for f in result["frontends"]] == ["default-http-80", "default-tcp-8443", "default-tcp-9999"]
+    assert result["certificates"] == [] and result["redirects"] == []
+    assert not [line for lines in maps(result).values() for line in lines if line.startswith("shop.pctest")]
+    assert maps(result)["maps/default-http-80.host-exact.map"] == maps(view())["maps/default-http-80.host-exact.map"]
+    assert [w.split(": ", 2)[:2] for w in result["warnings"] if "default-http-443" in w] == [
+        ["frontend default-http-443", "routes[0].certificate"], ["frontend default-http-443", "routes"]]
 
 
 def test_sni_passthrough_and_tcp_frontends():
@@ -208,6 +238,8 @@ def test_values_that_could_break_a_config_line_are_refused(path, value, message)
     ({"slots": 0}, r"^options: slots: expected a number of server slots"),
     ({"admin_address": "0.0.0.0 ssl"}, r"^options: admin_address: expected an IP address"),
     ({"admin_port": 80}, r"^frontend default-http-80: port: 80 is already taken by the admin listener"),
+    ({"admin_port": 9999}, r"^frontend default-tcp-9999: port: 9999 is already taken by the admin listener .*: add 9999 to edge_info's"
+                           r" reserved_ports option"),
     ({"bind_address": "localhost"}, r"^options: bind_address: expected an IP address"),
     ({"udp_frontends": "ignore"}, r"^options: udp_frontends: expected one of fail, skip"),
     ({"certificates": {"web": {"cert": "not pem", "key": PEM_KEY}}}, r"^certificate \"web\": cert: expected a PEM string"),

@@ -17,6 +17,14 @@ from hypothesis import strategies as st
 from ansible_collections.k8sedge.lb.plugins.module_utils._model import ClusterState, ModelOptions, build_model
 from ansible_collections.k8sedge.lb.plugins.module_utils._nginx_view import REFUSE_UPSTREAM, ViewError, ViewOptions, build_view
 
+
+def with_configmaps(**changes) -> ModelOptions:
+    """The model options the fixtures are written for: the ingress-nginx ConfigMaps named (reading
+    them is opt-in)."""
+    return ModelOptions(tcp_services_configmap="ingress-nginx/tcp-services", udp_services_configmap="ingress-nginx/udp-services",
+                        **changes)
+
+
 FIXTURES = Path(__file__).parent / "fixtures"
 FIXTURE = yaml.safe_load((FIXTURES / "nginx_view.yaml").read_text())
 DIRECTORY = "/etc/nginx/k8sedge/releases/0123456789abcdef"
@@ -221,9 +229,34 @@ def test_tls_termination_uses_the_certificates_ansible_provides():
     assert "BEGIN" not in json.dumps(result)
 
 
-def test_a_missing_certificate_fails_naming_the_route_and_the_certificate():
-    with pytest.raises(ViewError, match=r"frontend default-http-443 field routes\[0\]\.certificate: .*certificate 'shop'.*have: none"):
-        view(certificates={})
+def with_tls_route(raw: dict[str, Any], host: str, certificate: str) -> dict[str, Any]:
+    """The model plus a TLS terminate route of `host` and its redirect from plain HTTP, as edge_info gives them."""
+    route = {"host": host, "path": "/", "path_type": "prefix", "backend": "default_api_8080"}
+    frontend(raw, "default-http-80")["routes"].insert(0, {**route, "certificate": "", "redirect_https": True})
+    https = frontend(raw, "default-http-443")
+    https["routes"].insert(0, {**route, "certificate": certificate, "redirect_https": False})
+    https["certificates"] = sorted({*https["certificates"], certificate})
+    return raw
+
+
+def test_a_route_whose_certificate_is_not_given_is_left_out_and_the_rest_served():
+    result = view(with_tls_route(model(), "api.example.com", "api"))
+    assert {k: v for k, v in result.items() if k not in ("findings", "digest")} == {
+        k: v for k, v in view().items() if k not in ("findings", "digest")}
+    [finding] = result["findings"]
+    assert finding["frontend"] == "default-http-443" and finding["backend"] == "default_api_8080"
+    assert finding["field"] == "routes[0].certificate"
+    assert all(name in finding["message"] for name in ("api.example.com/", "certificate api", "edge_nginx_certificates"))
+
+
+def test_a_tls_frontend_without_a_certificate_given_is_left_out_with_its_redirects():
+    result = view(certificates={})
+    assert not [s for s in result["http"]["servers"] if s["directives"][0].startswith("listen 443")]
+    assert not [s for s in result["http"]["servers"] if "server_name secure.example.com" in s["directives"]]
+    assert result["certificates"] == []
+    assert [(f["frontend"], f["field"]) for f in result["findings"]] == [
+        ("default-http-443", "routes[0].certificate"), ("default-http-443", "routes")]
+    assert server(result, "server_name shop.example.com")  # every other route is served
 
 
 def test_plain_http_routes_of_a_tls_host_redirect():
@@ -270,8 +303,10 @@ def test_pod_routes_only_when_a_served_backend_is_in_pod_mode():
 
 
 @pytest.mark.parametrize(("options", "message"), [
-    ({"admin_port": 9999}, r"frontend default-tcp-9999: port 9999/tcp on every address is also used by the admin listener"),
-    ({"pools": ("default", "internal")}, r"frontend internal-tcp-8443: port 8443/tcp on every address is also used by frontend default-tcp-8443"),
+    ({"admin_port": 9999}, r"frontend default-tcp-9999: port 9999/tcp on every address is also used by the admin listener .*: add 9999"
+                           r" to edge_info's reserved_ports option"),
+    ({"pools": ("default", "internal")}, r"frontend internal-tcp-8443: port 8443/tcp on every address is also used by frontend default-tcp-8443:"
+                                         r" give pools default and internal distinct addresses in edge_nginx_pool_addresses"),
     ({"pools": ("default", "internal"), "pool_addresses": {"internal": "10.213.0.201"}}, None),  # nginx serves it via the wildcard
     ({"pools": ("default", "internal"), "pool_addresses": {"default": "10.213.0.201", "internal": "10.213.0.201"}}, "frontend internal-tcp-8443"),
     ({"admin_port": 80}, None),  # the http module shares a port between servers
@@ -313,7 +348,7 @@ def test_the_models_own_build_is_accepted():
     """The model built from the model tests' cluster fixture (real API shapes) renders."""
     cluster = yaml.safe_load((FIXTURES / "cluster.yaml").read_text())
     kinds = ("services", "endpoint_slices", "nodes", "ingresses", "config_maps")
-    built = build_model(ClusterState(**{k: cluster.get(k, []) for k in kinds}), ModelOptions())
+    built = build_model(ClusterState(**{k: cluster.get(k, []) for k in kinds}), with_configmaps())
     certificates = {name: FIXTURE["certificate"] for f in built["frontends"] for name in f.get("certificates", [])}
     result = build_view(built, ViewOptions(directory=DIRECTORY, certificates=certificates, pools=("default",)))
     assert result["http"]["servers"] and result["stream"]["servers"]

@@ -267,3 +267,19 @@ def test_guard_filter_and_errors():
         fail_static(model_with(), {}, max_removed_share=30)
     with pytest.raises(GuardError, match="edge1: live model: backends: expected a list"):
         check(model_with(), {"edge1": {"backends": "x"}})
+
+
+def test_a_route_whose_certificate_an_edge_was_not_given_is_not_probed_there():
+    """The role leaves such a route out (one tenant's claim never stops the run): so does the plan,
+    with its redirect from plain HTTP."""
+    given = [{**h, "certificates": []} if h["name"] == "edge1" else {**h, "certificates": ["shop"]} for h in HOSTS]
+    plan = probe_plan(copy.deepcopy(MODEL), given, pool_vips={"default": ["10.213.0.200"]})
+    names = {p["probe"]["name"] for p in plan["probes"]}
+    assert "edge edge1 default-http-443 shop.pctest/" in {p["probe"]["name"] for p in planned()["probes"]}
+    assert "edge edge1 default-http-443 shop.pctest/" not in names
+    assert "edge edge1 default-http-80 shop.pctest/" not in names  # its redirect
+    assert "edge edge1 default-http-80 s2.pctest/" in names  # everything else is probed
+    reasons = {s["reason"] for s in plan["skipped"] if s["via"] == "edge1"}
+    assert "certificate shop is not given to this edge: the role leaves the route out" in reasons
+    with pytest.raises(AnsibleFilterError, match=r"hosts\[0\].certificates: expected a list of certificate names"):
+        probe_plan(MODEL, [{**HOSTS[0], "certificates": "shop"}])

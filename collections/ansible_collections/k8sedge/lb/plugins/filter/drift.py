@@ -24,7 +24,9 @@ options:
   hosts:
     description:
       - Host name to C(engine), C(generation) (empty when nothing was applied), C(pools) and
-        C(servers) (haproxy's running servers; omit or null when not read).
+        C(servers) (haproxy's running servers; omit or null when not read) and C(vrrp) (optional:
+        the lines C(grep -r --include=*.state . /run/k8sedge-keepalived) prints, the records of
+        role edge_keepalived's notify script).
     type: dict
     required: true
 """
@@ -43,8 +45,12 @@ _value:
   type: dict
   contains:
     ok:
-      description: Whether every host runs the model.
+      description: Whether every host runs the model and every VIP has exactly one holder.
       type: bool
+    vrrp:
+      description: One line per VIP held by more than one edge (split brain) or by none.
+      type: list
+      elements: str
     model:
       description: The model's generation.
       type: str

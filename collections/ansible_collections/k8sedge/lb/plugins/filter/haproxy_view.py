@@ -14,8 +14,13 @@ description:
     slots, the redirect backends, certificate files, the pod routes and the digest of what needs
     a reload.
   - Every value is checked again against a grammar that cannot break a config line; a value that
-    fails, a UDP frontend (unless O(udp_frontends=skip)), a certificate that is not given or a
-    backend that is missing raise an error naming the frontend or backend and the field.
+    fails, a backend that is missing, a port the admin listener or two served pools share, or a
+    UDP frontend with O(udp_frontends=fail) raise an error naming the frontend or backend, the
+    field and what to change.
+  - A tenant's claim haproxy cannot serve is left out with a warning in RV(_value.warnings), so
+    that one object never stops the edge for everybody. This is a UDP frontend
+    (O(udp_frontends=skip)) or a TLS route whose certificate is not in O(certificates), with its
+    redirect from plain HTTP; a TLS frontend left with no route is left out too.
 author:
   - k8sedge developers (@k8sedge)
 positional: _input
@@ -33,6 +38,7 @@ options:
     description:
       - Certificates the TLS frontends may use, name to C({cert, key}) PEM strings.
       - Only the names and a digest of the contents go into the view.
+      - A TLS route naming a certificate that is not here is left out with a warning.
     type: dict
     default: {}
   slots:
@@ -55,10 +61,10 @@ options:
   udp_frontends:
     description:
       - What to do with UDP frontends of the served pools, which haproxy cannot serve.
-      - C(fail) refuses the model; C(skip) leaves them out with a warning in RV(_value.warnings).
+      - C(skip) leaves them out with a warning in RV(_value.warnings); C(fail) refuses the model.
     type: str
     choices: [fail, skip]
-    default: fail
+    default: skip
   previous:
     description:
       - The slots of the running haproxy, C(servers) as M(k8sedge.lb.haproxy_runtime) returns
@@ -141,7 +147,7 @@ def _certificates(value: Any) -> Any:
 
 
 def _haproxy_view(model: Any, pools: Any = ("default",), certificates: Any = None, slots: Any = 10, admin_address: Any = "127.0.0.1",
-                  admin_port: Any = 8404, bind_address: Any = "", udp_frontends: Any = "fail", previous: Any = None) -> dict[str, Any]:
+                  admin_port: Any = 8404, bind_address: Any = "", udp_frontends: Any = "skip", previous: Any = None) -> dict[str, Any]:
     try:
         options = ViewOptions(
             pools=tuple(pools) if isinstance(pools, (list, tuple)) else pools,

@@ -21,7 +21,8 @@ description:
     C(fail_timeout) (C(max_fails=0) for health check C(none)). Draining targets are used only when
     a backend has no ready target.
   - What open-source nginx cannot do is left out and reported in C(findings) - PROXY protocol
-    toward an HTTP backend, PROXY protocol v2.
+    toward an HTTP backend, PROXY protocol v2 - and so is a TLS route whose certificate is not in
+    O(certificates), so that one tenant's object never stops the edge for everybody.
   - Every value is checked again against a grammar narrower than nginx syntax; anything that could
     break a config line raises an error naming the frontend or backend and the field.
 options:
@@ -41,7 +42,8 @@ options:
   certificates:
     description:
       - Certificates the edge holds, name to C({cert, key}) PEM text.
-      - A TLS route naming a certificate that is not here is an error.
+      - A TLS route naming a certificate that is not here is left out, with its redirect from plain
+        HTTP, and reported in C(findings); a TLS frontend left with no route is left out too.
     type: dict
     default: {}
   admin_address:
@@ -99,6 +101,7 @@ _value:
       elements: dict
     findings:
       description: What was left out or changed because nginx cannot serve it (frontend, backend, field, message).
+        A frontend left out whole has an empty C(backend).
       type: list
       elements: dict
     digest:

@@ -39,9 +39,37 @@ def _runtime(model: dict[str, Any], pools: list[str], servers: dict[str, Any]) -
     return found
 
 
+def _vrrp_states(lines: list[str]) -> dict[str, str]:
+    """Instance -> state from the notify script's records, as `grep -r` prints them:
+    `/run/k8sedge-keepalived/<instance>.state:<STATE> <epoch>`."""
+    states = {}
+    for line in lines:
+        path, _, record = line.partition(".state:")
+        if record:
+            states[path.rsplit("/", 1)[-1]] = record.split(" ", 1)[0]
+    return states
+
+
+def _vrrp(out: dict[str, Any]) -> list[str]:
+    """A VIP that more than one edge holds (the edges do not hear each other: split brain), or
+    that no edge holds, among the hosts that reported their VRRP instances."""
+    instances = sorted({i for h in out.values() for i in h["vrrp"]})
+    found = []
+    for instance in instances:
+        masters = [name for name, h in out.items() if h["vrrp"].get(instance) == "MASTER"]
+        if len(masters) > 1:
+            found.append(f"VRRP {instance}: MASTER on {', '.join(masters)} (split brain: the edges do not hear each other's"
+                         " advertisements; the VIP answers from whichever edge the network last learned)")
+        elif not masters:
+            states = ", ".join(f"{name} {h['vrrp'].get(instance, 'none')}" for name, h in out.items())
+            found.append(f"VRRP {instance}: no edge holds the VIP ({states})")
+    return found
+
+
 def report(model: dict[str, Any], hosts: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """hosts: name -> {engine, generation (applied, "" if none), pools, servers (haproxy's running
-    servers, or None when not read)}. Returns {ok, model, hosts: name -> {...}, lines}."""
+    servers, or None when not read), vrrp (the notify script's records, optional)}. Returns
+    {ok, model, hosts: name -> {...}, vrrp, lines}."""
     if not isinstance(hosts, dict) or not all(isinstance(h, dict) for h in hosts.values()):
         raise DriftError("hosts: expected host -> {engine, generation, pools, servers}")
     out: dict[str, Any] = {}
@@ -49,10 +77,11 @@ def report(model: dict[str, Any], hosts: dict[str, dict[str, Any]]) -> dict[str,
         try:
             generation, servers = host.get("generation") or "", host.get("servers")
             runtime = _runtime(model, list(host.get("pools") or ["default"]), servers) if servers is not None else []
+            vrrp = _vrrp_states(list(host.get("vrrp") or []))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise DriftError(f"host {name}: {exc!r}") from None
         out[name] = {"engine": host.get("engine", ""), "generation": generation,
-                     "current": generation == model["generation"], "runtime": runtime}
+                     "current": generation == model["generation"], "runtime": runtime, "vrrp": vrrp}
     generations = sorted({h["generation"] for h in out.values()})
     lines = [f"model generation {model['generation'][:12]}"]
     for name, host in out.items():
@@ -60,5 +89,7 @@ def report(model: dict[str, Any], hosts: dict[str, dict[str, Any]]) -> dict[str,
         lines.append(f"{name} ({host['engine']}): {state}" + "".join(f"; runtime {r}" for r in host["runtime"]))
     if len(generations) > 1:
         lines.append(f"hosts differ: {len(generations)} generations among {len(out)} hosts")
-    ok = all(h["current"] and not h["runtime"] for h in out.values())
-    return {"ok": ok, "model": model["generation"], "hosts": out, "lines": lines}
+    vrrp = _vrrp(out)
+    lines += vrrp
+    ok = all(h["current"] and not h["runtime"] for h in out.values()) and not vrrp
+    return {"ok": ok, "model": model["generation"], "hosts": out, "vrrp": vrrp, "lines": lines}

@@ -8,6 +8,11 @@ the template only loops. The model's values were validated when it was built, bu
 checked again here against a grammar that cannot end a config line, open a section or quote
 anything, so a model that did not come from `edge_info` still cannot break the config.
 
+A tenant's claim haproxy cannot serve (a certificate the operator did not give; UDP, unless the
+operator chose `udp_frontends: fail`) is left out with a warning. ViewError stops the run only
+for what the operator must change: options, a model that is not edge_info's, a port the admin
+listener or another served pool also binds.
+
 HTTP routing: per HTTP frontend, up to six map files are looked up in order, the first hit wins:
 exact host then `*.` wildcard then any host (`*`), each with the exact path first and then the
 longest path prefix. A Prefix route `/a` matches `/a` (exact map) and `/a/...` (prefix map
@@ -72,7 +77,7 @@ class ViewOptions:
     admin_address: str = "127.0.0.1"
     admin_port: int = 8404
     bind_address: str = ""  # "": every address
-    udp_frontends: str = "fail"  # fail | skip
+    udp_frontends: str = "skip"  # skip | fail
     previous: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # backend -> slot -> {address, port}
 
 
@@ -169,15 +174,57 @@ def _redirect_backend(pool: str) -> str:
     return f"k8sedge-redirect-{pool}"
 
 
-def _http_maps(frontend: dict[str, Any], c: _Checker, redirects: dict[str, str]) -> dict[tuple[str, str], dict[str, str]]:
-    """(tier, kind) -> {key: backend}, first claim of a key wins (the model's route order)."""
+def _route(route: Any, c: _Checker, i: int) -> tuple[str, str, str, str]:
+    """(host, path, path_type, backend) of an HTTP route, checked."""
+    route = c.mapping(f"routes[{i}]", route)
+    return (c.host(f"routes[{i}].host", route.get("host")),
+            c.path(f"routes[{i}].path", route.get("path")),
+            c.choice(f"routes[{i}].path_type", route.get("path_type"), ("exact", "prefix")),
+            c.name(f"routes[{i}].backend", route.get("backend")))
+
+
+def _uncertified(frontends: list[dict[str, Any]], options: ViewOptions,
+                 warnings: list[str]) -> tuple[list[dict[str, Any]], set[tuple[str, ...]]]:
+    """Leave out each TLS route whose certificate the operator did not give, with a warning (one
+    tenant's claim must not stop the edge for everybody), and a TLS frontend left with no route.
+    The frontends kept, and the routes left out as (pool, host, path, path_type, backend)."""
+    kept, refused = [], set()
+    for frontend in frontends:
+        if frontend.get("protocol") == "http" and frontend.get("tls") is True:
+            name = _Checker(f"frontend {_show(frontend.get('name'))}").name("name", frontend.get("name"))
+            c = _Checker(f"frontend {name}")
+            routes = c.sequence("routes", frontend.get("routes"))
+            left = len(routes)
+            for i, route in enumerate(routes):
+                host, path, path_type, backend = _route(route, c, i)
+                certificate = route.get("certificate")
+                if certificate and c.name(f"routes[{i}].certificate", certificate) not in options.certificates:
+                    warnings.append(f"frontend {name}: routes[{i}].certificate: route {host}{path} to backend {backend} needs"
+                                    f" certificate {certificate}, which is not given in edge_haproxy_certificates (certificates"
+                                    " come from Ansible, files or vault; cluster Secrets are never read): the route and its"
+                                    " redirect from plain HTTP are left out")
+                    refused.add((frontend["pool"], host, path, path_type, backend))
+                    left -= 1
+            if not left:
+                warnings.append(f"frontend {name}: routes: no route left to serve: the frontend is left out")
+                continue
+        kept.append(frontend)
+    return kept, refused
+
+
+def _http_maps(frontend: dict[str, Any], c: _Checker, redirects: dict[str, str],
+               refused: set[tuple[str, ...]]) -> tuple[dict[tuple[str, str], dict[str, str]], list[str]]:
+    """(tier, kind) -> {key: backend}, first claim of a key wins (the model's route order), and
+    the certificates the routes served need. A refused route is left out; the model gives its
+    host and path to no other route than its redirect from plain HTTP, which goes with it."""
     maps: dict[tuple[str, str], dict[str, str]] = {(tier, kind): {} for tier, kind, _v, _c in _HTTP_LOOKUPS}
+    certificates = []
     for i, route in enumerate(c.sequence("routes", frontend.get("routes"))):
-        route = c.mapping(f"routes[{i}]", route)
-        host = c.host(f"routes[{i}].host", route.get("host"))
-        path = c.path(f"routes[{i}].path", route.get("path"))
-        path_type = c.choice(f"routes[{i}].path_type", route.get("path_type"), ("exact", "prefix"))
-        backend = c.name(f"routes[{i}].backend", route.get("backend"))
+        host, path, path_type, backend = key = _route(route, c, i)
+        if (frontend["pool"], *key) in refused:
+            continue
+        if frontend.get("tls") is True and route.get("certificate"):
+            certificates.append(c.name(f"routes[{i}].certificate", route["certificate"]))
         if route.get("redirect_https") is True:
             backend = redirects[frontend["pool"]]
         tier = "any" if host == ANY_HOST else "wildcard" if host.startswith("*.") else "host"
@@ -191,7 +238,7 @@ def _http_maps(frontend: dict[str, Any], c: _Checker, redirects: dict[str, str])
             entries.append(("prefix", host + stem + "/"))
         for kind, key in entries:
             maps[(tier, kind)].setdefault(key, backend)
-    return maps
+    return maps, certificates
 
 
 def _sni_maps(frontend: dict[str, Any], c: _Checker) -> tuple[dict[tuple[str, str], dict[str, str]], str]:
@@ -229,7 +276,8 @@ def _bind(options: ViewOptions, port: int) -> str:
     return f"{_endpoint(options.bind_address, port) if options.bind_address else f':{port}'}"
 
 
-def _frontend(frontend: dict[str, Any], options: ViewOptions, redirects: dict[str, str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def _frontend(frontend: dict[str, Any], options: ViewOptions, redirects: dict[str, str],
+              refused: set[tuple[str, ...]]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     c = _Checker(f"frontend {_show(frontend.get('name'))}")
     name = c.name("name", frontend.get("name"))
     c = _Checker(f"frontend {name}")
@@ -240,21 +288,17 @@ def _frontend(frontend: dict[str, Any], options: ViewOptions, redirects: dict[st
     files: list[dict[str, Any]] = []
     if protocol == "http":
         tls = frontend.get("tls") is True
+        maps, route_certificates = _http_maps(frontend, c, redirects, refused)
         if tls:
-            certificates = [c.name(f"certificates[{i}]", n) for i, n in enumerate(c.sequence("certificates", frontend.get("certificates")))]
-            for i, route in enumerate(frontend.get("routes") or []):
-                if isinstance(route, dict) and route.get("certificate"):
-                    certificates.append(c.name(f"routes[{i}].certificate", route["certificate"]))
-            missing = sorted({n for n in certificates if n not in options.certificates})
-            if missing:
-                raise ViewError(f"frontend {name}: certificates: {', '.join(missing)} not given in edge_haproxy_certificates"
-                                " (certificates come from Ansible, files or vault; cluster Secrets are never read)")
+            names = [c.name(f"certificates[{i}]", n) for i, n in enumerate(c.sequence("certificates", frontend.get("certificates")))]
+            # A name not given is needed by no route served: those routes were left out.
+            certificates = [n for n in names if n in options.certificates] + route_certificates
             if not certificates:
                 raise ViewError(f"frontend {name}: certificates: expected at least one certificate for a TLS frontend, got none")
             # The first crt is the default certificate for clients that send no SNI.
             bind_options += ["ssl"] + [f"crt {CERTS_DIR}/{n}.pem" for n in sorted(set(certificates))] + ["alpn h2,http/1.1"]
         view["scheme"] = "https" if tls else "http"
-        view["lookups"], files = _map_files(name, _http_maps(frontend, c, redirects), _HTTP_LOOKUPS)
+        view["lookups"], files = _map_files(name, maps, _HTTP_LOOKUPS)
     elif frontend.get("sni"):
         maps, default = _sni_maps(frontend, c)
         view["lookups"], files = _map_files(name, maps, _SNI_LOOKUPS)
@@ -379,20 +423,30 @@ def haproxy_view(model: Any, options: ViewOptions) -> dict[str, Any]:
             message = (f"frontend {name}: protocol: UDP (port {frontend.get('port')}) cannot be served by haproxy;"
                        f" serve pool {pool} with the nginx engine (role edge_nginx)")
             if options.udp_frontends == "fail":
-                raise ViewError(message + ", or set edge_haproxy_udp_frontends: skip to leave UDP to another edge")
+                raise ViewError(message + ", or set edge_haproxy_udp_frontends: skip (the default) to leave UDP to another edge")
             warnings.append(message + ": skipped (edge_haproxy_udp_frontends: skip)")
             continue
         served.append(frontend)
+    served, refused = _uncertified(served, options, warnings)
     https_ports = {f["pool"]: f["port"] for f in served if f.get("protocol") == "http" and f.get("tls") is True}
     redirects = {pool: _redirect_backend(pool) for pool in https_ports}
-    ports: dict[int, str] = {options.admin_port: "the admin listener"}
+    ports: dict[int, dict[str, Any]] = {}
     view_frontends, map_files = [], []
     users: dict[str, list[dict[str, Any]]] = {}  # backend -> frontends that send to it
     for frontend in served:
-        view, files = _frontend(frontend, options, redirects)
+        view, files = _frontend(frontend, options, redirects, refused)
+        # The model refuses tenants' claims per object, within a pool and on its reserved ports;
+        # what is left to clash here is the operator's choice of admin port or of pools.
+        if view["port"] == options.admin_port:
+            raise ViewError(f"frontend {view['name']}: port: {view['port']} is already taken by the admin listener"
+                            f" (edge_haproxy_admin_port): add {view['port']} to edge_info's reserved_ports option,"
+                            " so that claims on it are refused per object, or choose another admin port")
         if view["port"] in ports:
-            raise ViewError(f"frontend {view['name']}: port: {view['port']} is already taken by {ports[view['port']]}")
-        ports[view["port"]] = f"frontend {view['name']}"
+            other = ports[view["port"]]
+            raise ViewError(f"frontend {view['name']}: port: {view['port']} is already taken by frontend {other['name']}:"
+                            f" pools {other['pool']} and {frontend['pool']} have their own ports and this host binds both on"
+                            " one address: serve them from different edges (edge_haproxy_pools)")
+        ports[view["port"]] = {"name": view["name"], "pool": frontend["pool"]}
         view_frontends.append(view)
         map_files += files
         for name in {line.rsplit(" ", 1)[1] for f in files for line in f["lines"]} | ({view["backend"]} - {""}):

@@ -7,6 +7,8 @@ config needs is made here: which frontends an edge serves, how Kubernetes Prefix
 become locations, which host gets the default server, how draining targets are used, what
 open-source nginx cannot do (PROXY protocol from the http module, PROXY v2) and is therefore
 left out with a finding, and which ports would clash between the http and stream modules.
+A TLS route whose certificate the operator did not give is left out with a finding too: a
+tenant's claim never stops the edge for everybody, only the operator's configuration does.
 
 The model was validated when it was built; this module checks every value again against a
 grammar narrower than nginx's own syntax (defence in depth) and raises ViewError, naming the
@@ -200,6 +202,7 @@ class _Context:
     http_used: set[str] = field(default_factory=set)
     stream_used: set[str] = field(default_factory=set)
     certificates: set[str] = field(default_factory=set)
+    uncertified: set[tuple[str, ...]] = field(default_factory=set)  # (pool, host, path, path_type, backend) left out
 
     def backend(self, name: Any, where: str) -> _Backend:
         if not isinstance(name, str) or name not in self.backends:
@@ -208,6 +211,54 @@ class _Context:
 
     def skip(self, frontend: str, backend: str, field_name: str, message: str) -> None:
         self.findings.append({"frontend": frontend, "backend": backend, "field": field_name, "message": message})
+
+
+@dataclass(frozen=True)
+class _Route:
+    host: str
+    path: str
+    path_type: str
+    backend: _Backend
+    redirect: bool
+    certificate: str  # "" outside a TLS frontend
+
+
+def _read_route(raw: Any, at: str, tls: bool, ctx: _Context) -> _Route:
+    return _Route(
+        host=_host(_get(raw, "host", at), f"{at}.host"),
+        path=_valid(raw, "path", g.path, "a path ('/' then letters, digits and . _ ~ / -)", at),
+        path_type=_one_of(raw, "path_type", ("prefix", "exact"), at),
+        backend=ctx.backend(_get(raw, "backend", at), at),
+        redirect=_bool(raw, "redirect_https", at),
+        certificate=_valid(raw, "certificate", g.dns_label, "a certificate name (DNS label)", at) if tls else "",
+    )
+
+
+def _uncertified(frontends: list[tuple[str, str, dict[str, Any]]], ctx: _Context) -> list[tuple[str, str, dict[str, Any]]]:
+    """Leave out each TLS route whose certificate the operator did not give, with a finding (one
+    tenant's claim must not stop the edge for everybody), and a TLS frontend left with no route.
+    The routes left out go to ctx.uncertified, for their redirects from plain HTTP to go too."""
+    kept = []
+    for name, pool, raw in frontends:
+        if raw.get("protocol") == "http" and raw.get("tls") is True:
+            where = f"frontend {name}"
+            routes = _list(raw, "routes", where)
+            left = len(routes)
+            for i, item in enumerate(routes):
+                route = _read_route(item, f"{where} field routes[{i}]", True, ctx)
+                if route.certificate not in ctx.options.certificates:
+                    ctx.skip(name, route.backend.name, f"routes[{i}].certificate",
+                             f"route {route.host}{route.path} needs certificate {route.certificate}, which is not in"
+                             f" edge_nginx_certificates (have: {', '.join(sorted(ctx.options.certificates)) or 'none'}; certificates"
+                             " come from Ansible, files or vault, cluster Secrets are never read): the route and its redirect from"
+                             " plain HTTP are not served")
+                    ctx.uncertified.add((pool, route.host, route.path, route.path_type, route.backend.name))
+                    left -= 1
+            if not left:
+                ctx.skip(name, "", "routes", f"no route left to serve: frontend {name} not served")
+                continue
+        kept.append((name, pool, raw))
+    return kept
 
 
 def _location_matches(path: str, path_type: str) -> list[str]:
@@ -235,24 +286,18 @@ def _http_servers(frontend: dict[str, Any], name: str, listen: str, tls_ports: d
     tls = _bool(frontend, "tls", where)
     pool = frontend["pool"]
     hosts: dict[str, dict[str, Any]] = {}
-    for i, route in enumerate(_list(frontend, "routes", where)):
-        at = f"{where} field routes[{i}]"
-        host = _host(_get(route, "host", at), f"{at}.host")
-        path = _valid(route, "path", g.path, "a path ('/' then letters, digits and . _ ~ / -)", at)
-        path_type = _one_of(route, "path_type", ("prefix", "exact"), at)
-        backend = ctx.backend(_get(route, "backend", at), at)
-        redirect = _bool(route, "redirect_https", at)
-        certificate = ""
-        if tls:
-            certificate = _valid(route, "certificate", g.dns_label, "a certificate name (DNS label)", at)
-            if certificate not in ctx.options.certificates:
-                raise ViewError(f"{at}.certificate: route {host}{path} needs certificate {certificate!r}, which is not"
-                                f" in edge_nginx_certificates (have: {', '.join(sorted(ctx.options.certificates)) or 'none'})")
+    for i, item in enumerate(_list(frontend, "routes", where)):
+        route = _read_route(item, f"{where} field routes[{i}]", tls, ctx)
+        host, path, backend, certificate = route.host, route.path, route.backend, route.certificate
+        # Left out with a finding; the model gives its host and path to no other route than its
+        # redirect from plain HTTP, which goes with it.
+        if (pool, host, path, route.path_type, backend.name) in ctx.uncertified:
+            continue
         server = hosts.setdefault(host, {"certificate": certificate, "locations": {}})
         if certificate and certificate != server["certificate"]:
             ctx.skip(name, backend.name, f"routes[{i}].certificate", f"host {host} already uses certificate {server['certificate']}"
                      f" (one certificate per host name in nginx): route {host}{path} is served with it")
-        if redirect:
+        if route.redirect:
             port = tls_ports.get(pool)
             target = "https://$host" + ("" if port in (None, 443) else f":{port}") + "$request_uri"
             directives = [f"return 308 {target}"]
@@ -264,7 +309,7 @@ def _http_servers(frontend: dict[str, Any], name: str, listen: str, tls_ports: d
         else:
             ctx.http_used.add(backend.name)
             directives = _proxy_directives(backend)
-        for match in _location_matches(path, path_type):
+        for match in _location_matches(path, route.path_type):
             # The model lists the longest path first: the first route to claim a location wins.
             if match in server["locations"]:
                 ctx.skip(name, backend.name, f"routes[{i}].path", f"location {match} of host {host} is already served: route {host}{path} not served there")
@@ -394,14 +439,23 @@ def _check_options(options: ViewOptions) -> None:
                 raise ViewError(f"option certificates[{name}].{part}: expected PEM text (-----BEGIN ...----- to -----END ...-----)")
 
 
-def _claim_port(ports: dict[tuple[int, str], list[tuple[str, str, str]]], port: int, transport: str, module: str, address: str, owner: str) -> None:
+def _claim_port(ports: dict[tuple[int, str], list[tuple[str, str, str, str]]], port: int, transport: str, module: str, address: str,
+                owner: str, pool: str) -> None:
     """Refuse two listeners nginx could not both have: one address and port twice in a module (in
     http, a second default server), or one port in both the http and the stream module unless on
-    two distinct addresses. Within a module nginx serves a specific address through the wildcard."""
-    for other_module, other_address, other in ports.get((port, transport), []):
+    two distinct addresses. Within a module nginx serves a specific address through the wildcard.
+
+    The model refuses tenants' claims per object, within a pool and on its reserved ports; what is
+    left to clash here is the operator's choice of admin port or of pool addresses."""
+    for other_module, other_address, other, other_pool in ports.get((port, transport), []):
         if address == other_address or (other_module != module and not (address and other_address)):
-            raise ViewError(f"{owner}: port {port}/{transport} on {address or 'every address'} is also used by {other}")
-    ports.setdefault((port, transport), []).append((module, address, owner))
+            if other_pool:
+                fix = f"give pools {other_pool} and {pool} distinct addresses in edge_nginx_pool_addresses"
+            else:
+                fix = (f"add {port} to edge_info's reserved_ports option, so that claims on it are refused per object,"
+                       " or choose another admin port")
+            raise ViewError(f"{owner}: port {port}/{transport} on {address or 'every address'} is also used by {other}: {fix}")
+    ports.setdefault((port, transport), []).append((module, address, owner, pool))
 
 
 def _bucket_size(longest_key: int) -> int:
@@ -439,10 +493,11 @@ def build_view(model: Any, options: ViewOptions) -> dict[str, Any]:
         pool = _valid(raw, "pool", g.dns_label, "a pool name", f"frontend {name}")
         if pool in options.pools:
             frontends.append((name, pool, raw))
+    frontends = _uncertified(frontends, ctx)
     tls_ports = {pool: _int(raw, "port", 1, 65535, f"frontend {name}") for name, pool, raw in frontends
                  if raw.get("protocol") == "http" and raw.get("tls") is True}
-    ports: dict[tuple[int, str], list[tuple[str, str, str]]] = {}
-    _claim_port(ports, options.admin_port, "tcp", "http", options.admin_address, "the admin listener (edge_nginx_admin_port)")
+    ports: dict[tuple[int, str], list[tuple[str, str, str, str]]] = {}
+    _claim_port(ports, options.admin_port, "tcp", "http", options.admin_address, "the admin listener (edge_nginx_admin_port)", "")
     http_servers, stream_servers, maps = [], [], []
     for name, pool, raw in frontends:  # the model's order: pool, protocol, port
         where = f"frontend {name}"
@@ -450,7 +505,7 @@ def build_view(model: Any, options: ViewOptions) -> dict[str, Any]:
         port = _int(raw, "port", 1, 65535, where)
         address = options.pool_addresses.get(pool, "")
         listen = _socket(address, port)
-        _claim_port(ports, port, "udp" if protocol == "udp" else "tcp", "http" if protocol == "http" else "stream", address, where)
+        _claim_port(ports, port, "udp" if protocol == "udp" else "tcp", "http" if protocol == "http" else "stream", address, where, pool)
         if protocol == "http":
             http_servers += _http_servers(raw, name, listen, tls_ports, ctx)
         else:

@@ -38,6 +38,7 @@ class Host:
     address: str
     engine: str
     pools: tuple[str, ...]
+    certificates: tuple[str, ...] | None = None  # the names the operator gave its engine; None: unknown
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,7 @@ class Check:
     backend: str
     edge_spec: dict[str, Any]  # the probe through an edge or VIP, minus name/address/port
     target_spec: dict[str, Any]  # the probe straight to a target
+    certificate: str = ""  # the certificate the route needs (a TLS route, or the redirect to one)
 
 
 def _fail(field_name: str, message: str) -> PlanError:
@@ -87,7 +89,11 @@ def hosts_of(value: Any) -> tuple[Host, ...]:
         pools = item.get("pools") or ["default"]
         if not isinstance(pools, list) or not all(isinstance(p, str) for p in pools):
             raise _fail(f"hosts[{i}].pools", "expected a list of pool names")
-        hosts.append(Host(str(item["name"]), str(item["address"]), engine, tuple(pools)))
+        certificates = item.get("certificates")
+        if certificates is not None and (not isinstance(certificates, list) or not all(isinstance(c, str) for c in certificates)):
+            raise _fail(f"hosts[{i}].certificates", "expected a list of certificate names")
+        hosts.append(Host(str(item["name"]), str(item["address"]), engine, tuple(pools),
+                          tuple(certificates) if certificates is not None else None))
     return tuple(hosts)
 
 
@@ -155,6 +161,9 @@ def checks(model: Mapping[str, Any], options: PlanOptions) -> list[Check]:
             backend = backends.get(route.get("backend"), {})
             http_hosts.setdefault(f"{backend.get('namespace')}/{backend.get('service')}", _probe_host(route["host"]))
     tls_common = {"validate_certs": options.validate_certs, **({"ca_path": options.ca_path} if options.ca_path else {})}
+    # A redirect from plain HTTP goes with the TLS route it points at, and with its certificate.
+    tls_certificates = {(frontend["pool"], route["host"], route["path"]): route.get("certificate") or ""
+                        for frontend in frontends if frontend.get("tls") for route in frontend.get("routes") or []}
     out: list[Check] = []
     for frontend in frontends:
         name, pool, protocol = frontend["name"], frontend["pool"], frontend["protocol"]
@@ -177,7 +186,14 @@ def checks(model: Mapping[str, Any], options: PlanOptions) -> list[Check]:
                 target = {"type": "http", "host": host, "path": path, "status_code": list(options.http_status)}
                 if _proxy(backend) != "none":
                     target["send_proxy"] = _proxy(backend)
-                out.append(Check(name, pool, frontend["port"], "http", label, route["backend"], {**edge, **proxy_in}, target))
+                if frontend.get("tls"):
+                    certificate = route.get("certificate") or ""
+                elif route.get("redirect_https"):
+                    certificate = tls_certificates.get((pool, route["host"], route["path"]), "")
+                else:
+                    certificate = ""
+                out.append(Check(name, pool, frontend["port"], "http", label, route["backend"], {**edge, **proxy_in}, target,
+                                 certificate))
         elif protocol == "tcp" and frontend.get("sni"):
             for entry in frontend["sni"]:
                 backend = backends.get(entry["backend"], {})
@@ -194,8 +210,10 @@ def checks(model: Mapping[str, Any], options: PlanOptions) -> list[Check]:
     return out
 
 
-def serves(engine: str, check: Check, backend: Mapping[str, Any]) -> str:
+def serves(engine: str, check: Check, backend: Mapping[str, Any], certificates: tuple[str, ...] | None = None) -> str:
     """Why an engine does not serve a check ("" when it does); the roles leave these out (see their READMEs)."""
+    if certificates is not None and check.certificate and check.certificate not in certificates:
+        return f"certificate {check.certificate} is not given to this edge: the role leaves the route out"
     if engine == "haproxy" and check.protocol == "udp":
         return "haproxy does not proxy UDP"
     if engine == "nginx" and check.protocol == "http" and _proxy(backend) != "none":
@@ -235,7 +253,7 @@ def plan(model: Mapping[str, Any], options: PlanOptions) -> dict[str, Any]:
             continue
         hosts = [h for h in options.hosts if check.pool in h.pools]
         if "vip" in options.through and hosts:
-            why_not = sorted({serves(h.engine, check, backend) for h in hosts} - {""})
+            why_not = sorted({serves(h.engine, check, backend, h.certificates) for h in hosts} - {""})
             for vip in options.pool_vips.get(check.pool) or []:
                 if why_not:
                     skipped.append({**row, "via": vip, "reason": "; ".join(why_not)})
@@ -244,7 +262,7 @@ def plan(model: Mapping[str, Any], options: PlanOptions) -> dict[str, Any]:
                     **check.edge_spec, **timing, "name": f"vip {vip} {check.frontend} {check.label}", "address": vip,
                     "port": check.port}})
         for host in hosts:
-            why_not = serves(host.engine, check, backend)
+            why_not = serves(host.engine, check, backend, host.certificates)
             if "edge" in options.through:
                 if why_not:
                     skipped.append({**row, "via": host.name, "reason": why_not})
