@@ -202,14 +202,14 @@ class Watch:
     log: Path
 
     @classmethod
-    def start(cls, workdir: Path, *args: str, skip_first: bool = True) -> Watch:
+    def start(cls, workdir: Path, *args: str, skip_first: bool = True, kubeconfig: Path = KUBECONFIG) -> Watch:
         events, log = workdir / "watch-events.jsonl", workdir / "watch.log"
         events.write_text("")
         env = {**os.environ, "PATH": f"{REPO / '.venv/bin'}:{os.environ['PATH']}"}
         with log.open("w") as out:
             options = [f"--{key.replace('_', '-')}={value}" for key, value in MODEL_OPTIONS.items()]
             process = subprocess.Popen([str(REPO / ".venv/bin/python"), str(REPO / "bin/k8sedge-watch"), "--kubeconfig",
-                                        str(KUBECONFIG), *options, *(["--skip-first"] if skip_first else []), "--events", str(events), *args],
+                                        str(kubeconfig), *options, *(["--skip-first"] if skip_first else []), "--events", str(events), *args],
                                        cwd=REPO, stdout=out, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True)
         return cls(process, events, log)
 

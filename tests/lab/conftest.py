@@ -12,7 +12,7 @@ import pytest
 
 from lab import cli
 from lab.drive import LABCTL, labctl
-from lab.topology import KUBECONFIG, KUBECONFIG_ADMIN, KUBECTL
+from lab.topology import KUBECONFIG, KUBECONFIG_ADMIN, KUBECTL, REPO
 
 
 def kubectl(*args: str, admin: bool = True, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -23,6 +23,20 @@ def kubectl(*args: str, admin: bool = True, check: bool = True) -> subprocess.Co
 
 def in_host(host: str, *command: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return labctl("exec", host, "--", *command, check=check, timeout=timeout)
+
+
+def ansible_playbook(name: str, *extra: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """playbooks/<name> on the lab's inventory, as an operator runs it."""
+    return subprocess.run([str(REPO / ".venv/bin/ansible-playbook"), "-i", "inventory/lab", f"playbooks/{name}", *extra],
+                          cwd=REPO, capture_output=True, text=True, timeout=timeout,
+                          env={"PATH": f"{REPO / '.venv/bin'}:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root",
+                               "ANSIBLE_FORCE_COLOR": "0"})
+
+
+def succeeded(result: subprocess.CompletedProcess[str]) -> str:
+    """The run's output, once it says it succeeded."""
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    return result.stdout
 
 
 @pytest.fixture(scope="session")

@@ -25,14 +25,14 @@ import yaml
 
 from bench import _converge as c
 from lab.topology import REPO
-from tests.lab.conftest import in_host, kubectl
+from tests.lab.conftest import ansible_playbook, in_host, kubectl, succeeded
 
 pytestmark = pytest.mark.usefixtures("lab")
 
 GROUP_VARS = yaml.safe_load((REPO / "inventory/lab/group_vars/edges.yml").read_text())
 VIPS = tuple(GROUP_VARS["k8sedge_pool_vips"]["default"])
 GRACE = float(GROUP_VARS["edge_keepalived_config_grace"])
-AFTER = GRACE + 8  # watched after the path ends: past the grace and a few of keepalived's checks
+AFTER = GRACE + 5  # watched after the path ends: past the grace and a few of keepalived's 1 s checks
 PRIMARY = {VIPS[0]: "edge1", VIPS[1]: "edge2"}
 PROBE_SECONDS = 120  # the request loop's own bound (bench/_pod_probe.py)
 ROLLOUT = "/var/lib/k8sedge/rollout.json"
@@ -58,18 +58,6 @@ spec:
 """
 
 
-def ansible_playbook(name: str, *extra: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(REPO / ".venv/bin/ansible-playbook"), "-i", "inventory/lab", f"playbooks/{name}", *extra],
-                          cwd=REPO, capture_output=True, text=True, timeout=timeout,
-                          env={"PATH": f"{REPO / '.venv/bin'}:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root",
-                               "ANSIBLE_FORCE_COLOR": "0"})
-
-
-def ok(result: subprocess.CompletedProcess[str]) -> str:
-    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
-    return result.stdout
-
-
 def vrrp_states() -> dict[tuple[str, str], tuple[str, float]]:
     """(edge, VIP) -> (state, epoch of the last change), from the notify script's records."""
     states = {}
@@ -86,7 +74,7 @@ def rollout(edge: str) -> dict:
 
 def converged() -> None:
     """The lab's model on both edges, each VIP on its primary: where every test starts and ends."""
-    ok(ansible_playbook("site.yml"))
+    succeeded(ansible_playbook("site.yml"))
     until = time.monotonic() + 30
     while {vip: edge for (edge, vip), (state, _) in vrrp_states().items() if state == "MASTER"} != PRIMARY:
         if time.monotonic() > until:
@@ -134,7 +122,7 @@ def lab_model() -> Iterator[None]:
 def test_site_yml_with_a_structural_change_moves_no_vip():
     kubectl("annotate", "service", "multi", "--overwrite", "lb.k8sedge.io/hosts=multi.pctest,vip-extra.pctest")
     try:
-        watched(lambda: ok(ansible_playbook("site.yml")))
+        watched(lambda: succeeded(ansible_playbook("site.yml")))
         assert all(rollout(edge)["status"] == "passed" for edge in c.EDGES)
     finally:
         kubectl("annotate", "service", "multi", "--overwrite", "lb.k8sedge.io/hosts=multi.pctest")
@@ -146,7 +134,7 @@ def test_endpoints_yml_moves_no_vip():
     c.scale(c.REPLICAS + 1)
     c.wait_pods(c.REPLICAS + 1)
     before = {edge: rollout(edge) for edge in c.EDGES}
-    watched(lambda: ok(ansible_playbook("endpoints.yml")))
+    watched(lambda: succeeded(ansible_playbook("endpoints.yml")))
     for edge in c.EDGES:
         generation = in_host(edge, "cat", "/var/lib/k8sedge/haproxy/generation").stdout.strip()
         after = rollout(edge)
@@ -154,7 +142,7 @@ def test_endpoints_yml_moves_no_vip():
         assert after == {**before[edge], "generation": generation}, (edge, before[edge], after)
     c.scale(c.REPLICAS)
     c.wait_pods(c.REPLICAS)
-    ok(ansible_playbook("endpoints.yml"))
+    succeeded(ansible_playbook("endpoints.yml"))
 
 
 def test_the_fast_path_and_the_endpoints_yml_that_follows_move_no_vip(tmp_path: Path):

@@ -9,6 +9,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ansible_collections.k8sedge.lb.plugins.module_utils import _grammar as g
 
@@ -33,6 +35,54 @@ def test_canonical_ip_takes_any_address_spelled_as_python_spells_it(value):
 def test_canonical_ip_refuses_other_spellings(value):
     with pytest.raises(g.InvalidValue, match="canonical form"):
         g.canonical_ip(value)
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("10.0.0.1", (4, "10.0.0.1")), ("::ffff:10.0.0.1", (4, "10.0.0.1")), ("fd00:0::1", (6, "fd00::1")),
+    ("240.0.0.1", (4, "240.0.0.1")),  # class E: some clouds give it to pods
+])
+def test_ip_reads_every_spelling_of_an_address_as_one(value, expected):
+    assert g.ip(value) == expected
+
+
+@pytest.mark.parametrize("value, refused", [
+    ("127.0.0.1", "loopback"), ("::ffff:127.0.0.1", "loopback"), ("::1", "loopback"),
+    ("0.0.0.0", "unspecified"), ("0.1.2.3", "unspecified"), ("::ffff:0.0.0.0", "unspecified"), ("::", "unspecified"),
+    ("224.0.0.1", "multicast"), ("::ffff:224.0.0.1", "multicast"), ("ff02::1", "multicast"),
+    ("255.255.255.255", "broadcast"), ("::ffff:255.255.255.255", "broadcast"),
+    ("169.254.169.254", "link-local"), ("::ffff:169.254.169.254", "link-local"), ("fe80::1", "link-local"),
+])
+def test_ip_refuses_what_is_never_a_node_or_a_pod(value, refused):
+    with pytest.raises(g.InvalidValue, match=f"got the {refused} address"):
+        g.ip(value)
+
+
+@given(st.ip_addresses(v=4))
+def test_an_ipv4_address_and_its_mapped_ipv6_form_are_read_alike(address):
+    outcomes = []
+    for spelling in (str(address), f"::ffff:{address}"):
+        try:
+            outcomes.append(g.ip(spelling))
+        except g.InvalidValue as exc:
+            outcomes.append(str(exc).partition(" address ")[0])
+    assert outcomes[0] == outcomes[1]
+
+
+@pytest.mark.parametrize("value", ["10.244.1.0/24", "10.244.0.0/16", "fd00:10:244:1::/64", "fd00::/48", "10.244.1.7/32"])
+def test_pod_cidr_takes_a_network_the_size_of_a_node(value):
+    assert str(g.pod_cidr(value)) == value
+
+
+@pytest.mark.parametrize("value, message", [
+    ("0.0.0.0/0", "a default route"), ("::/0", "a default route"),
+    ("10.0.0.0/15", "of /16 or narrower"), ("fd00::/47", "of /48 or narrower"),
+    ("169.254.0.0/16", "link-local"), ("127.0.0.0/16", "loopback"), ("224.0.0.0/16", "multicast"),
+    ("255.255.255.0/24", "broadcast"), ("fe80::/64", "link-local"), ("::ffff:0:0/104", "IPv4-mapped"),
+    ("10.244.1.1/24", "host bits zero"),
+])
+def test_pod_cidr_refuses_what_would_take_the_edges_other_traffic(value, message):
+    with pytest.raises(g.InvalidValue, match=message):
+        g.pod_cidr(value)
 
 
 def _pem_pair() -> tuple[str, str]:

@@ -115,6 +115,25 @@ def test_bad_kubeconfigs_name_the_field(tmp_path, document, context, message):
         creds(tmp_path, document, context=context)
 
 
+@pytest.mark.parametrize("server", ["https://127.0.0.1:99999", "https://[::1", "https://api:port", "https://api:0", "api.example.com:6443"])
+def test_a_bad_server_url_names_where_it_came_from(tmp_path, server):
+    expected = r"expected an https:// URL with a host and a port 1-65535"
+    with pytest.raises(c.ConfigError, match=rf"kubeconfig {tmp_path}/config: clusters\[name=main\].cluster.server: {expected}"):
+        creds(tmp_path, kubeconfig(server=server))
+    with pytest.raises(c.ConfigError, match=f"option host: {expected}"):
+        c.credentials(c.AuthOptions(host=server))
+
+
+def test_a_bad_in_cluster_port_names_the_variables(tmp_path, monkeypatch):
+    (tmp_path / "token").write_text("sa-token\n")
+    monkeypatch.setattr(c, "IN_CLUSTER_DIR", str(tmp_path))
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "none"))
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1")
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "99999")
+    with pytest.raises(c.ConfigError, match="in-cluster KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT: expected an https:// URL"):
+        c.credentials(c.AuthOptions())
+
+
 def test_auth_provider_goes_to_the_official_loader(tmp_path):
     claims = base64.urlsafe_b64encode(json.dumps({"exp": int(time.time()) + 3600}).encode()).decode().rstrip("=")
     id_token = f"e30.{claims}.c2ln"
@@ -219,6 +238,14 @@ def test_client_certificate_from_files_and_from_data(tls, tmp_path):
     b64 = lambda path: base64.b64encode(path.read_bytes()).decode()  # noqa: E731
     connect(tls, tmp_path, {"client-certificate-data": b64(pki_dir / "client.crt"), "client-key-data": b64(pki_dir / "client.key")}).request("GET", "/data")
     assert last_request()["client"] == "edge-reader"
+
+
+def test_a_missing_client_certificate_file_is_named(tmp_path):
+    present = write(tmp_path / "client.key", {})
+    for cert, key in ((tmp_path / "gone.crt", present), (present, tmp_path / "gone.key")):
+        missing = cert if cert != present else key
+        with pytest.raises(c.ConfigError, match=f"No such file or directory: '{missing}'"):
+            c.Connection(c.Credentials(server="https://127.0.0.1:6443", client_cert=(str(cert), str(key))))
 
 
 def test_token_file_is_read_on_each_request(tls, tmp_path):

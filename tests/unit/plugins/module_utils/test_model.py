@@ -11,6 +11,14 @@ import yaml
 from ansible_collections.k8sedge.lb.plugins.module_utils._model import (
     ClusterState, InvalidValue, ModelOptions, build_model, build_model_json, generation, model_document)
 
+
+def with_configmaps(**changes) -> ModelOptions:
+    """The model options the fixtures are written for: the ingress-nginx ConfigMaps named (reading
+    them is opt-in)."""
+    return ModelOptions(tcp_services_configmap="ingress-nginx/tcp-services", udp_services_configmap="ingress-nginx/udp-services",
+                        **changes)
+
+
 FIXTURES = Path(__file__).parent / "fixtures"
 KINDS = ("services", "endpoint_slices", "nodes", "ingresses", "config_maps")
 
@@ -38,7 +46,7 @@ def service(name: str, annotations: dict[str, str], namespace: str = "default", 
 
 @pytest.fixture(scope="module", name="model")
 def fixture_model() -> dict[str, Any]:
-    return build_model(cluster(), ModelOptions())
+    return build_model(cluster(), with_configmaps())
 
 
 def by_name(items: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -160,9 +168,31 @@ def test_pod_network_routes_follow_each_node_and_family(model):
     ]
 
 
+def test_a_refused_pod_network_never_takes_the_route_of_a_good_node(model):
+    case = next(c for c in BAD_INPUTS if c["id"] == "pod-networks-no-node-should-have")
+    assert build_model(cluster(case["add"]), with_configmaps())["routes"] == model["routes"]
+
+
+def test_a_null_protocol_reads_as_an_absent_one_in_any_order():
+    """The API defaults a null protocol as an absent one (TCP): slices that spell it either way give
+    one model, whatever their order (a cache of checked ports once made the first one seen win)."""
+    slices = [{"metadata": {"name": f"api-{i}", "namespace": "shop", "labels": {"kubernetes.io/service-name": "api"}},
+               "addressType": "IPv4", "ports": [{"name": "web", "port": 8080, **spelling}],
+               "endpoints": [{"addresses": [f"10.244.1.{90 + i}"]}]} for i, spelling in enumerate(({"protocol": None}, {}))]
+    first, second = (build_model(cluster({"endpoint_slices": order}), with_configmaps()) for order in (slices, slices[::-1]))
+    assert first == second and first["errors"] == []
+    assert {"10.244.1.90", "10.244.1.91"} <= {t["address"] for t in by_name(first["backends"])["shop_api_80_proxy-v2"]["targets"]}
+
+
+def test_nothing_read_is_a_warning_not_a_silent_empty_model():
+    found = build_model(ClusterState(), ModelOptions())
+    assert (found["frontends"], found["backends"], found["errors"]) == ([], [], [])
+    assert [(w["kind"], w["namespace"], w["name"], w["field"]) for w in found["warnings"]] == [("", "", "", "")]
+
+
 @pytest.mark.parametrize("case", BAD_INPUTS, ids=[c["id"] for c in BAD_INPUTS])
 def test_bad_input_is_reported_and_the_rest_goes_on(model, case):
-    found = build_model(cluster(case["add"]), ModelOptions())
+    found = build_model(cluster(case["add"]), with_configmaps())
     assert found["errors"] == case["errors"]
     assert found["warnings"] == case.get("warnings", [])
     backends = by_name(found["backends"])
@@ -172,7 +202,7 @@ def test_bad_input_is_reported_and_the_rest_goes_on(model, case):
 
 @pytest.mark.parametrize("case", CONFLICTS, ids=[c["id"] for c in CONFLICTS])
 def test_conflicts_have_one_deterministic_winner(case):
-    found = build_model(cluster(case["add"]), ModelOptions())
+    found = build_model(cluster(case["add"]), with_configmaps())
     assert found["errors"] == case["errors"]
     frontends = by_name(found["frontends"])
     for name, backend in case.get("frontends", {}).items():
@@ -185,13 +215,13 @@ def test_conflicts_have_one_deterministic_winner(case):
 
 
 def test_findings_do_not_change_the_generation(model):
-    found = build_model(cluster({"services": [service("bad", {"lb.k8sedge.io/expose": "maybe"})]}), ModelOptions())
+    found = build_model(cluster({"services": [service("bad", {"lb.k8sedge.io/expose": "maybe"})]}), with_configmaps())
     assert found["errors"] and found["generation"] == model["generation"]
 
 
 def test_what_is_served_changes_the_generation(model):
     nodes = [dict(node, spec={"podCIDRs": ["10.244.99.0/24"]}) if node["metadata"]["name"] == "node-c" else node for node in CLUSTER["nodes"]]
-    assert build_model(cluster(nodes=nodes), ModelOptions())["generation"] != model["generation"]
+    assert build_model(cluster(nodes=nodes), with_configmaps())["generation"] != model["generation"]
 
 
 def test_legacy_endpoints_when_the_cluster_has_no_endpointslices():
@@ -203,7 +233,7 @@ def test_legacy_endpoints_when_the_cluster_has_no_endpointslices():
             "ports": [{"name": "web", "port": 8080, "protocol": "TCP"}, {"name": "grpc", "port": 9000, "protocol": "TCP"}],
         }],
     }]
-    found = build_model(cluster(endpoint_slices=None, endpoints=endpoints), ModelOptions())
+    found = build_model(cluster(endpoint_slices=None, endpoints=endpoints), with_configmaps())
     targets = by_name(found["backends"])["shop_api_80_proxy-v2"]["targets"]
     assert [(t["address"], t["port"], t["zone"], t["state"]) for t in targets] == [
         ("10.244.1.5", 8080, "zone-a", "ready"), ("10.244.2.7", 8080, "zone-b", "ready"),
@@ -215,13 +245,13 @@ def test_legacy_endpoints_when_the_cluster_has_no_endpointslices():
     ("edge-b", []),
 ])
 def test_the_pool_option_builds_one_pool(pool, frontends):
-    found = build_model(cluster(), ModelOptions(pool=pool))
+    found = build_model(cluster(), with_configmaps(pool=pool))
     assert [f["name"] for f in found["frontends"]] == frontends
     assert {b["name"] for b in found["backends"]} == {f["backend"] for f in found["frontends"]}
 
 
 def test_ingress_class_by_the_legacy_annotation():
-    found = build_model(cluster(), ModelOptions(ingress_class="nginx"))
+    found = build_model(cluster(), with_configmaps(ingress_class="nginx"))
     routes = by_name(found["frontends"])["default-http-80"]["routes"]
     assert "other.example.com" in {r["host"] for r in routes}
     assert "shop.example.com" not in {r["host"] for r in routes}
@@ -234,7 +264,7 @@ def test_local_traffic_without_a_health_check_node_port_warns():
         "addressType": "IPv4", "ports": [{"name": "http", "port": 8080}],
         "endpoints": [{"addresses": ["10.244.2.40"], "conditions": {"ready": True}, "nodeName": "node-b"}],
     }]
-    found = build_model(cluster({"services": [local], "endpoint_slices": slices}), ModelOptions())
+    found = build_model(cluster({"services": [local], "endpoint_slices": slices}), with_configmaps())
     backend = by_name(found["backends"])["default_local_80_tcp"]
     assert backend["health_check"] == {"type": "tcp"}
     assert [t["node"] for t in backend["targets"]] == ["node-b"]
@@ -243,7 +273,7 @@ def test_local_traffic_without_a_health_check_node_port_warns():
 
 def test_a_backend_without_targets_is_kept_with_a_warning():
     empty = service("empty", {"lb.k8sedge.io/expose": "true", "lb.k8sedge.io/backend": "pod", "lb.k8sedge.io/tcp-ports": "7001:80"})
-    found = build_model(cluster({"services": [empty]}), ModelOptions())
+    found = build_model(cluster({"services": [empty]}), with_configmaps())
     assert by_name(found["backends"])["default_empty_80_tcp"]["targets"] == []
     assert found["warnings"] == [{
         "kind": "Service", "namespace": "default", "name": "empty", "field": "spec.ports[0]",
@@ -255,12 +285,12 @@ def test_expose_false_opts_a_loadbalancer_out():
     dns = next(s for s in CLUSTER["services"] if s["metadata"]["name"] == "dns")
     opted_out = {**dns, "metadata": {**dns["metadata"], "annotations": {"lb.k8sedge.io/expose": "false"}}}
     services = [s for s in CLUSTER["services"] if s is not dns] + [opted_out]
-    found = build_model(cluster(services=services), ModelOptions())
+    found = build_model(cluster(services=services), with_configmaps())
     assert not [b for b in found["backends"] if b["service"] == "dns"]
 
 
 def test_exposed_with_nothing_to_serve_warns():
-    found = build_model(cluster({"services": [service("idle", {"lb.k8sedge.io/expose": "true"})]}), ModelOptions())
+    found = build_model(cluster({"services": [service("idle", {"lb.k8sedge.io/expose": "true"})]}), with_configmaps())
     assert [(w["name"], w["field"]) for w in found["warnings"]] == [("idle", "metadata.annotations[lb.k8sedge.io/expose]")]
 
 
@@ -288,7 +318,7 @@ SERVICES_50 = [service(f"s{i:02}", {"lb.k8sedge.io/expose": "true", "lb.k8sedge.
 
 
 def _subsets(nodes: list[dict[str, Any]], size: int = 25) -> dict[str, set[str]]:
-    found = build_model(ClusterState(services=SERVICES_50, nodes=nodes), ModelOptions(nodeport_subset_size=size))
+    found = build_model(ClusterState(services=SERVICES_50, nodes=nodes), with_configmaps(nodeport_subset_size=size))
     return {b["service"]: {t["node"] for t in b["targets"]} for b in found["backends"]}
 
 
@@ -315,7 +345,7 @@ def test_subset_size_zero_or_a_small_cluster_uses_every_node():
 
 
 def test_the_json_text_is_the_model_and_hashes_the_same(model):
-    found_generation, text = build_model_json(cluster(), ModelOptions())
+    found_generation, text = build_model_json(cluster(), with_configmaps())
     assert json.loads(text) == model
     assert found_generation == model["generation"] == generation(model)
     assert model_document(text) == model and model_document(model) is model
@@ -325,3 +355,24 @@ def test_the_json_text_is_the_model_and_hashes_the_same(model):
 def test_model_document_refuses_what_edge_info_does_not_return(value):
     with pytest.raises(InvalidValue, match="model: expected"):
         model_document(value)
+
+
+@pytest.mark.parametrize("port", [8404, 8405])
+def test_a_claim_on_a_port_the_edge_keeps_is_refused_on_its_object_and_the_rest_is_served(model, port):
+    admin = service("admin", {"lb.k8sedge.io/expose": "true", "lb.k8sedge.io/tcp-ports": f"{port}:80"}, namespace="tenant")
+    found = build_model(cluster({"services": [admin]}), with_configmaps())
+    assert [e for e in found["errors"] if e["name"] == "admin"] == [{
+        "kind": "Service", "namespace": "tenant", "name": "admin", "field": "metadata.annotations[lb.k8sedge.io/tcp-ports]",
+        "message": f"tcp port {port} in pool default: port {port} is kept by the edge for itself (its admin listeners; option"
+                   " reserved_ports)"}]
+    assert found["frontends"] == model["frontends"] and found["backends"] == model["backends"]
+    # An edge whose admin listeners are elsewhere can give the port out.
+    served = build_model(cluster({"services": [admin]}), with_configmaps(reserved_ports=()))
+    assert f"default-tcp-{port}" in by_name(served["frontends"])
+
+
+def test_reading_a_configmap_is_opt_in():
+    found = build_model(cluster(), ModelOptions())
+    assert "default-tcp-9999" in by_name(build_model(cluster(), with_configmaps())["frontends"])
+    assert "default-tcp-9999" not in by_name(found["frontends"])
+    assert not [e for e in found["errors"] + found["warnings"] if e["kind"] == "ConfigMap"]

@@ -14,7 +14,15 @@ from hypothesis import strategies as st
 
 from ansible_collections.k8sedge.lb.plugins.module_utils._model import ClusterState, ModelOptions, build_model
 
-OPTIONS = ModelOptions()
+
+def with_configmaps(**changes) -> ModelOptions:
+    """The model options the fixtures are written for: the ingress-nginx ConfigMaps named (reading
+    them is opt-in)."""
+    return ModelOptions(tcp_services_configmap="ingress-nginx/tcp-services", udp_services_configmap="ingress-nginx/udp-services",
+                        **changes)
+
+
+OPTIONS = with_configmaps()
 KINDS = ("services", "endpoint_slices", "nodes", "ingresses", "config_maps")
 FIXTURE = yaml.safe_load((Path(__file__).parent / "fixtures" / "cluster.yaml").read_text())
 EXAMPLES = 200  # per property: the whole file runs in well under 30 s
@@ -61,6 +69,8 @@ def nodes(draw: st.DrawFn) -> list[dict[str, Any]]:
 
 IDENTITIES = [(namespace, name) for namespace in NAMESPACES for name in SERVICES]
 ADDRESSES = {"IPv4": ("10.244.0.1", "10.244.0.2", "10.244.1.1"), "IPv6": ("fd00::1", "fd00:0::2")}
+# The API reads a null protocol as an absent one, TCP: all three spellings must give one model.
+TCP_SPELLINGS = ({"protocol": "TCP"}, {"protocol": None}, {})
 
 
 @st.composite
@@ -115,7 +125,8 @@ def endpoint_slices(draw: st.DrawFn, identities: list[tuple[str, str]]) -> list[
         found.append({
             "metadata": metadata(f"slice-{i}", namespace, None, labels={"kubernetes.io/service-name": name}),
             "addressType": address_type,
-            "ports": [{"name": "http", "protocol": "TCP", "port": draw(st.sampled_from([8080, 8081]))}, {"name": "dns", "protocol": "UDP", "port": 53}],
+            "ports": [{"name": "http", **draw(st.sampled_from(TCP_SPELLINGS)), "port": draw(st.sampled_from([8080, 8081]))},
+                      {"name": "dns", "protocol": "UDP", "port": 53}],
             "endpoints": endpoints,
         })
     return found

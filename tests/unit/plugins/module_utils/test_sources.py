@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from ansible_collections.k8sedge.lb.plugins.module_utils import _k8s_read as k8s
+from ansible_collections.k8sedge.lb.plugins.module_utils._edge_info import read_state
 from ansible_collections.k8sedge.lb.plugins.module_utils._manifests import load_state
 
 SERVICE = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s", "namespace": "d"}}
@@ -52,6 +53,29 @@ def test_bad_manifests_are_errors_naming_the_file(tmp_path, content, message):
     (tmp_path / "bad.yaml").write_text(content)
     with pytest.raises(k8s.ReadError, match=message):
         load_state(str(tmp_path))
+
+
+@pytest.mark.parametrize("name, content", [
+    ("deep.yaml", "kind: Service\nmetadata: {labels: " + "[" * 10_000 + "]" * 10_000 + "}\n"),
+    ("deep.json", '{"kind": "Service", "metadata": {"labels": ' + '{"a": ' * 10_000 + "1" + "}" * 10_000 + "}}"),
+])
+def test_a_manifest_nested_too_deeply_is_a_read_error_naming_the_file(tmp_path, name, content):
+    (tmp_path / name).write_text(content)
+    (tmp_path / "fine.yaml").write_text("kind: Service\napiVersion: v1\nmetadata: {name: a, namespace: default}\n")
+    for src in (tmp_path / name, tmp_path):  # the file itself, or the directory that holds it
+        with pytest.raises(k8s.ReadError, match=f"src {tmp_path / name}: a value nests too deeply"):
+            read_state({}, str(src))
+
+
+@pytest.mark.parametrize("odd", ["apiVersion: [v1]", "kind: {a: b}"])
+def test_an_object_whose_kind_is_not_a_string_is_left_out_and_the_rest_read(tmp_path, odd):
+    good = "apiVersion: v1\nkind: Service\nmetadata: {name: good, namespace: default}\n"
+    bad = {"apiVersion: [v1]": "apiVersion: [v1]\nkind: Service\n", "kind: {a: b}": "apiVersion: v1\nkind: {a: b}\n"}[odd]
+    (tmp_path / "objects.yaml").write_text(good + "---\n" + bad + "metadata: {name: bad, namespace: default}\n")
+    state, read = read_state({}, str(tmp_path))
+    assert [s["metadata"]["name"] for s in state.services] == ["good"]
+    [refused] = read["refused"]
+    assert refused.startswith(f"src {tmp_path / 'objects.yaml'}: object 1: ") and "expected a string, got" in refused
 
 
 class FakeReader(k8s.Reader):
@@ -106,3 +130,20 @@ def test_a_missing_list_endpoint_is_an_error_not_an_empty_list():
     reader = FakeReader({"/apis/discovery.k8s.io/v1": [{}]})
     with pytest.raises(k8s.ReadError, match="404, the API does not serve this resource"):
         k8s.read_cluster(reader, k8s.ReadOptions())
+
+
+class CannedConnection:
+    """Answers every request with one status and body."""
+
+    def __init__(self, status: int, body: bytes):
+        self.status, self.body = status, body
+
+    def request(self, method, path, query=None, timeout=30.0):
+        return self.status, self.body
+
+
+@pytest.mark.parametrize("status, message", [(200, "the response nests values too deeply"), (500, "500: b'")])
+def test_a_response_nested_too_deeply_is_a_read_error_not_a_traceback(status, message):
+    reader = k8s.Reader(CannedConnection(status, b"[" * 100_000 + b"]" * 100_000), timeout=5)
+    with pytest.raises(k8s.ReadError, match=f"GET /api/v1/nodes: {message}"):
+        reader.get("/api/v1/nodes")

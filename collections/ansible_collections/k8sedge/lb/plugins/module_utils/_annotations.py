@@ -233,7 +233,11 @@ def ingress_annotations(annotations: dict[str, Any]) -> tuple[IngressAnnotations
 
 def service_entry(key: Any, value: Any, udp: bool) -> ServiceEntry:
     """One `"<edgePort>": "<namespace>/<service>:<port>[:[PROXY][:[PROXY]]]"` ConfigMap entry."""
-    edge_port = g.port(key) if isinstance(key, str) else g.port(None)
+    if not isinstance(key, str):
+        # YAML reads an unquoted `9999:` as a number; the API's data keys are always strings.
+        what = f"the integer {key}" if isinstance(key, int) and not isinstance(key, bool) else g.show(key)
+        raise g.InvalidValue(f'expected the edge port as a string key such as "9999", got {what}; quote the key')
+    edge_port = g.port(key)
     match = _SERVICE_ENTRY.fullmatch(value) if isinstance(value, str) else None
     if match is None:
         raise g.expected("<namespace>/<service>:<port>, optionally followed by :PROXY fields", value)

@@ -18,8 +18,9 @@ MODEL_ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
     "label_selector": {"type": "str"},
     "ingress_class": {"type": "str", "default": "k8sedge"},
     "read_ingresses": {"type": "bool", "default": True},
-    "tcp_services_configmap": {"type": "str", "default": "ingress-nginx/tcp-services"},
-    "udp_services_configmap": {"type": "str", "default": "ingress-nginx/udp-services"},
+    "tcp_services_configmap": {"type": "str", "default": ""},
+    "udp_services_configmap": {"type": "str", "default": ""},
+    "reserved_ports": {"type": "list", "elements": "int", "default": [8404, 8405]},
     "http_port": {"type": "int", "default": 80},
     "https_port": {"type": "int", "default": 443},
     "nodeport_subset_size": {"type": "int", "default": 25},
@@ -41,11 +42,13 @@ EDGE_INFO_ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
 def edge_info(params: dict[str, Any]) -> dict[str, Any]:
     """What edge_info returns for validated params; ReadError or InvalidValue when it cannot."""
     state, read = read_state(params, params["src"])
+    # Objects of a src file that could not even be told apart (Ansible shows these as warnings).
+    warnings = {"warnings": read["refused"]} if read.get("refused") else {}
     if params["model_format"] == "json":
         generation, text = model_json_of(state, params, params["pool"], read)
-        return {"changed": False, "read": read, "model_json": text, "generation": generation}
+        return {"changed": False, "read": read, "model_json": text, "generation": generation, **warnings}
     model = model_of(state, params, params["pool"], read)
-    return {"changed": False, "read": read, "model": model, "generation": model["generation"]}
+    return {"changed": False, "read": read, "model": model, "generation": model["generation"], **warnings}
 
 
 def read_options(params: dict[str, Any]) -> k8s.ReadOptions:
@@ -93,6 +96,7 @@ def model_options(params: dict[str, Any], pool: str | None) -> ModelOptions:
         tcp_services_configmap=params["tcp_services_configmap"],
         udp_services_configmap=params["udp_services_configmap"],
         http_port=params["http_port"],
+        reserved_ports=tuple(params["reserved_ports"]),
         https_port=params["https_port"],
         nodeport_subset_size=params["nodeport_subset_size"],
     )

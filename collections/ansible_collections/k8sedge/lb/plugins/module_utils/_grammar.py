@@ -38,6 +38,22 @@ _TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(
 _IPV4_CANONICAL = re.compile(r"((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])")
 _UNSAFE_TO_SHOW = re.compile(r"[^A-Za-z0-9._:/@=+,*-]")
 _DURATION_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}
+# Addresses that are never a node or a pod the edge should reach, by class (docs/annotations.md,
+# "Grammars"): targets in them are refused, and so are pod networks that overlap them. An
+# IPv4-mapped target is read as its IPv4 address first; only a pod network can be mapped.
+REFUSED_NETWORKS = tuple((ipaddress.ip_network(network), name) for network, name in (
+    ("0.0.0.0/8", "unspecified"), ("127.0.0.0/8", "loopback"), ("169.254.0.0/16", "link-local"),
+    ("224.0.0.0/4", "multicast"), ("255.255.255.255/32", "broadcast"),
+    ("::/128", "unspecified"), ("::1/128", "loopback"), ("fe80::/10", "link-local"), ("ff00::/8", "multicast"),
+    ("::ffff:0:0/96", "IPv4-mapped"),
+))
+_REFUSED_BY_VERSION = {version: [(n, name) for n, name in REFUSED_NETWORKS if n.version == version] for version in (4, 6)}
+# First octets of the IPv4 networks above: any other canonical IPv4 address is accepted at once.
+_REFUSED_FIRST_OCTETS = frozenset(octet for network, _name in REFUSED_NETWORKS if network.version == 4
+                                  for octet in range(int(network.network_address) >> 24, (int(network.broadcast_address) >> 24) + 1))
+# The widest pod network one node is given: a /16 holds 65,536 pods, the size of a usual whole
+# cluster's pod network; a /48 is a whole IPv6 site.
+MIN_POD_PREFIX = {4: 16, 6: 48}
 
 
 class InvalidValue(ValueError):
@@ -159,20 +175,23 @@ def label_value(value: Any) -> str:
 
 
 def ip(value: Any) -> tuple[int, str]:
-    """(4 or 6, canonical spelling) of a unicast address; loopback, unspecified, multicast and
-    scoped addresses are refused: none of them can be a node or a pod the edge should reach."""
-    if isinstance(value, str) and _IPV4_CANONICAL.fullmatch(value):
+    """(4 or 6, canonical spelling) of a unicast address; the classes of REFUSED_NETWORKS and
+    scoped addresses are refused. An IPv4-mapped IPv6 address (::ffff:127.0.0.1) is read as the
+    IPv4 address it carries: every spelling of one address is classified, and counted, alike."""
+    if isinstance(value, str) and _IPV4_CANONICAL.fullmatch(value) and int(value[:value.index(".")]) not in _REFUSED_FIRST_OCTETS:
         # The common case, without building an ipaddress object: 50,000 endpoints a build.
-        first = int(value[:value.index(".")])
-        if first != 0 and first != 127 and not 224 <= first <= 239:
-            return 4, value
-        raise expected("a unicast IP address", value)
+        return 4, value
     try:
         address = ipaddress.ip_address(value) if isinstance(value, str) else None
     except ValueError:
         address = None
-    if address is None or getattr(address, "scope_id", None) or address.is_loopback or address.is_unspecified or address.is_multicast:
+    if address is None or getattr(address, "scope_id", None):
         raise expected("a unicast IP address", value)
+    if address.version == 6 and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    for network, name in _REFUSED_BY_VERSION[address.version]:
+        if address in network:
+            raise InvalidValue(f"expected a unicast IP address, got the {name} address {show(value)}")
     return address.version, str(address)
 
 
@@ -196,6 +215,21 @@ def cidr(value: Any) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
         network = None
     if network is None:
         raise expected("a CIDR such as 10.244.1.0/24 (host bits zero)", value)
+    return network
+
+
+def pod_cidr(value: Any) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    """A node's pod network: a CIDR no wider than MIN_POD_PREFIX that overlaps no class of
+    REFUSED_NETWORKS. The edge routes it through the node, so a default route or a wide range
+    would send the edge's other traffic to that node."""
+    network = cidr(value)
+    if network.prefixlen == 0:
+        raise InvalidValue(f"expected a node's pod network, got {show(value)}: a default route")
+    if network.prefixlen < MIN_POD_PREFIX[network.version]:
+        raise InvalidValue(f"expected a node's pod network of /{MIN_POD_PREFIX[network.version]} or narrower, got {show(value)}")
+    for refused, name in REFUSED_NETWORKS:
+        if network.overlaps(refused):
+            raise InvalidValue(f"expected a node's pod network, got {show(value)}, which overlaps the {name} addresses {refused}")
     return network
 
 

@@ -105,7 +105,7 @@ def credentials(auth: AuthOptions) -> Credentials:
     """Explicit host and token, else a kubeconfig, else the in-cluster service account; then
     ca_cert and validate_certs override what was found."""
     if auth.host:
-        found = Credentials(server=auth.host, token=auth.api_key)
+        found = Credentials(server=_server_url(auth.host, "option host"), token=auth.api_key)
     else:
         paths = [auth.kubeconfig] if auth.kubeconfig else _default_kubeconfigs()
         existing = [path for path in paths if os.path.isfile(path)]
@@ -192,6 +192,19 @@ def _optional(entry: dict[str, Any], key: str, where: str) -> str | None:
     return None if value in (None, "") else _string(value, f"{where}.{key}")
 
 
+def _server_url(value: str, where: str) -> str:
+    """The API server's URL, checked where it is read so that a bad one names its field."""
+    expected = f"{where}: expected an https:// URL with a host and a port 1-65535, such as https://api.example.com:6443"
+    try:
+        url = urllib.parse.urlsplit(value)
+        port = url.port  # parsed on access: a port out of range or not a number raises
+    except ValueError as err:
+        raise ConfigError(f"{expected} ({err})") from None
+    if url.scheme not in ("https", "http") or not url.hostname or port == 0:
+        raise ConfigError(expected)
+    return value
+
+
 def _relative(path: str | None, base: str) -> str | None:
     return None if path is None else os.path.join(base, os.path.expanduser(path))
 
@@ -220,7 +233,7 @@ def _from_kubeconfig(paths: list[str], context: str | None) -> Credentials:
         raise ConfigError(f"{cluster_where}.proxy-url: proxies are not supported; reach the API server directly")
     if user.get("auth-provider"):
         return _official_loader(paths, name, user_where)
-    server = _string(cluster.get("server"), f"{cluster_where}.server")
+    server = _server_url(_string(cluster.get("server"), f"{cluster_where}.server"), f"{cluster_where}.server")
     insecure = cluster.get("insecure-skip-tls-verify", False)
     if not isinstance(insecure, bool):
         raise ConfigError(f"{cluster_where}.insecure-skip-tls-verify: expected true or false")
@@ -312,7 +325,8 @@ def _in_cluster() -> Credentials | None:
     if not os.path.isfile(token_file):
         raise ConfigError(f"in-cluster: {token_file} is missing (is a service account token mounted?)")
     host = f"[{host}]" if ":" in host else host
-    return Credentials(server=f"https://{host}:{port}", ca_file=os.path.join(IN_CLUSTER_DIR, "ca.crt"), token_file=token_file)
+    server = _server_url(f"https://{host}:{port}", "in-cluster KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT")
+    return Credentials(server=server, ca_file=os.path.join(IN_CLUSTER_DIR, "ca.crt"), token_file=token_file)
 
 
 # --- requests ---------------------------------------------------------------------------------
@@ -335,9 +349,7 @@ class Connection:
 
     def __init__(self, creds: Credentials) -> None:
         self.credentials = creds
-        url = urllib.parse.urlsplit(creds.server)
-        if url.scheme not in ("https", "http") or not url.hostname:
-            raise ConfigError(f"server {creds.server!r}: expected an https:// URL")
+        url = urllib.parse.urlsplit(_server_url(creds.server, "server"))
         self._tls = url.scheme == "https"
         self._host = url.hostname
         self._port = url.port or (443 if self._tls else 80)
@@ -446,6 +458,8 @@ class Connection:
         pem = exec_pem or creds.client_cert_pem
         try:
             if creds.client_cert and not exec_pem:
+                for what, path in zip(("client certificate", "client key"), creds.client_cert):
+                    _read(path, what)  # ssl's own error names no file
                 context.load_cert_chain(*creds.client_cert)
             elif pem:
                 _load_pem_chain(context, pem)

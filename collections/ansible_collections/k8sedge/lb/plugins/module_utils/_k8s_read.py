@@ -26,8 +26,8 @@ class ReadError(Exception):
 class ReadOptions:
     namespaces: tuple[str, ...] = ()  # empty: all namespaces
     label_selector: str | None = None  # applies to Services
-    tcp_services_configmap: str = "ingress-nginx/tcp-services"
-    udp_services_configmap: str = "ingress-nginx/udp-services"
+    tcp_services_configmap: str = ""  # "": none read (exposure is opt-in)
+    udp_services_configmap: str = ""
     read_ingresses: bool = True
     page_size: int = 500
     timeout: float = 30.0
@@ -72,6 +72,9 @@ class Reader:
             return json.loads(body)
         except ValueError as err:
             raise ReadError(f"GET {path}: the response is not JSON ({err})") from None
+        except RecursionError:
+            # No API object nests this deep; which object of the page does cannot be told.
+            raise ReadError(f"GET {path}: the response nests values too deeply to decode") from None
 
     def list(self, path: str, query: list[tuple[str, Any]], page_size: int) -> tuple[list[dict[str, Any]], str]:
         """Every item of a paginated list and the list's resourceVersion."""
@@ -98,7 +101,7 @@ def _status_message(code: int, body: bytes) -> str:
     try:
         status = json.loads(body)
         return f"{code} {status.get('reason', '')}: {status.get('message', '')}".strip()
-    except ValueError:
+    except (ValueError, RecursionError):
         return f"{code}: {body[:200]!r}"
 
 
@@ -126,7 +129,7 @@ def read_cluster(reader: Reader, options: ReadOptions) -> tuple[ClusterState, di
     lists["nodes"], versions["nodes"] = reader.list("/api/v1/nodes", [], options.page_size)
 
     config_maps = []
-    for ref in (options.tcp_services_configmap, options.udp_services_configmap):
+    for ref in filter(None, (options.tcp_services_configmap, options.udp_services_configmap)):
         namespace, name = ref.split("/", 1)
         found = reader.get(f"/api/v1/namespaces/{namespace}/configmaps/{name}")
         if found is not None:

@@ -53,6 +53,9 @@ def _documents(path: str) -> list[Any]:
         return [doc for doc in yaml.safe_load_all(text) if doc is not None]
     except (OSError, ValueError, yaml.YAMLError) as err:
         raise ReadError(f"src {path}: {err}") from None
+    except RecursionError:
+        # The YAML and JSON parsers recurse per level; no Kubernetes object nests this deep.
+        raise ReadError(f"src {path}: a value nests too deeply to read") from None
 
 
 def _objects(document: Any, where: str) -> list[dict[str, Any]]:
@@ -78,13 +81,20 @@ def load_state(src: str) -> tuple[ClusterState, dict[str, Any]]:
     if not HAS_YAML:
         raise ReadError("src: reading manifests needs PyYAML")
     fields: dict[str, list[dict[str, Any]]] = {name: [] for name in _KINDS.values()}
+    refused: list[str] = []
     paths = files_under(src)
     for path in paths:
-        for document in _documents(path):
-            for obj in _objects(document, path):
-                target = _KINDS.get((obj.get("apiVersion"), obj.get("kind")))
-                if target:
-                    fields[target].append(obj)
+        objects = (obj for document in _documents(path) for obj in _objects(document, path))
+        for index, obj in enumerate(objects):  # counted through the file, list items included
+            kind = {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind")}
+            odd = [f"{key}: expected a string, got {type(value).__name__}" for key, value in kind.items()
+                   if value is not None and not isinstance(value, str)]
+            if odd:
+                refused.append(f"src {path}: object {index}: {'; '.join(odd)}: left out, the rest is read")
+                continue
+            target = _KINDS.get((kind["apiVersion"], kind["kind"]))
+            if target:
+                fields[target].append(obj)
     has_slices = bool(fields["endpoint_slices"]) or not fields["endpoints"]
     state = ClusterState(
         services=fields["services"],
@@ -97,6 +107,7 @@ def load_state(src: str) -> tuple[ClusterState, dict[str, Any]]:
     meta = {
         "source": src,
         "files": len(paths),
+        "refused": refused,
         "counts": {name: len(items) for name, items in sorted(fields.items())},
     }
     return state, meta

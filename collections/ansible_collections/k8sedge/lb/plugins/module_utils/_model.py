@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import ipaddress
 import json
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
@@ -63,11 +64,15 @@ class ModelOptions:
 
     pool: str | None = None  # None: every pool
     ingress_class: str = "k8sedge"
-    tcp_services_configmap: str = "ingress-nginx/tcp-services"
-    udp_services_configmap: str = "ingress-nginx/udp-services"
+    # Exposure is opt-in: a ConfigMap is read only when the operator names it ("": none).
+    tcp_services_configmap: str = ""
+    udp_services_configmap: str = ""
     http_port: int = 80
     https_port: int = 443
     nodeport_subset_size: int = 25  # 0: every eligible node
+    # Ports the edge keeps for itself (the roles' admin listeners: haproxy 8404, nginx 8405): a
+    # claim on one is refused on its object, never in the views, which would stop every update.
+    reserved_ports: tuple[int, ...] = (8404, 8405)
 
     def __post_init__(self) -> None:
         checks: list[tuple[str, Callable[[Any], Any], Any]] = [
@@ -90,9 +95,17 @@ class ModelOptions:
                                "nodeport_subset_size")
         if self.http_port == self.https_port:
             raise InvalidValue("option https_port: expected a port other than http_port", "https_port")
+        if not isinstance(self.reserved_ports, (tuple, list)) or not all(
+                isinstance(p, int) and not isinstance(p, bool) and 1 <= p <= 65535 for p in self.reserved_ports):
+            raise InvalidValue("option reserved_ports: expected a list of ports 1-65535", "reserved_ports")
+        clash = sorted({self.http_port, self.https_port} & set(self.reserved_ports))
+        if clash:
+            raise InvalidValue(f"option reserved_ports: {clash[0]} is also the http_port or https_port option", "reserved_ports")
 
 
 def _configmap_ref(value: Any) -> tuple[str, str]:
+    if value == "":
+        return "", ""  # none read
     namespace, sep, name = value.partition("/") if isinstance(value, str) else ("", "", "")
     if not sep:
         raise g.expected("<namespace>/<name>", value)
@@ -123,6 +136,12 @@ def _at(where: str, parse: Callable[[Any], Any], value: Any) -> Any:
         return parse(value)
     except InvalidValue as exc:
         raise InvalidValue(str(exc), exc.field or where) from None
+
+
+def _optional(raw: Raw, key: str, default: Any) -> Any:
+    """An optional field as the API reads it: null is the same as absent, both the default."""
+    value = raw.get(key)
+    return default if value is None else value
 
 
 def _one_of(*allowed: str) -> Callable[[Any], str]:
@@ -227,6 +246,7 @@ class _Node:
     ready: bool
     excluded: bool
     addresses: dict[int, str]  # family -> first valid InternalIP of that family
+    known_addresses: tuple[str, ...]  # every valid InternalIP and ExternalIP: no pod network may cover one
     zone: str
     pod_cidrs: tuple[tuple[str, Any], ...]  # (field, ip_network)
 
@@ -242,8 +262,15 @@ def _read_node(raw: Raw, report: _Report) -> _Node:
         if cond.get("type") == "Ready":
             ready = cond.get("status") == "True"
     addresses: dict[int, str] = {}
+    known = []
     for i, entry in enumerate(_sequence(status.get("addresses"), "status.addresses")):
         entry = _mapping(entry, f"status.addresses[{i}]")
+        if entry.get("type") == "ExternalIP":
+            try:
+                known.append(g.ip(entry.get("address"))[1])
+            except InvalidValue:
+                pass  # the edge never sends to an ExternalIP: only a valid one needs keeping out of pod networks
+            continue
         if entry.get("type") != "InternalIP":
             continue
         try:
@@ -252,6 +279,7 @@ def _read_node(raw: Raw, report: _Report) -> _Node:
             report.invalid(owner, exc)
             continue
         addresses.setdefault(family, address)
+        known.append(address)
     zone = ""
     if ZONE_LABEL in labels:
         try:
@@ -264,10 +292,10 @@ def _read_node(raw: Raw, report: _Report) -> _Node:
     networks = []
     for where, value in cidrs:
         try:
-            networks.append((where, _at(where, g.cidr, value)))
+            networks.append((where, _at(where, g.pod_cidr, value)))
         except InvalidValue as exc:
             report.invalid(owner, exc)
-    return _Node(owner, ready, EXCLUDE_LABEL in labels, addresses, zone, tuple(networks))
+    return _Node(owner, ready, EXCLUDE_LABEL in labels, addresses, tuple(known), zone, tuple(networks))
 
 
 def _read_nodes(raws: list[Raw], report: _Report) -> dict[str, _Node]:
@@ -283,16 +311,26 @@ def _read_nodes(raws: list[Raw], report: _Report) -> dict[str, _Node]:
 
 
 def _pod_routes(nodes: dict[str, _Node], report: _Report) -> list[dict[str, str]]:
-    """{cidr, via, node} for every pod network, oldest node first when two overlap."""
+    """{cidr, via, node} for every pod network, oldest node first when two overlap. A network
+    that covers an address of any node is refused before it can take a span, so it never wins an
+    overlap against a good one (the grammar has refused default routes and wide ones already)."""
+    known = sorted({(address.version, int(address), str(address), n.owner.name)
+                    for n in nodes.values() for address in map(ipaddress.ip_address, n.known_addresses)})
     taken: list[tuple[int, int, int]] = []  # (version, first, last) of accepted networks, sorted
     routes: dict[tuple[int, int, int], dict[str, str]] = {}
     for node in sorted(nodes.values(), key=lambda n: n.owner.rank):
         for where, net in node.pod_cidrs:
+            span = (net.version, int(net.network_address), int(net.broadcast_address))
+            at = bisect_left(known, span[:2])
+            if at < len(known) and known[at][0] == span[0] and known[at][1] <= span[2]:
+                _version, _number, address, owner = known[at]
+                report.add(node.owner, where, f"{net} covers {address}, an address of Node {owner}: not routed (the edge"
+                           " would send that node's traffic through this one)")
+                continue
             via = node.addresses.get(net.version)
             if via is None:
                 report.add(node.owner, where, f"no IPv{net.version} InternalIP to route {net} through: not routed", error=False)
                 continue
-            span = (net.version, int(net.network_address), int(net.broadcast_address))
             at = bisect_right(taken, span)
             # Accepted networks are disjoint, so only the neighbours can overlap.
             clash = [t for t in taken[max(at - 1, 0):at + 1] if t[0] == span[0] and t[1] <= span[2] and span[1] <= t[2]]
@@ -337,7 +375,7 @@ def _read_ports(spec: Raw) -> tuple[_ServicePort, ...]:
             ports.append(_ServicePort(
                 index=i,
                 name=_at("name", g.dns_label, name) if name else "",
-                protocol=_at("protocol", _PROTOCOL, raw.get("protocol", "TCP")),
+                protocol=_at("protocol", _PROTOCOL, _optional(raw, "protocol", "TCP")),
                 port=_at("port", g.port, raw.get("port")),
                 node_port=_at("nodePort", g.port, node_port) if node_port else 0,
             ))
@@ -355,7 +393,7 @@ def _read_service(raw: Raw, report: _Report) -> _Service | None:
         for finding in findings:
             report.add(owner, finding.field, finding.message, finding.error)
         spec = _mapping(raw.get("spec"), "spec")
-        kind = _at("spec.type", _SERVICE_TYPE, spec.get("type", "ClusterIP"))
+        kind = _at("spec.type", _SERVICE_TYPE, _optional(spec, "type", "ClusterIP"))
         families = tuple(dict.fromkeys(
             _FAMILIES[_at(f"spec.ipFamilies[{i}]", _IP_FAMILY, f)] for i, f in enumerate(_sequence(spec.get("ipFamilies"), "spec.ipFamilies"))
         )) or (4,)
@@ -442,7 +480,7 @@ def _port_entry(raw: Any) -> tuple[tuple[str, str], int] | None:
     if raw.get("port") is None:
         return None
     name = _at("name", g.text, raw.get("name"))
-    key = (_at("name", g.dns_label, name) if name else "", _at("protocol", _PROTOCOL, raw.get("protocol", "TCP")))
+    key = (_at("name", g.dns_label, name) if name else "", _at("protocol", _PROTOCOL, _optional(raw, "protocol", "TCP")))
     return key, _at("port", g.port, raw["port"])
 
 
@@ -507,7 +545,7 @@ class _EndpointReader:
         except InvalidValue as exc:
             raise InvalidValue(str(exc), "addresses[0]") from None
         if version != family:
-            raise InvalidValue(f"expected an IPv{family} address as the slice's addressType says, got {g.show(address)}", "addresses[0]")
+            raise InvalidValue(f"expected an IPv{family} address as the slice's addressType says, got {g.show(addresses[0])}", "addresses[0]")
         conditions = endpoint.get("conditions")
         state = "ready" if conditions is None else _state(_mapping(conditions, "conditions"))
         name = endpoint.get("nodeName")
@@ -649,6 +687,12 @@ class _Claim:
         return f"{self.protocol} port {self.port} in pool {self.pool}"
 
 
+def _route_path(path: str, path_type: str) -> str:
+    """The one spelling of a route's path. Kubernetes matches a Prefix path element by element and
+    ignores a trailing slash, so /api and /api/ are one route (and one conflict key): no slash."""
+    return (path.rstrip("/") or "/") if path_type == "prefix" else path
+
+
 def _service_port(service: _Service, ref: int | str, protocol: str) -> _ServicePort:
     for port in service.ports:
         if (port.port == ref if isinstance(ref, int) else port.name == ref) and port.protocol == protocol:
@@ -694,11 +738,12 @@ def _annotation_claims(service: _Service, report: _Report) -> list[_Claim]:
                 raise InvalidValue("expected a Service with ports", "spec.ports")
             layer = "tcp" if settings.tls == "passthrough" else "http"
             backend = _at(where, lambda r: _backend_ref(service, r, layer), ref)
+            path = _route_path(settings.path, "prefix")
             for host in settings.hosts:
                 if settings.tls == "passthrough":
                     claims.append(_Claim(owner, a.field_of(a.HOSTS), pool, "sni", 0, backend, host=host))
                 else:
-                    claims.append(_Claim(owner, a.field_of(a.HOSTS), pool, "http", 0, backend, host=host, path=settings.path,
+                    claims.append(_Claim(owner, a.field_of(a.HOSTS), pool, "http", 0, backend, host=host, path=path,
                                          certificate=settings.tls_certificate if settings.tls == "terminate" else ""))
     except InvalidValue as exc:
         report.invalid(owner, exc)
@@ -744,14 +789,15 @@ def _ingress_claims(raw: Raw, options: ModelOptions, service: Callable[[str, str
                 where = f"spec.rules[{i}].http.paths[{j}]"
                 entry = _mapping(entry, where)
                 path = _at(f"{where}.path", g.path, entry.get("path") or "/")
-                path_type = _at(f"{where}.pathType", _PATH_TYPE, entry.get("pathType", "ImplementationSpecific"))
+                path_type = _at(f"{where}.pathType", _PATH_TYPE, _optional(entry, "pathType", "ImplementationSpecific"))
                 backend = _mapping(_mapping(entry.get("backend"), f"{where}.backend").get("service"), f"{where}.backend.service")
                 if not backend:
                     raise InvalidValue("expected a service backend (resource backends are not served)", f"{where}.backend")
                 name = _at(f"{where}.backend.service.name", g.dns_label, backend.get("name"))
                 port = _mapping(backend.get("port"), f"{where}.backend.service.port")
                 ref = _at(f"{where}.backend.service.port", g.port_ref, port.get("number") if "number" in port else port.get("name"))
-                paths.append((where, host, path, "exact" if path_type == "Exact" else "prefix", name, ref))
+                matching = "exact" if path_type == "Exact" else "prefix"
+                paths.append((where, host, _route_path(path, matching), matching, name, ref))
     except InvalidValue as exc:
         report.invalid(who, exc)
         return []
@@ -823,13 +869,17 @@ def _port_owners(claims: list[_Claim], options: ModelOptions, report: _Report) -
     sni_pools = {c.pool for c in sni}
     streams = []
     for claim in claims:
-        if claim.protocol != "tcp":
+        if claim.protocol not in ("tcp", "udp"):
             continue
-        if (claim.port == options.http_port and claim.pool in http_pools) or (claim.port == options.https_port and claim.pool in terminate_pools | sni_pools):
+        if claim.port in options.reserved_ports:
+            report.add(claim.owner, claim.field, f"{claim.describe()}: port {claim.port} is kept by the edge for itself (its admin"
+                       " listeners; option reserved_ports)")
+        elif claim.protocol == "udp":
+            streams.append(claim)
+        elif (claim.port == options.http_port and claim.pool in http_pools) or (claim.port == options.https_port and claim.pool in terminate_pools | sni_pools):
             report.add(claim.owner, claim.field, f"{claim.describe()} is served by the pool's HTTP frontend, which owns it when the pool has host routes")
         else:
             streams.append(claim)
-    streams += [c for c in claims if c.protocol == "udp"]
     return routes + sni + _resolve(streams, report)
 
 
@@ -1064,6 +1114,10 @@ def paused_gc() -> Iterator[None]:
 def _build(state: ClusterState, options: ModelOptions) -> tuple[dict[str, Any], str]:
     """The model, and the JSON text of its served part (what its generation hashes)."""
     report = _Report()
+    if not any((state.services, state.endpoint_slices, state.endpoints, state.nodes, state.ingresses, state.config_maps)):
+        # Every read lists the nodes: an empty one is a wrong src or a broken read, not a quiet cluster.
+        report.add(_Owner("", "", ""), "", "nothing was read (no Service, EndpointSlice, Endpoints, Node, Ingress or ConfigMap):"
+                   " the model serves nothing; check the src option or the cluster read", error=False)
     nodes = _read_nodes(state.nodes, report)
     raw_services = _unique("Service", state.services, report)
     services: dict[tuple[Any, Any], _Service | None] = {}
@@ -1096,7 +1150,7 @@ def _build(state: ClusterState, options: ModelOptions) -> tuple[dict[str, Any], 
     if options.pool in (None, a.DEFAULT_POOL):
         config_maps = _unique("ConfigMap", state.config_maps, report)
         for ref, layer in ((options.tcp_services_configmap, "tcp"), (options.udp_services_configmap, "udp")):
-            raw = config_maps.get(tuple(ref.split("/", 1)))
+            raw = config_maps.get(tuple(ref.split("/", 1))) if ref else None
             if raw is not None:
                 claims += _configmap_claims(raw, layer, service, report)
 
