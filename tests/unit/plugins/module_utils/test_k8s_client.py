@@ -78,12 +78,17 @@ def test_insecure_skip_tls_verify_is_kept(tmp_path):
     assert creds(tmp_path, kubeconfig(cluster={"insecure-skip-tls-verify": True})).verify is False
 
 
-def test_in_cluster_when_no_kubeconfig(tmp_path, monkeypatch):
+def in_cluster(tmp_path, monkeypatch, host: str, port: str) -> None:
+    """A pod's view: a service-account token, no kubeconfig, the API server's variables."""
     (tmp_path / "token").write_text("sa-token\n")
     monkeypatch.setattr(c, "IN_CLUSTER_DIR", str(tmp_path))
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "none"))
-    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "fd00::1")
-    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "443")
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", host)
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", port)
+
+
+def test_in_cluster_when_no_kubeconfig(tmp_path, monkeypatch):
+    in_cluster(tmp_path, monkeypatch, "fd00::1", "443")
     found = c.credentials(c.AuthOptions())
     assert (found.server, found.token_file, found.ca_file) == ("https://[fd00::1]:443", str(tmp_path / "token"), str(tmp_path / "ca.crt"))
 
@@ -125,11 +130,7 @@ def test_a_bad_server_url_names_where_it_came_from(tmp_path, server):
 
 
 def test_a_bad_in_cluster_port_names_the_variables(tmp_path, monkeypatch):
-    (tmp_path / "token").write_text("sa-token\n")
-    monkeypatch.setattr(c, "IN_CLUSTER_DIR", str(tmp_path))
-    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "none"))
-    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1")
-    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "99999")
+    in_cluster(tmp_path, monkeypatch, "10.96.0.1", "99999")
     with pytest.raises(c.ConfigError, match="in-cluster KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT: expected an https:// URL"):
         c.credentials(c.AuthOptions())
 

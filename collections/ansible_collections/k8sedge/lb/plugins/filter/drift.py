@@ -24,7 +24,7 @@ options:
   hosts:
     description:
       - Host name to C(engine), C(generation) (empty when nothing was applied), C(pools) and
-        C(servers) (haproxy's running servers; omit or null when not read) and C(vrrp) (optional:
+        C(servers) (haproxy's running servers; omit or null when not read) and C(vrrp) (optional,
         the lines C(grep -r --include=*.state . /run/k8sedge-keepalived) prints, the records of
         role edge_keepalived's notify script).
     type: dict

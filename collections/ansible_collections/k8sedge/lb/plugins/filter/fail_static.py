@@ -13,7 +13,7 @@ description:
   - A backend that has targets now and would have none is held - RV(_value.model) keeps the
     targets it has now, with a warning on its Service - and every other change goes through.
   - Unsafe is more than O(max_removed_share) of a host's targets removed (held backends counted as
-    kept): what a partial read looks like. The caller decides what an unsafe result means
+    kept), which is what a partial read looks like. The caller decides what an unsafe result means
     (C(site.yml) stops unless the operator sets its override, which also applies held emptyings).
 author:
   - k8sedge developers (@k8sedge)

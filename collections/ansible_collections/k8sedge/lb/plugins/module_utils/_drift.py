@@ -44,8 +44,8 @@ def _vrrp_states(lines: list[str]) -> dict[str, str]:
     `/run/k8sedge-keepalived/<instance>.state:<STATE> <epoch>`."""
     states = {}
     for line in lines:
-        path, _, record = line.partition(".state:")
-        if record:
+        path, found, record = line.partition(".state:")
+        if found and record:
             states[path.rsplit("/", 1)[-1]] = record.split(" ", 1)[0]
     return states
 
