@@ -80,10 +80,15 @@ def recap(output: str) -> dict[str, dict[str, int]]:
             for name, fields in re.findall(r"^(\S+)\s+:\s+(ok=.*)$", output, re.MULTILINE)}
 
 
-@pytest.fixture(autouse=True)
-def lab_model() -> Iterator[None]:
-    """Each test starts and ends on the lab's model, served by both edges."""
+@pytest.fixture(scope="module")
+def converged_once() -> None:
     succeeded(ansible_playbook("site.yml"))
+
+
+@pytest.fixture(autouse=True)
+def lab_model(converged_once) -> Iterator[None]:
+    """Each test starts and ends on the lab's model, served by both edges (the module's first
+    test after one converge, every other one after its predecessor's)."""
     yield
     kubectl("annotate", "service", "multi", "--overwrite", "lb.k8sedge.io/hosts=multi.pctest")
     c.scale(c.REPLICAS)
