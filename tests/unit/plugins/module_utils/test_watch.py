@@ -164,3 +164,17 @@ def test_no_build_while_a_collection_is_lost_even_if_another_re_listed():
     with watcher.changes:
         assert watcher.build_wait(time.monotonic() + 1) == 0.0
     assert watcher.reachable
+
+
+def test_a_state_is_built_when_no_configmap_is_named():
+    """Reading ingress-nginx's ConfigMaps is opt-in: without them the watcher still builds."""
+    params = w.params_with_defaults({"host": "https://127.0.0.1:6443", "api_key": "t"}, {})
+    watcher = w.Watcher(params, w.WatchOptions(debounce=0.01, max_delay=0.01))
+    watcher.streams = [w._Stream(watcher, c) for c in w.collections(True, watcher.read)]
+    for stream in watcher.streams:
+        stream.synced = True
+    with watcher.changes:
+        watcher.touch()
+    time.sleep(0.05)  # past the debounce: the build is due
+    state, _first = watcher._next_state()
+    assert state is not None and state.config_maps == [] and state.services == []

@@ -463,7 +463,7 @@ class Watcher:
             endpoints=lists.get("endpoints", []),
             nodes=lists["nodes"],
             ingresses=lists.get("ingresses", []),
-            config_maps=lists["config_maps"],
+            config_maps=lists.get("config_maps", []),  # none named: reading them is opt-in
         )
         return state, first_event
 
