@@ -6,7 +6,8 @@
 - VRRP between the edges is cut (both become master);
 - the watcher is killed and restarted during a burst of changes.
 
-Each test ends with the edges converged on the lab's model. The API server "dies" as its clients
+Each test leaves the edges converged on the cluster as it leaves it; the module ends on the lab's
+model. The API server "dies" as its clients
 see it: a relay in front of it (tests/lab/api_proxy.py) cuts every connection and refuses new ones;
 the lab's API server itself keeps the cluster's objects, as a real control plane keeps them in etcd.
 """
@@ -35,7 +36,7 @@ pytestmark = pytest.mark.usefixtures("lab")
 EDGES = ("edge1", "edge2")
 VIPS = yaml.safe_load((REPO / "inventory/lab/group_vars/edges.yml").read_text())["k8sedge_pool_vips"]["default"]
 LIVE_CONFIG = "/etc/haproxy/haproxy.cfg"
-NEW_HOST = "fault.pctest"
+BURST = [f"fault-burst-{i}" for i in range(5)]  # Services of the watcher test, each on <name>.pctest
 
 
 def drop_on_edge(match: str) -> str:
@@ -66,13 +67,15 @@ def rollouts() -> dict[str, str]:
     return {edge: in_host(edge, "cat", "/var/lib/k8sedge/rollout.json").stdout for edge in EDGES}
 
 
-def answers(edge: str, host_header: str = NEW_HOST) -> bool:
+def answers(edge: str, host_header: str) -> bool:
     return "Hostname: multi-" in in_host("client", "curl", "-sS", "-m", "5", "-H", f"Host: {host_header}",
                                          f"http://{host(edge).ip}/", check=False).stdout
 
 
-def add_the_new_host() -> None:
-    kubectl("annotate", "service", "multi", "--overwrite", f"lb.k8sedge.io/hosts=multi.pctest,{NEW_HOST}")
+def add_host(name: str) -> str:
+    """A new route on default/multi: a structural change, and the test's own (no converge between tests)."""
+    kubectl("annotate", "service", "multi", "--overwrite", f"lb.k8sedge.io/hosts=multi.pctest,{name}")
+    return name
 
 
 def recap(output: str) -> dict[str, dict[str, int]]:
@@ -80,17 +83,14 @@ def recap(output: str) -> dict[str, dict[str, int]]:
             for name, fields in re.findall(r"^(\S+)\s+:\s+(ok=.*)$", output, re.MULTILINE)}
 
 
-@pytest.fixture(scope="module")
-def converged_once() -> None:
+@pytest.fixture(scope="module", autouse=True)
+def lab_model() -> Iterator[None]:
+    """The module starts on the lab's model and ends on it. Each test leaves the edges converged on
+    the cluster it leaves (a host of its own, a scale, Services): no converge between tests."""
     succeeded(ansible_playbook("site.yml"))
-
-
-@pytest.fixture(autouse=True)
-def lab_model(converged_once) -> Iterator[None]:
-    """Each test starts and ends on the lab's model, served by both edges (the module's first
-    test after one converge, every other one after its predecessor's)."""
     yield
     kubectl("annotate", "service", "multi", "--overwrite", "lb.k8sedge.io/hosts=multi.pctest")
+    kubectl("delete", "service", *BURST, "--ignore-not-found")
     c.scale(c.REPLICAS)
     c.wait_pods(c.REPLICAS)
     succeeded(ansible_playbook("site.yml"))
@@ -109,7 +109,7 @@ def test_an_api_server_that_dies_in_the_middle_of_the_read_changes_nothing(tmp_p
     whole = ApiProxy().start()
     total = read_bytes(whole, whole.kubeconfig(tmp_path / "whole"))
     whole.kill()
-    add_the_new_host()
+    new_host = add_host("fault-read.pctest")
     before = (checksums(), rollouts())
     dying = ApiProxy(die_after=total // 2).start()
     run = ansible_playbook("site.yml", "-e", f"k8sedge_kubeconfig={dying.kubeconfig(tmp_path / 'dying')}")
@@ -122,13 +122,13 @@ def test_an_api_server_that_dies_in_the_middle_of_the_read_changes_nothing(tmp_p
     figure(f"read cut: {cut}; nothing applied")
     # The next run, with the API back, converges.
     succeeded(ansible_playbook("site.yml"))
-    assert all(answers(edge) for edge in EDGES)
+    assert all(answers(edge, new_host) for edge in EDGES)
 
 
 def test_an_api_server_that_dies_mid_rollout_does_not_stop_it(tmp_path):
     """The model is read once, whole, before anything changes: the rollout needs no API after it."""
     proxy = ApiProxy().start()
-    add_the_new_host()
+    new_host = add_host("fault-rollout.pctest")
     command = [str(REPO / ".venv/bin/ansible-playbook"), "-i", "inventory/lab", "playbooks/site.yml",
                "-e", f"k8sedge_kubeconfig={proxy.kubeconfig(tmp_path / 'kubeconfig')}"]
     run = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -143,7 +143,7 @@ def test_an_api_server_that_dies_mid_rollout_does_not_stop_it(tmp_path):
         assert run.wait(timeout=600) == 0, "".join(output)[-4000:]
     finally:
         stop(run)
-    assert all(answers(edge) for edge in EDGES), "the API server died once the rollout began; the rollout did not finish"
+    assert all(answers(edge, new_host) for edge in EDGES), "the API server died once the rollout began; the rollout did not finish"
     again = succeeded(ansible_playbook("site.yml"))
     assert {edge: recap(again)[edge]["changed"] for edge in EDGES} == {"edge1": 0, "edge2": 0}
     figure("API gone mid-rollout: the run finished, rc 0; the next run changed=0 on both edges")
@@ -181,7 +181,7 @@ def test_a_watch_whose_api_server_dies_applies_nothing_and_catches_up_when_it_re
 
 
 def test_an_edge_unreachable_over_ssh_mid_rollout_stops_the_run_and_the_next_run_converges():
-    add_the_new_host()
+    new_host = add_host("fault-ssh.pctest")
     # A connection per task and a 5 s connect timeout: an edge that stops answering is unreachable
     # at its next task, not after TCP gives up on a connection kept open since play 1.
     command = [str(REPO / ".venv/bin/ansible-playbook"), "-i", "inventory/lab", "playbooks/site.yml"]
@@ -203,7 +203,7 @@ def test_an_edge_unreachable_over_ssh_mid_rollout_stops_the_run_and_the_next_run
         assert cut and code != 0, text[-4000:]
         assert re.search(r"UNREACHABLE.*edge2|edge2.*UNREACHABLE", text), text[-4000:]
         stopped = time.monotonic() - cut
-        assert answers("edge1"), "edge1 does not serve the change it was proven with"
+        assert answers("edge1", new_host), "edge1 does not serve the change it was proven with"
         # The other edge keeps serving: both VIPs answer.
         for vip in VIPS:
             answer = in_host("client", "curl", "-sS", "-m", "5", "-H", "Host: s2.pctest", f"http://{vip}/", check=False)
@@ -214,14 +214,14 @@ def test_an_edge_unreachable_over_ssh_mid_rollout_stops_the_run_and_the_next_run
         stop(run)
     c._wait(lambda: vm.ssh_ready(host("edge2")), 60, "edge2's SSH did not come back")
     succeeded(ansible_playbook("site.yml"))
-    assert all(answers(edge) for edge in EDGES), f"the run stopped {stopped:.1f} s after edge2's SSH went silent; the next did not converge"
+    assert all(answers(edge, new_host) for edge in EDGES), f"the run stopped {stopped:.1f} s after edge2's SSH went silent; the next did not converge"
     figure(f"SSH: the run stopped {stopped:.1f} s after edge2's SSH went silent (UNREACHABLE); both VIPs answered; the next run"
            " converged both edges")
 
 
 def test_a_full_disk_while_staging_leaves_the_live_config_and_says_so():
     staging = "/var/lib/k8sedge/haproxy/staging"
-    add_the_new_host()
+    new_host = add_host("fault-disk.pctest")
     before = checksums()
     # A 64 KiB file system, full, where the new config is staged on the canary.
     in_host("edge1", "sh", "-c", f"mkdir -p {staging} && mount -t tmpfs -o size=64k k8sedge-full {staging}"
@@ -236,7 +236,7 @@ def test_a_full_disk_while_staging_leaves_the_live_config_and_says_so():
     assert checksums() == before, "a live config changed although staging failed"
     assert json.loads(rollouts()["edge2"])["status"] == "passed"
     succeeded(ansible_playbook("site.yml"))
-    assert all(answers(edge) for edge in EDGES)
+    assert all(answers(edge, new_host) for edge in EDGES)
     figure("disk full: No space left on device on edge1, rolled back; live configs unchanged; the next run converged")
 
 
@@ -274,7 +274,7 @@ def test_vrrp_cut_between_the_edges_is_reported_as_split_brain_and_heals():
 
 
 def test_a_watcher_killed_in_a_burst_of_changes_catches_up_when_restarted(tmp_path):
-    names = [f"fault-burst-{i}" for i in range(5)]  # each serves s2's pods on <name>.pctest
+    names = BURST
     for run in ("first", "second"):
         (tmp_path / run).mkdir()
     first = c.Watch.start(tmp_path / "first", "-i", "inventory/lab/hosts.yml", "--exit-after", "600")
@@ -303,4 +303,3 @@ def test_a_watcher_killed_in_a_burst_of_changes_catches_up_when_restarted(tmp_pa
                f" {time.monotonic() - restarted:.1f} s after the restart")
     finally:
         second.stop()
-        kubectl("delete", "service", *names, "--ignore-not-found")
