@@ -93,7 +93,8 @@ def lab_model() -> Iterator[None]:
     kubectl("delete", "service", *BURST, "--ignore-not-found")
     c.scale(c.REPLICAS)
     c.wait_pods(c.REPLICAS)
-    succeeded(ansible_playbook("site.yml"))
+    # Removing the tests' Services at once takes more than the guard's 30% of targets: intended.
+    succeeded(ansible_playbook("site.yml", "-e", "k8sedge_fail_static_override=true"))
 
 
 def read_bytes(proxy: ApiProxy, kubeconfig: Path) -> int:
