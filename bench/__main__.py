@@ -12,8 +12,9 @@ import time
 from pathlib import Path
 
 from bench import _lab, harness
+from lab.testlib import steps
 
-LAB_UP_SECONDS = 600 + _lab.CLEANUP_RESERVE  # the bound of `labctl up` when the run holds the lab
+LAB_UP_SECONDS = 600 + steps.CLEANUP_RESERVE  # the bound of `labctl up` when the run holds the lab
 
 
 def parse_args(argv: list[str], known: list[str]) -> argparse.Namespace:

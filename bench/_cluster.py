@@ -12,7 +12,7 @@ import threading
 from dataclasses import asdict, dataclass
 from typing import Any, Iterator
 
-from tests.lab.kubeapi_fixtures import LabApi
+from lab.testlib.apiserver import LabApi
 
 Obj = dict[str, Any]
 

@@ -19,6 +19,7 @@ from statistics import median
 from bench import _lab
 from bench.harness import Goal, Measurement, Sample
 from lab import cli
+from lab.testlib import steps
 from lab.topology import host
 
 EDGE, NODE = "edge1", "node1"
@@ -48,20 +49,20 @@ def wrk_figures(output: str) -> Figures:
     rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
     p99 = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", output, re.MULTILINE)
     if not rate or not p99:
-        raise _lab.LabError(f"no rate or p99 in wrk's output:\n{output[-2000:]}")
-    _requests, socket_errors, non_2xx = _lab.wrk_counts(output)
+        raise steps.LabError(f"no rate or p99 in wrk's output:\n{output[-2000:]}")
+    _requests, socket_errors, non_2xx = steps.wrk_counts(output)
     return Figures(float(rate.group(1)), float(p99.group(1)) * _UNITS_MS[p99.group(2)], socket_errors + non_2xx)
 
 
 def _wrk(url: str, seconds: int, deadline: float) -> Figures:
-    command = cli.in_host_argv("client", ["wrk", "-t2", "-c20", f"-d{seconds}s", "--latency", "-H", _lab.HOST_HEADER, url])
+    command = cli.in_host_argv("client", ["wrk", "-t2", "-c20", f"-d{seconds}s", "--latency", "-H", steps.HOST_HEADER, url])
     try:
         done = subprocess.run(command, capture_output=True, text=True,
-                              timeout=min(seconds + 30, _lab.left(deadline, reserve=0)))
+                              timeout=min(seconds + 30, steps.left(deadline, reserve=0)))
     except subprocess.TimeoutExpired as exc:
-        raise _lab.LabError(f"wrk {url}: timed out after {exc.timeout:.0f} s") from exc
+        raise steps.LabError(f"wrk {url}: timed out after {exc.timeout:.0f} s") from exc
     if done.returncode != 0:
-        raise _lab.LabError(f"wrk {url} exited {done.returncode}: {done.stderr[-1000:]}")
+        raise steps.LabError(f"wrk {url} exited {done.returncode}: {done.stderr[-1000:]}")
     return wrk_figures(done.stdout)
 
 
@@ -74,7 +75,7 @@ LIVE_TREE = ("systemctl is-active --quiet haproxy && find /etc/haproxy -type f -
 
 def _live_tree(deadline: float) -> str | None:
     """A digest of haproxy's live files while haproxy runs; None when it does not."""
-    done = _lab.on_host(EDGE, "sh", "-c", LIVE_TREE, deadline=deadline, check=False)
+    done = steps.on_host(EDGE, "sh", "-c", LIVE_TREE, deadline=deadline, check=False)
     return done.stdout.strip() if done.returncode == 0 else None
 
 
@@ -84,7 +85,7 @@ def _converge(deadline: float) -> bool:
     if _converged.get(EDGE) is not None and _converged[EDGE] == _live_tree(deadline):
         return False
     _converged.pop(EDGE, None)
-    _lab.converge(EDGE, "edge_haproxy", deadline)
+    steps.converge(EDGE, "edge_haproxy", deadline)
     tree = _live_tree(deadline)
     if tree is not None:
         _converged[EDGE] = tree
@@ -97,18 +98,18 @@ def measure(quick: bool, deadline: float, edge_port: int, mode: str) -> Measurem
     ours = Side(f"through {EDGE}'s haproxy ({mode} mode, port {edge_port})", f"http://{host(EDGE).ip}:{edge_port}/")
     baseline = Side(f"straight to {NODE}'s node port {S2_NODE_PORT}", f"http://{host(NODE).ip}:{S2_NODE_PORT}/")
     measurement = Measurement(
-        parameters={"load": f"wrk -t2 -c20 -d{seconds}s --latency, {_lab.HOST_HEADER}, from the lab's client",
+        parameters={"load": f"wrk -t2 -c20 -d{seconds}s --latency, {steps.HOST_HEADER}, from the lab's client",
                     "samples": count, "ours_path": ours.url, "baseline_path": baseline.url,
                     "measured": "p99 latency of each run; ratio = baseline p99 / ours p99 (below 1: the edge adds latency)"},
         ours=[], baseline=[], unit="ms", ours_label=ours.label, baseline_label=baseline.label)
     figures: dict[str, list[Figures]] = {"ours": [], "baseline": []}
     with _lab.lab(deadline):
-        was_installed = _lab.installed(EDGE, "haproxy", deadline)
+        was_installed = steps.installed(EDGE, "haproxy", deadline)
         try:
             measurement.parameters["converged"] = "molecule/edge_haproxy/converge.yml" if _converge(deadline) else \
                 "as the previous benchmark of this run converged it (the same live files)"
             for i in range(count):
-                if _lab.left(deadline) < 2 * (seconds + 10):
+                if steps.left(deadline) < 2 * (seconds + 10):
                     measurement.parameters["stopped_early"] = f"time bound reached in sample {i + 1} of {count}"
                     break
                 for side, target, samples in (("ours", ours, measurement.ours), ("baseline", baseline, measurement.baseline)):
@@ -117,7 +118,7 @@ def measure(quick: bool, deadline: float, edge_port: int, mode: str) -> Measurem
                     samples.append(Sample(found.p99_ms, error=f"{found.failed} failed requests" if found.failed else ""))
         finally:
             if not was_installed and not _lab.discarded():
-                _lab.playbook("molecule/edge_haproxy/cleanup.yml", EDGE, deadline + _lab.CLEANUP_RESERVE, reserve=0)
+                steps.playbook("molecule/edge_haproxy/cleanup.yml", EDGE, deadline + steps.CLEANUP_RESERVE, reserve=0)
     for side, found in figures.items():
         rates = sorted(f.requests_per_second for f in found)
         measurement.parameters[f"{side}_requests_per_second"] = rates

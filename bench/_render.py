@@ -1,7 +1,7 @@
 """Benchmark 2, shared by render_haproxy and render_nginx: from the model of benchmark 1's
 cluster (5,000 Services, 10,000 EndpointSlices, 200 nodes; built in-process, node ports numbered
 as the API server would) to a config the real binary accepted, the way the proxy role does it:
-the role's own view and template tasks through Ansible's templating (tests/role_render.py), the
+the role's own view and template tasks through Ansible's templating (lab/testlib/role_render.py), the
 model handed over as edge_info's JSON text, then `haproxy -c` / `nginx -t`.
 
 Ours: the model as edge_info builds it by default (node port backends on 25-node subsets). The
@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 from bench import _cluster
 from bench.harness import Goal, Measurement, Sample
-from tests.role_render import haproxy_tree, loaded_roles, nginx_check_command, nginx_release
+from lab.testlib.role_render import haproxy_tree, loaded_roles, nginx_check_command, nginx_release
 
 # The issue sets no figure for this one; the subsets must at least pay for themselves.
 GOAL = Goal("ours faster than every node", min_ratio=1.0)

@@ -2,7 +2,7 @@
 
 bin/k8sedge-watch runs against the lab while pods and Services change through the API; a probe in
 the lab's client namespace asks both edges, request after request (each on a new connection),
-which pod answers (bench/_pod_probe.py). A sample is the time from the API change the watcher saw
+which pod answers (lab/testlib/pod_probe.py). A sample is the time from the API change the watcher saw
 for the generation that carried the change (its first watch event) to the first request that
 showed it on the last of the two edges: the new pod answering (scale up, pod replaced) or the
 removed pod no longer answering, for 1 s of other answers (scale down). Endpoint-only changes move
@@ -28,9 +28,10 @@ from pathlib import Path
 
 import yaml
 
-from bench import _converge as c
 from bench import _lab
 from bench.harness import Goal, Measurement, Sample, percentile
+from lab.testlib import converge as c
+from lab.testlib import steps
 from lab.topology import REPO
 
 TITLE = "Convergence: API change to traffic through every edge"
@@ -45,7 +46,6 @@ INVENTORY = "inventory/lab/hosts.yml"  # the edges and their variables, without 
 CYCLE = ("scale up", "scale down", "pod replaced")
 FULL = {"cycles": 20, "baseline_cycles": 3, "structural": 20}
 SAMPLE_SECONDS = 120.0  # one change, API to traffic, at most
-STATE = "/var/lib/k8sedge/haproxy/generation"
 
 
 def _left(deadline: float, reserve: float) -> float:
@@ -56,7 +56,7 @@ def _serving(deadline: float) -> bool:
     """Whether both edges run haproxy on the cluster's current model."""
     generation = c.model_generation()
     for edge in c.EDGES:
-        result = _lab.on_host(edge, "sh", "-c", f"systemctl is-active --quiet haproxy && cat {STATE}", deadline=deadline, check=False)
+        result = steps.on_host(edge, "sh", "-c", f"systemctl is-active --quiet haproxy && {steps.SERVED_GENERATION}", deadline=deadline, check=False)
         if result.returncode != 0 or result.stdout.strip() != generation:
             return False
     return True
@@ -95,7 +95,7 @@ def _structural(watch: c.Watch, count: int, deadline: float, details: list[dict]
     vip = yaml.safe_load((REPO / "inventory/lab/group_vars/edges.yml").read_text())["k8sedge_pool_vips"]["default"][0]
     values, vip_values, errors = [], [], []
     for index in range(count):
-        if _left(deadline, _lab.CLEANUP_RESERVE) < 600:
+        if _left(deadline, steps.CLEANUP_RESERVE) < 600:
             break
         try:
             watch.wait_idle(600)
@@ -124,11 +124,11 @@ def run(quick: bool, workdir: Path, deadline: float) -> Measurement:
         ours=[], baseline=[], ours_label="fast path (runtime API over SSH)", baseline_label="endpoints.yml",
     )
     details: dict[str, list[dict]] = {"ours": [], "baseline": [], "structural": []}
-    reserve = 5.0 if quick else _lab.CLEANUP_RESERVE
+    reserve = 5.0 if quick else steps.CLEANUP_RESERVE
     with _lab.lab(deadline):
         if quick:
             if not _serving(deadline):
-                c.playbook("playbooks/endpoints.yml", _lab.left(deadline, reserve), "-i", INVENTORY, "-e", "k8sedge_fail_static_override=true")
+                c.playbook("playbooks/endpoints.yml", steps.left(deadline, reserve), "-i", INVENTORY, "-e", "k8sedge_fail_static_override=true")
                 measurement.parameters["converged_first"] = "endpoints.yml (the edges did not serve the cluster's model)"
             watch = c.Watch.start(workdir, "-i", INVENTORY, "--fast-path", "--dry-run")
             try:
@@ -140,27 +140,27 @@ def run(quick: bool, workdir: Path, deadline: float) -> Measurement:
                 (workdir / "watch-ours.log").write_text(watch.log.read_text())
             measurement.parameters.update({"samples": "1 scale up, 1 scale down", "playbooks": "logged only (--dry-run)"})
         else:
-            c.playbook("playbooks/site.yml", _lab.left(deadline), "-i", "inventory/lab", "-e", "k8sedge_fail_static_override=true")
+            c.playbook("playbooks/site.yml", steps.left(deadline), "-i", "inventory/lab", "-e", "k8sedge_fail_static_override=true")
             watch = c.Watch.start(workdir, "-i", INVENTORY, "--fast-path")
             try:
                 watch.wait_log("fast path: runtime API of", 60)
                 watch.wait_log("first generation", 60)
                 measurement.ours = _samples(watch, list(CYCLE) * FULL["cycles"], deadline, details["ours"], 600)
                 structural = _structural(watch, FULL["structural"], deadline, details["structural"])
-                watch.wait_idle(min(900.0, _lab.left(deadline)))
+                watch.wait_idle(min(900.0, steps.left(deadline)))
             finally:
                 watch.stop()
                 (workdir / "watch-ours.log").write_text(watch.log.read_text())
                 # All the new Services at once remove more targets than the fail-static guard lets
                 # a run remove (it refuses them, as it should): the clean-up overrides it.
                 c.delete_services()
-                c.playbook("playbooks/site.yml", _lab.left(deadline), "-i", "inventory/lab", "-e", "k8sedge_fail_static_override=true")
+                c.playbook("playbooks/site.yml", steps.left(deadline), "-i", "inventory/lab", "-e", "k8sedge_fail_static_override=true")
             watch = c.Watch.start(workdir, "-i", INVENTORY)
             try:
                 watch.wait_log("first generation", 60)
                 measurement.baseline = _samples(watch, list(CYCLE) * FULL["baseline_cycles"], deadline, details["baseline"], 0,
                                                 one_at_a_time=True)
-                watch.wait_idle(min(300.0, _lab.left(deadline, 0)))
+                watch.wait_idle(min(300.0, steps.left(deadline, 0)))
             finally:
                 watch.stop()
                 (workdir / "watch-baseline.log").write_text(watch.log.read_text())

@@ -41,6 +41,7 @@ from ansible.plugins.filter.core import comment
 from bench import _lab
 from bench.harness import Goal, Measurement, Sample
 from lab import vm
+from lab.testlib import steps
 from lab.topology import REPO, host
 
 # The role's view is the collection's pure code; the bench renders the quick config with it.
@@ -87,7 +88,7 @@ backend s2
 
 
 def _left(deadline: float, reserve: float = CLEANUP_RESERVE) -> float:
-    return _lab.left(deadline, reserve)
+    return steps.left(deadline, reserve)
 
 
 def in_vm(edge: str, command: str, deadline: float, stdin: str | None = None, check: bool = True,
@@ -96,7 +97,7 @@ def in_vm(edge: str, command: str, deadline: float, stdin: str | None = None, ch
     argv = vm.exec_argv(host(edge), ["sh", "-c", command])
     result = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=min(120.0, _left(deadline, reserve)))
     if check and result.returncode != 0:
-        raise _lab.LabError(f"{edge}: {command} exited {result.returncode}: {result.stderr[-1000:]}")
+        raise steps.LabError(f"{edge}: {command} exited {result.returncode}: {result.stderr[-1000:]}")
     return result
 
 
@@ -168,8 +169,8 @@ def steady(deadline: float, seconds: float = 40.0) -> None:
                 return
         if time.monotonic() >= until:
             checks = in_vm(MASTER, "head /run/k8sedge-keepalived/*", deadline, check=False).stdout
-            raise _lab.LabError(f"the VIPs did not settle at their primaries: {VIP} on {holders(VIP)}, "
-                                f"{OTHER_VIP} on {holders(OTHER_VIP)}; {MASTER}'s checks: {checks}")
+            raise steps.LabError(f"the VIPs did not settle at their primaries: {VIP} on {holders(VIP)}, "
+                                 f"{OTHER_VIP} on {holders(OTHER_VIP)}; {MASTER}'s checks: {checks}")
         time.sleep(0.2)
 
 
@@ -187,7 +188,7 @@ def client_results(proc: subprocess.Popen[str], seconds: float) -> list[tuple[fl
             proc.kill()
             proc.wait()
     if proc.returncode != 0:
-        raise _lab.LabError(f"the VIP client failed: {err[-1000:]}")
+        raise steps.LabError(f"the VIP client failed: {err[-1000:]}")
     return [tuple(r) for r in json.loads(out)]
 
 
@@ -199,7 +200,7 @@ def fault(kind: str, monitor: VipMonitor, run_seconds: float, deadline: float) -
                       " && systemctl daemon-reload", deadline)
         pid = in_vm(MASTER, "systemctl show --property MainPID --value haproxy", deadline).stdout.strip()
         if not pid.isdigit() or int(pid) <= 0:  # kill 0 would signal our own process group
-            raise _lab.LabError(f"haproxy is not running on {MASTER} (MainPID {pid!r})")
+            raise steps.LabError(f"haproxy is not running on {MASTER} (MainPID {pid!r})")
         inject = vm.exec_argv(host(MASTER), ["kill", "-9", pid])
         repair = f"rm -f {DROP_IN} && systemctl daemon-reload && systemctl start haproxy"
     elif kind == "keepalived_stopped":
@@ -249,9 +250,9 @@ def ansible_playbook(path: str, deadline: float, extra_vars: dict[str, Any] | No
         result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=min(600.0, _left(deadline, reserve)),
                                 env={**os.environ, "PATH": f"{REPO / '.venv/bin'}:{os.environ['PATH']}"})
     except subprocess.TimeoutExpired as exc:
-        raise _lab.LabError(f"{path}: timed out after {exc.timeout:.0f} s") from exc
+        raise steps.LabError(f"{path}: timed out after {exc.timeout:.0f} s") from exc
     if result.returncode != 0:
-        raise _lab.LabError(f"{path} failed:\n{result.stdout[-3000:]}\n{result.stderr[-1000:]}")
+        raise steps.LabError(f"{path} failed:\n{result.stdout[-3000:]}\n{result.stderr[-1000:]}")
 
 
 def quick_config(edge: str, settings: dict[str, Any]) -> str:
@@ -307,7 +308,7 @@ def run(quick: bool, workdir: Path, deadline: float) -> Measurement:
         try:
             # A rollout's record left on an edge would make the config check give the VIPs up.
             for edge in (MASTER, BACKUP):
-                in_vm(edge, "rm -f /var/lib/k8sedge/rollout.json", deadline)
+                in_vm(edge, f"rm -f {steps.STATE_RECORD}", deadline)
             for side, settings in SIDES.items():
                 if quick:
                     with ThreadPoolExecutor(2) as pool:

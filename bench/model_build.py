@@ -21,7 +21,7 @@ from typing import Any
 from bench import _cluster
 from bench._ansible import REPO, playbook_env, run_playbook
 from bench.harness import BENCH, Goal, Measurement, Sample, side_stats
-from tests.lab.kubeapi_fixtures import start_server, stop_server
+from lab.testlib.apiserver import start_server, stop_server
 
 TITLE = "Model build at scale"
 GOAL = Goal("ours < 2 s, >= 10x faster", max_ours=2.0, min_ratio=10.0)

@@ -12,12 +12,11 @@ again if it was down. Samples: all of ours, then all of the baseline.
 """
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
 from pathlib import Path
 
 from bench import _lab
 from bench.harness import Goal, Measurement
+from lab.testlib import steps
 from lab.topology import host
 
 TITLE = "Reloads under load, haproxy"
@@ -29,32 +28,10 @@ CLEANUP = "molecule/edge_haproxy/cleanup.yml"
 CONFIG = "/etc/haproxy/haproxy.cfg"
 SAVED = "/etc/haproxy/haproxy.cfg.bench-saved"
 IDLE_CLOSE = "option idle-close-on-response"
-MASTER_PROC = ("import socket; s = socket.socket(socket.AF_UNIX); s.connect('/run/haproxy-master.sock');"
-               " s.sendall(b'show proc\\n'); print(s.recv(65536).decode())")
-
-
-def _master_reloads(deadline: float) -> int | None:
-    """How often haproxy's master has reloaded (`show proc` on the master socket); None while the
-    socket does not answer (the master re-executes itself at a reload)."""
-    result = _lab.on_host(EDGE, "python3", "-c", MASTER_PROC, deadline=deadline, check=False)
-    match = re.search(r"^\d+\s+master\s+(\d+)", result.stdout, re.MULTILINE)
-    return int(match.group(1)) if result.returncode == 0 and match else None
-
-
-def reloader(deadline: float) -> Callable[[], bool]:
-    """A `systemctl reload haproxy` on the edge that says whether the master counted it (what
-    tests/lab/test_haproxy_reload.py reloads with too)."""
-    def reload() -> bool:
-        before = _lab.wait_for(lambda: _master_reloads(deadline))
-        if before is None:
-            raise _lab.LabError("haproxy's master socket does not answer")
-        _lab.on_host(EDGE, "systemctl", "reload", "haproxy", deadline=deadline)
-        return _lab.wait_for(lambda: (_master_reloads(deadline) or 0) > before) is not None
-    return reload
 
 
 def _idle_close_lines(deadline: float) -> int:
-    return int(_lab.on_host(EDGE, "grep", "-c", IDLE_CLOSE, CONFIG, deadline=deadline, check=False).stdout.strip() or 0)
+    return int(steps.on_host(EDGE, "grep", "-c", IDLE_CLOSE, CONFIG, deadline=deadline, check=False).stdout.strip() or 0)
 
 
 def run(quick: bool, workdir: Path, deadline: float) -> Measurement:
@@ -70,30 +47,30 @@ def run(quick: bool, workdir: Path, deadline: float) -> Measurement:
         ours_label="role: master-worker reload + idle-close-on-response",
         baseline_label="same config without idle-close-on-response",
     )
-    reload = reloader(deadline)
+    reload = steps.haproxy_reloader(EDGE, deadline)  # what tests/lab/test_haproxy_reload.py reloads with too
     with _lab.lab(deadline):
-        was_installed = _lab.installed(EDGE, "haproxy", deadline)
+        was_installed = steps.installed(EDGE, "haproxy", deadline)
         try:
-            _lab.converge(EDGE, "edge_haproxy", deadline)
+            steps.converge(EDGE, "edge_haproxy", deadline)
             address = host(EDGE).ip
             measurement.parameters["ours_idle_close_lines"] = _idle_close_lines(deadline)
-            ours_runs: list[_lab.Run] = []
+            ours_runs: list[steps.Run] = []
             measurement.ours = _lab.samples(count, address, seconds, reloads, reload, deadline, ours_runs)
 
-            _lab.on_host(EDGE, "cp", "-p", CONFIG, SAVED, deadline=deadline)
-            _lab.on_host(EDGE, "sed", "-i", f"/{IDLE_CLOSE}/d", CONFIG, deadline=deadline)
+            steps.on_host(EDGE, "cp", "-p", CONFIG, SAVED, deadline=deadline)
+            steps.on_host(EDGE, "sed", "-i", f"/{IDLE_CLOSE}/d", CONFIG, deadline=deadline)
             measurement.parameters["baseline_idle_close_lines"] = _idle_close_lines(deadline)
             if not reload():
-                raise _lab.LabError("haproxy did not reload into the baseline config")
-            baseline_runs: list[_lab.Run] = []
+                raise steps.LabError("haproxy did not reload into the baseline config")
+            baseline_runs: list[steps.Run] = []
             measurement.baseline = _lab.samples(count, address, seconds, reloads, reload, deadline, baseline_runs)
         finally:
             if was_installed:
-                _lab.on_host(EDGE, "sh", "-c", f"test ! -e {SAVED} || {{ mv {SAVED} {CONFIG} && systemctl reload haproxy; }}",
-                             deadline=deadline + _lab.CLEANUP_RESERVE, check=False)
+                steps.on_host(EDGE, "sh", "-c", f"test ! -e {SAVED} || {{ mv {SAVED} {CONFIG} && systemctl reload haproxy; }}",
+                              deadline=deadline + steps.CLEANUP_RESERVE, check=False)
             elif not _lab.discarded():
                 # The cleanup may use the reserve the steps above left for it.
-                _lab.playbook(CLEANUP, EDGE, deadline + _lab.CLEANUP_RESERVE, reserve=0)
+                steps.playbook(CLEANUP, EDGE, deadline + steps.CLEANUP_RESERVE, reserve=0)
     measurement.parameters.update({"ours": _lab.totals(ours_runs), "baseline": _lab.totals(baseline_runs)})
     if len(measurement.ours) < count or len(measurement.baseline) < count:
         measurement.parameters["stopped_early"] = "time bound reached"

@@ -13,11 +13,11 @@ brought up and taken down again if it was down. Samples: all of ours, then all o
 """
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 from bench import _lab
 from bench.harness import Goal, Measurement
+from lab.testlib import steps
 from lab.topology import host
 
 TITLE = "Reloads under load, nginx"
@@ -32,25 +32,10 @@ KEEPALIVE_FILE = ("nginx -T 2>/dev/null | awk '/^# configuration file /{file = $
                   " /^keepalive_timeout /{print file; exit}'")
 
 
-def _workers(deadline: float, edge: str = EDGE) -> set[str]:
-    master = _lab.on_host(edge, "cat", "/run/nginx.pid", deadline=deadline).stdout.strip()
-    return set(_lab.on_host(edge, "ps", "-o", "pid=", "--ppid", master, deadline=deadline, check=False).stdout.split())
-
-
 def _keepalive(deadline: float) -> str:
     """The keepalive_timeout lines of the live config, as nginx -T prints them."""
-    out = _lab.on_host(EDGE, "nginx", "-T", deadline=deadline, check=False).stdout
+    out = steps.on_host(EDGE, "nginx", "-T", deadline=deadline, check=False).stdout
     return "; ".join(sorted({line.strip() for line in out.splitlines() if line.strip().startswith("keepalive_timeout")}))
-
-
-def reloader(command: tuple[str, ...], deadline: float, edge: str = EDGE) -> Callable[[], bool]:
-    """`command` on the edge, saying whether nginx started new workers (what
-    tests/lab/test_nginx_reload.py reloads with too)."""
-    def reload() -> bool:
-        before = _workers(deadline, edge)
-        _lab.on_host(edge, *command, deadline=deadline)
-        return _lab.wait_for(lambda: bool(_workers(deadline, edge) - before)) is not None
-    return reload
 
 
 def run(quick: bool, workdir: Path, deadline: float) -> Measurement:
@@ -66,37 +51,37 @@ def run(quick: bool, workdir: Path, deadline: float) -> Measurement:
         baseline_label=f"keepalive_timeout {BASELINE_KEEPALIVE}s, nginx -s reload",
     )
     with _lab.lab(deadline):
-        was_running = _lab.on_host(EDGE, "systemctl", "is-active", "--quiet", "nginx", deadline=deadline,
-                                   check=False).returncode == 0
+        was_running = steps.on_host(EDGE, "systemctl", "is-active", "--quiet", "nginx", deadline=deadline,
+                                    check=False).returncode == 0
         live = saved = ""
         try:
             address = host(EDGE).ip
-            _lab.converge(EDGE, "edge_nginx", deadline)
+            steps.converge(EDGE, "edge_nginx", deadline)
             measurement.parameters["ours_config"] = _keepalive(deadline)
-            ours_runs: list[_lab.Run] = []
+            ours_runs: list[steps.Run] = []
             measurement.ours = _lab.samples(count, address, seconds, reloads,
-                                            reloader(("systemctl", "reload", "nginx"), deadline), deadline, ours_runs)
+                                            steps.nginx_reloader(EDGE, ("systemctl", "reload", "nginx"), deadline), deadline, ours_runs)
 
-            live = _lab.on_host(EDGE, "sh", "-c", KEEPALIVE_FILE, deadline=deadline).stdout.strip()
+            live = steps.on_host(EDGE, "sh", "-c", KEEPALIVE_FILE, deadline=deadline).stdout.strip()
             if not live:
-                raise _lab.LabError("nginx -T shows no keepalive_timeout")
+                raise steps.LabError("nginx -T shows no keepalive_timeout")
             saved = f"{live}.bench-saved"
-            _lab.on_host(EDGE, "cp", "-p", live, saved, deadline=deadline)
-            _lab.on_host(EDGE, "sed", "-i", f"s/^keepalive_timeout .*/keepalive_timeout {BASELINE_KEEPALIVE}s;/", live,
-                         deadline=deadline)
-            if not reloader(("nginx", "-s", "reload"), deadline)():
-                raise _lab.LabError("nginx did not reload into the baseline config")
+            steps.on_host(EDGE, "cp", "-p", live, saved, deadline=deadline)
+            steps.on_host(EDGE, "sed", "-i", f"s/^keepalive_timeout .*/keepalive_timeout {BASELINE_KEEPALIVE}s;/", live,
+                          deadline=deadline)
+            if not steps.nginx_reloader(EDGE, ("nginx", "-s", "reload"), deadline)():
+                raise steps.LabError("nginx did not reload into the baseline config")
             measurement.parameters["baseline_config"] = _keepalive(deadline)
-            baseline_runs: list[_lab.Run] = []
+            baseline_runs: list[steps.Run] = []
             measurement.baseline = _lab.samples(count, address, seconds, reloads,
-                                                reloader(("nginx", "-s", "reload"), deadline), deadline, baseline_runs)
+                                                steps.nginx_reloader(EDGE, ("nginx", "-s", "reload"), deadline), deadline, baseline_runs)
         finally:
             if was_running and saved:
-                _lab.on_host(EDGE, "sh", "-c", f"mv {saved} {live} && systemctl reload nginx",
-                             deadline=deadline + _lab.CLEANUP_RESERVE, check=False)
+                steps.on_host(EDGE, "sh", "-c", f"mv {saved} {live} && systemctl reload nginx",
+                              deadline=deadline + steps.CLEANUP_RESERVE, check=False)
             elif not was_running and not _lab.discarded():
                 # The cleanup may use the reserve the steps above left for it.
-                _lab.playbook(CLEANUP, EDGE, deadline + _lab.CLEANUP_RESERVE, reserve=0)
+                steps.playbook(CLEANUP, EDGE, deadline + steps.CLEANUP_RESERVE, reserve=0)
     measurement.parameters.update({"ours": _lab.totals(ours_runs), "baseline": _lab.totals(baseline_runs)})
     if len(measurement.ours) < count or len(measurement.baseline) < count:
         measurement.parameters["stopped_early"] = "time bound reached"

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from bench import _lab
 from bench.harness import BENCH, Goal, Measurement, Sample
+from lab.testlib import steps
 from lab.topology import KUBECONFIG, MODEL_OPTIONS, REPO
 
 TITLE = "No-change site.yml run, two edges"
@@ -38,7 +39,7 @@ def _playbook(args: list[str], deadline: float) -> tuple[float, subprocess.Compl
     env = {**os.environ, "PATH": f"{REPO / '.venv/bin'}:{os.environ['PATH']}", "ANSIBLE_FORCE_COLOR": "0"}
     started = time.monotonic()
     result = subprocess.run([str(REPO / ".venv/bin/ansible-playbook"), "-i", str(REPO / "inventory/lab"), *args], cwd=REPO,
-                            env=env, capture_output=True, text=True, timeout=min(600.0, _lab.left(deadline, reserve=0)))
+                            env=env, capture_output=True, text=True, timeout=min(600.0, steps.left(deadline, reserve=0)))
     return round(time.monotonic() - started, 3), result
 
 
@@ -71,7 +72,7 @@ def run(quick: bool, workdir: Path, deadline: float) -> Measurement:
                                " ".join([f"kubeconfig={KUBECONFIG}", *(f"{k}={v}" for k, v in MODEL_OPTIONS.items())])], cwd=REPO, capture_output=True, text=True, timeout=120,
                               env={**os.environ, "ANSIBLE_CALLBACK_RESULT_FORMAT": "json"})
         if read.returncode != 0:
-            raise _lab.LabError(f"edge_info failed: {read.stdout[-1000:]}")
+            raise steps.LabError(f"edge_info failed: {read.stdout[-1000:]}")
         model_file.write_text(json.dumps(json.loads(read.stdout[read.stdout.index("{"):])["model"]))
         baseline_args = [str(BENCH / "playbooks" / "site_noop_baseline.yml"), "-e", f"bench_model={model_file}", *limit]
         ours_args = [str(REPO / "playbooks" / "site.yml"), *limit]
@@ -88,5 +89,5 @@ def run(quick: bool, workdir: Path, deadline: float) -> Measurement:
                 if len(side) < count:
                     side.append(_sample(args, edges, deadline)[0])
         for edge in edges:
-            _lab.on_host(edge, "rm", "-rf", "/etc/k8sedge-bench", deadline=deadline + _lab.CLEANUP_RESERVE, check=False)
+            steps.on_host(edge, "rm", "-rf", "/etc/k8sedge-bench", deadline=deadline + steps.CLEANUP_RESERVE, check=False)
     return measurement

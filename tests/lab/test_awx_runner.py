@@ -83,6 +83,10 @@ def inventory_update(job: Path, **override: str) -> subprocess.CompletedProcess[
                           cwd=job / "project", env=env, capture_output=True, text=True, timeout=120)
 
 
+def keepalived_config(edge: str) -> str:
+    return in_host(edge, "sh", "-c", "sha256sum /etc/keepalived/keepalived.conf 2>/dev/null || echo none").stdout
+
+
 def answers(edge: str, header: str = "Host: s2.pctest") -> str:
     return in_host("client", "curl", "-sS", "-m", "5", "-H", header, f"http://{host(edge).ip}/", check=False).stdout
 
@@ -98,16 +102,20 @@ def test_site_yml_runs_through_ansible_runner_as_an_awx_job(tmp_path, monkeypatc
     assert "default" in inventory["edges"]["vars"]["k8sedge_models"] and inventory["k8s_nodes"]["hosts"] == ["node1", "node2"]
 
     monkeypatch.setenv("PATH", f"{REPO / '.venv/bin'}:{os.environ['PATH']}")  # ansible-playbook, as in an EE
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))  # where edge_probe writes its report
+    keepalived = {edge: keepalived_config(edge) for edge in EDGES}
     try:
         result = ansible_runner.run(private_data_dir=str(job), playbook="playbooks/site.yml", quiet=True, timeout=900)
         stdout = result.stdout.read()
         assert (result.status, result.rc) == ("successful", 0), stdout[-4000:]
         assert set(result.stats["ok"]) >= set(EDGES) and not result.stats["failures"] and not result.stats["dark"]
-        # The survey's answers reached the plays: no VIPs, so keepalived was skipped on each edge.
-        skipped = {e["event_data"]["host"] for e in result.events
-                   if e["event"] == "runner_on_skipped" and e["event_data"].get("task") == "Configure keepalived"}
-        assert skipped == set(EDGES)
     finally:
         shutil.rmtree(job, ignore_errors=True)  # env/envvars and the artifacts hold the token
+    # The survey's answers reached the plays: no VIPs, so nothing was probed through a VIP (the last
+    # probe report is the rollout's own, of the last edge) and keepalived's config is as it was.
+    report = json.loads((tmp_path / "state/k8sedge/probe-report.json").read_text())
+    assert report["passed"] and list(report["hosts"]) == [EDGES[-1]], report["summary"]
+    assert not [p["via"] for p in report["probes"] if p["kind"] == "vip"]
+    assert {edge: keepalived_config(edge) for edge in EDGES} == keepalived
     for edge in EDGES:
         assert answers(edge).startswith("Hostname: s2-"), edge

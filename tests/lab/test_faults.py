@@ -25,8 +25,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bench import _converge as c
 from lab import vm
+from lab.testlib import converge as c
+from lab.testlib import steps
 from lab.topology import MODEL_OPTIONS, REPO, host
 from tests.lab.api_proxy import ApiProxy
 from tests.lab.conftest import ansible_playbook, in_host, kubectl, succeeded
@@ -36,6 +37,7 @@ pytestmark = pytest.mark.usefixtures("lab")
 EDGES = ("edge1", "edge2")
 VIPS = yaml.safe_load((REPO / "inventory/lab/group_vars/edges.yml").read_text())["k8sedge_pool_vips"]["default"]
 LIVE_CONFIG = "/etc/haproxy/haproxy.cfg"
+LAST_GOOD = "/var/lib/k8sedge/haproxy/last-good/haproxy.cfg"
 BURST = [f"fault-burst-{i}" for i in range(5)]  # Services of the watcher test, each on <name>.pctest
 
 
@@ -63,8 +65,12 @@ def checksums() -> dict[str, str]:
     return {edge: in_host(edge, "sha256sum", LIVE_CONFIG).stdout.split()[0] for edge in EDGES}
 
 
-def rollouts() -> dict[str, str]:
-    return {edge: in_host(edge, "cat", "/var/lib/k8sedge/rollout.json").stdout for edge in EDGES}
+def last_good(edge: str) -> str:
+    return in_host(edge, "sha256sum", LAST_GOOD).stdout.split()[0]
+
+
+def records() -> dict[str, str]:
+    return {edge: in_host(edge, "cat", steps.STATE_RECORD).stdout for edge in EDGES}
 
 
 def answers(edge: str, host_header: str) -> bool:
@@ -111,15 +117,15 @@ def test_an_api_server_that_dies_in_the_middle_of_the_read_changes_nothing(tmp_p
     total = read_bytes(whole, whole.kubeconfig(tmp_path / "whole"))
     whole.kill()
     new_host = add_host("fault-read.pctest")
-    before = (checksums(), rollouts())
+    before = (checksums(), records())
     dying = ApiProxy(die_after=total // 2).start()
     run = ansible_playbook("site.yml", "-e", f"k8sedge_kubeconfig={dying.kubeconfig(tmp_path / 'dying')}")
     dying.kill()
     cut = f"the API server died after {total // 2} of the {total} bytes of a read"
     assert run.returncode != 0, f"{cut}, and site.yml went on:\n{run.stdout[-3000:]}"
-    assert "PLAY [Roll out host by host" not in run.stdout, f"{cut}: something was rolled out from a partial read"
+    assert not [edge for edge in EDGES if answers(edge, new_host)], f"{cut}: something was rolled out from a partial read"
     assert re.search(r"fatal: \[edge1 -> localhost\]: FAILED!", run.stdout), run.stdout[-3000:]
-    assert (checksums(), rollouts()) == before, f"{cut}: an edge changed"
+    assert (checksums(), records()) == before, f"{cut}: an edge changed"
     figure(f"read cut: {cut}; nothing applied")
     # The next run, with the API back, converges.
     succeeded(ansible_playbook("site.yml"))
@@ -132,18 +138,20 @@ def test_an_api_server_that_dies_mid_rollout_does_not_stop_it(tmp_path):
     new_host = add_host("fault-rollout.pctest")
     command = [str(REPO / ".venv/bin/ansible-playbook"), "-i", "inventory/lab", "playbooks/site.yml",
                "-e", f"k8sedge_kubeconfig={proxy.kubeconfig(tmp_path / 'kubeconfig')}"]
-    run = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                           env={**os.environ, "ANSIBLE_FORCE_COLOR": "0"})
-    output = []
-    assert run.stdout is not None
+    before = checksums()["edge1"]
+    log = tmp_path / "site.log"
+    with log.open("w") as out:
+        run = subprocess.Popen(command, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, text=True,
+                               env={**os.environ, "ANSIBLE_FORCE_COLOR": "0"})
     try:
-        for line in run.stdout:
-            output.append(line)
-            if line.startswith("PLAY [Roll out host by host"):
-                proxy.kill()
-        assert run.wait(timeout=600) == 0, "".join(output)[-4000:]
+        # The rollout has begun once the canary's live config changes: the API server dies then.
+        c._wait(lambda: run.poll() is not None or checksums()["edge1"] != before, 600, "edge1's config did not change")
+        mid_rollout = run.poll() is None
+        proxy.kill()
+        assert run.wait(timeout=600) == 0, log.read_text()[-4000:]
     finally:
         stop(run)
+    assert mid_rollout, "site.yml ended before edge1's config changed: the API server did not die mid-rollout"
     assert all(answers(edge, new_host) for edge in EDGES), "the API server died once the rollout began; the rollout did not finish"
     again = succeeded(ansible_playbook("site.yml"))
     assert {edge: recap(again)[edge]["changed"] for edge in EDGES} == {"edge1": 0, "edge2": 0}
@@ -167,7 +175,7 @@ def test_a_watch_whose_api_server_dies_applies_nothing_and_catches_up_when_it_re
         back = time.monotonic()
         watch.wait_log("Kubernetes API reachable again", 120)
         generation = c.model_generation()
-        c._wait(lambda: all(in_host(edge, "cat", "/var/lib/k8sedge/haproxy/generation").stdout.strip() == generation
+        c._wait(lambda: all(in_host(edge, "sh", "-c", steps.SERVED_GENERATION, check=False).stdout.strip() == generation
                              for edge in EDGES), 300, f"the edges did not serve generation {generation[:12]}")
         figure(f"watch: API away {away:.1f} s, 0 playbook runs meanwhile; both edges served the change"
                f" {time.monotonic() - back:.1f} s after it returned")
@@ -181,26 +189,28 @@ def test_a_watch_whose_api_server_dies_applies_nothing_and_catches_up_when_it_re
         proxy.kill()
 
 
-def test_an_edge_unreachable_over_ssh_mid_rollout_stops_the_run_and_the_next_run_converges():
+def test_an_edge_unreachable_over_ssh_mid_rollout_stops_the_run_and_the_next_run_converges(tmp_path):
     new_host = add_host("fault-ssh.pctest")
+    promoted = last_good("edge1")
     # A connection per task and a 5 s connect timeout: an edge that stops answering is unreachable
     # at its next task, not after TCP gives up on a connection kept open since play 1.
     command = [str(REPO / ".venv/bin/ansible-playbook"), "-i", "inventory/lab", "playbooks/site.yml"]
-    run = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                           env={**os.environ, "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_TIMEOUT": "5",
-                                "ANSIBLE_SSH_ARGS": "-o ControlMaster=no -o ServerAliveInterval=1 -o ServerAliveCountMax=3"})
-    output, cut = [], 0.0
-    assert run.stdout is not None
+    log = tmp_path / "site.log"
+    with log.open("w") as out:
+        run = subprocess.Popen(command, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, text=True,
+                               env={**os.environ, "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_TIMEOUT": "5",
+                                    "ANSIBLE_SSH_ARGS": "-o ControlMaster=no -o ServerAliveInterval=1 -o ServerAliveCountMax=3"})
+    cut = 0.0
     try:
-        for line in run.stdout:
-            output.append(line)
-            # edge1 (the canary) has been proven: edge2's SSH goes silent before its turn (its
-            # answers are dropped on the way out; the open connection of play 1 dies with them).
-            if not cut and line.startswith("TASK [Mark the applied config last-known-good]"):
-                in_host("edge2", "sh", "-c", drop_on_edge("match ip protocol 6 0xff match ip sport 22 0xffff"))
-                cut = time.monotonic()
+        # edge1 (the canary) has been proven and promoted, its last-known-good config is the new
+        # one: edge2's SSH goes silent before its turn (its answers are dropped on the way out; the
+        # open connection of play 1 dies with them).
+        c._wait(lambda: run.poll() is not None or last_good("edge1") != promoted, 600, "edge1 was not promoted")
+        if run.poll() is None:
+            in_host("edge2", "sh", "-c", drop_on_edge("match ip protocol 6 0xff match ip sport 22 0xffff"))
+            cut = time.monotonic()
         code = run.wait(timeout=600)
-        text = "".join(output)
+        text = log.read_text()
         assert cut and code != 0, text[-4000:]
         assert re.search(r"UNREACHABLE.*edge2|edge2.*UNREACHABLE", text), text[-4000:]
         stopped = time.monotonic() - cut
@@ -233,9 +243,9 @@ def test_a_full_disk_while_staging_leaves_the_live_config_and_says_so():
         in_host("edge1", "umount", staging)
     assert run.returncode != 0, run.stdout[-3000:]
     assert "No space left on device" in run.stdout, run.stdout[-3000:]
-    assert "edge1: generation" in run.stdout and "failed here" in run.stdout
     assert checksums() == before, "a live config changed although staging failed"
-    assert json.loads(rollouts()["edge2"])["status"] == "passed"
+    assert not [edge for edge in EDGES if answers(edge, new_host)], "the change went live although staging failed"
+    assert json.loads(records()["edge2"])["rollout"]["status"] == "passed"
     succeeded(ansible_playbook("site.yml"))
     assert all(answers(edge, new_host) for edge in EDGES)
     figure("disk full: No space left on device on edge1, rolled back; live configs unchanged; the next run converged")
@@ -293,7 +303,7 @@ def test_a_watcher_killed_in_a_burst_of_changes_catches_up_when_restarted(tmp_pa
     restarted = time.monotonic()
     try:
         generation = c.model_generation()
-        c._wait(lambda: all(in_host(edge, "cat", "/var/lib/k8sedge/haproxy/generation").stdout.strip() == generation
+        c._wait(lambda: all(in_host(edge, "sh", "-c", steps.SERVED_GENERATION, check=False).stdout.strip() == generation
                              for edge in EDGES), 300, f"the edges did not reach generation {generation[:12]} after the restart")
         second.wait_idle(300)
         missing = [(edge, name) for edge in EDGES for name in names

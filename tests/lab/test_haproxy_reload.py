@@ -1,7 +1,7 @@
 """Hitless reloads: wrk with keep-alive from the lab's client through haproxy on edge1 while
 haproxy is reloaded five times in ten seconds; not one request may fail.
 
-Driven like the benchmark (bench/reloads_haproxy.py, with bench/_lab.py): the scenario's
+Driven like the benchmark (bench/reloads_haproxy.py, with lab/testlib/steps.py): the scenario's
 prepare.yml removes nginx if another run left it on the edge's ports, the role is applied by
 molecule/edge_haproxy/converge.yml, and haproxy is purged again by its cleanup.yml if this test
 installed it.
@@ -12,13 +12,13 @@ import time
 
 import pytest
 
-from bench import _lab, reloads_haproxy
+from lab.testlib import steps
 from lab.topology import host
 from tests.lab.conftest import in_host
 
 pytestmark = pytest.mark.usefixtures("lab")
 
-EDGE = reloads_haproxy.EDGE
+EDGE = "edge1"
 DURATION_S = 10
 RELOADS = 5
 TIME_BOUND_S = 600  # converge, the run and the cleanup
@@ -35,12 +35,12 @@ def deadline() -> float:
 
 @pytest.fixture(scope="module")
 def haproxy_edge(deadline):
-    with _lab.role_on(EDGE, "edge_haproxy", deadline, keep=_installed()):
+    with steps.role_on(EDGE, "edge_haproxy", deadline, keep=_installed()):
         yield host(EDGE).ip
 
 
 def test_no_request_fails_during_five_reloads_under_keep_alive_load(haproxy_edge, deadline):
-    run = _lab.wrk_during_reloads(haproxy_edge, DURATION_S, RELOADS, reloads_haproxy.reloader(deadline))
+    run = steps.wrk_during_reloads(haproxy_edge, DURATION_S, RELOADS, steps.haproxy_reloader(EDGE, deadline))
     print(f"wrk through {EDGE} during {RELOADS} reloads: {run}")
     assert run.confirmed == RELOADS, f"the master counted {run.confirmed} of {RELOADS} reloads"
     assert run.requests > 1000, run

@@ -7,7 +7,8 @@ import yaml
 from ansible_collections.k8sedge.lb.plugins.module_utils import _k8s_read as k8s
 from ansible_collections.k8sedge.lb.plugins.module_utils._k8s_client import AuthOptions
 from lab import pki
-from tests.lab.kubeapi_fixtures import READER, client_for, kubectl, start_server, stop_server
+from lab.testlib.apiserver import READER, start_server, stop_server
+from tests.lab.kubeapi_fixtures import client_for, kubectl
 
 SERVICES = 7
 

@@ -13,7 +13,8 @@ import pytest
 from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
-from tests.lab.kubeapi_fixtures import READER, LabApi, admin, client_for, kubeapi, reader  # noqa: F401
+from lab.testlib.apiserver import READER, LabApi
+from tests.lab.kubeapi_fixtures import admin, client_for, kubeapi, reader  # noqa: F401
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.lab.kubeapi_fixtures import KUBECTL, READER, LabApi, kubeapi, kubectl  # noqa: F401
+from lab.testlib.apiserver import READER, LabApi
+from tests.lab.kubeapi_fixtures import KUBECTL, kubeapi, kubectl  # noqa: F401
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.lab.kubeapi_fixtures import client_for, start_server, stop_server
+from lab.testlib.apiserver import start_server, stop_server
+from tests.lab.kubeapi_fixtures import client_for
 
 
 def test_node_ports_come_from_the_configured_range(tmp_path):

@@ -12,7 +12,8 @@ from typing import Any, Iterator
 import pytest
 from kubernetes import client
 
-from tests.lab.kubeapi_fixtures import LabApi, client_for, start_server, stop_server
+from lab.testlib.apiserver import LabApi, start_server, stop_server
+from tests.lab.kubeapi_fixtures import client_for
 
 pytestmark = pytest.mark.timeout(120)
 

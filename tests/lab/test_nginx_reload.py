@@ -1,7 +1,7 @@
 """Reloads under load: wrk with keep-alive from the lab's client through an nginx edge while nginx
 reloads five times in ten seconds, and the requests that failed.
 
-Driven like the benchmark (bench/reloads_nginx.py, with bench/_lab.py): the scenario's prepare.yml
+Driven like the benchmark (bench/reloads_nginx.py, with lab/testlib/steps.py): the scenario's prepare.yml
 removes haproxy if another run left it on the edge's ports, the role is applied with its defaults
 (molecule/edge_nginx/converge.yml) on one edge (K8SEDGE_NGINX_EDGE, edge2 by default) and nginx is
 purged afterwards unless it was already running there. What was measured, and why the
@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from bench import _lab, reloads_nginx
+from lab.testlib import steps
 from lab.topology import host
 from tests.lab.conftest import in_host
 
@@ -41,14 +41,14 @@ def deadline() -> float:
 @pytest.fixture(scope="module")
 def nginx_edge(deadline):
     was_running = in_host(EDGE, "systemctl", "is-active", "--quiet", "nginx", check=False).returncode == 0
-    with _lab.role_on(EDGE, "edge_nginx", deadline, keep=was_running):
+    with steps.role_on(EDGE, "edge_nginx", deadline, keep=was_running):
         yield host(EDGE).ip
 
 
 def test_reloads_under_keepalive_load_lose_no_requests(nginx_edge, deadline):
-    # The benchmark's reload for the edge it measures; this test may run on another.
-    reload = reloads_nginx.reloader(("systemctl", "reload", "nginx"), deadline, EDGE)
-    run = _lab.wrk_during_reloads(nginx_edge, DURATION_S, RELOADS, reload, connections=CONNECTIONS)
+    # The reload the benchmark measures (bench/reloads_nginx.py), on this test's edge.
+    reload = steps.nginx_reloader(EDGE, ("systemctl", "reload", "nginx"), deadline)
+    run = steps.wrk_during_reloads(nginx_edge, DURATION_S, RELOADS, reload, connections=CONNECTIONS)
     print(f"nginx reload under load on {EDGE}: {run}, failed={run.failed}")
     assert run.confirmed == RELOADS, f"nginx started new workers for {run.confirmed} of {RELOADS} reloads"
     assert run.requests >= MIN_REQUESTS, run

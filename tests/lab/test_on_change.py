@@ -16,7 +16,8 @@ import pytest
 
 import yaml
 
-from bench import _converge as c
+from lab.testlib import converge as c
+from lab.testlib import steps
 from lab.topology import REPO
 from tests.lab.conftest import in_host
 
@@ -29,7 +30,7 @@ VIPS = yaml.safe_load((REPO / "inventory/lab/group_vars/edges.yml").read_text())
 
 def edges_serve(generation: str) -> bool:
     for edge in c.EDGES:
-        result = in_host(edge, "sh", "-c", "systemctl is-active --quiet haproxy && cat /var/lib/k8sedge/haproxy/generation", check=False)
+        result = in_host(edge, "sh", "-c", f"systemctl is-active --quiet haproxy && {steps.SERVED_GENERATION}", check=False)
         if result.stdout.strip() != generation:
             return False
     return True

@@ -24,9 +24,10 @@ pytestmark = pytest.mark.usefixtures("lab")
 
 EDGES = ("edge1", "edge2")
 PLAYBOOK = str(REPO / "playbooks" / "site.yml")
-ROLLOUT = "/var/lib/k8sedge/rollout.json"
+STATE = "/var/lib/k8sedge/state.json"
 LIVE_CONFIG = "/etc/haproxy/haproxy.cfg"
 SEED_CURL = ("curl", "-sS", "-m", "5", "-H", "Host: s2.pctest")
+VIPS = yaml.safe_load((REPO / "inventory/lab/group_vars/edges.yml").read_text())["k8sedge_pool_vips"]["default"]
 
 
 def site(*extra: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
@@ -43,9 +44,29 @@ def recap(output: str) -> dict[str, dict[str, int]]:
     return counts
 
 
-def rollout(edge: str) -> dict:
-    result = in_host(edge, "cat", ROLLOUT, check=False)
+def record(edge: str) -> dict:
+    """The edge's state record ({} before the first run)."""
+    result = in_host(edge, "cat", STATE, check=False)
     return json.loads(result.stdout) if result.returncode == 0 else {}
+
+
+def every_probe_report(directory: Path) -> str:
+    """Extra vars that keep each probe pass's report, a passing one too, in directory, one file per
+    batch of hosts: edge1.json and edge2.json (the rollout's probe of each edge), edge1-edge2.json (the VIPs)."""
+    return json.dumps({"edge_probe_report_path": f"{directory}/{{{{ ansible_play_batch | join('-') }}}}.json",
+                       "edge_probe_report_when": "always"})
+
+
+def served(host_header: str, edge: str) -> str:
+    return in_host("client", "curl", "-sS", "-m", "5", "-H", f"Host: {host_header}", f"http://{host(edge).ip}/", check=False).stdout
+
+
+def servers(edge: str, backend: str) -> list[str]:
+    """The slots of a backend in the edge's live haproxy config that hold a target (an empty slot
+    is `0.0.0.0:0 disabled`)."""
+    config = in_host(edge, "cat", LIVE_CONFIG).stdout
+    section = config[config.index(f"backend {backend}\n"):].split("\nbackend ", 1)[0]
+    return [slot for slot, where in re.findall(r"^ +server (s\d+) (\S+)", section, re.M) if where != "0.0.0.0:0"]
 
 
 def checksum(edge: str, path: str = LIVE_CONFIG) -> str:
@@ -70,7 +91,7 @@ def ok(result: subprocess.CompletedProcess[str]) -> str:
     return result.stdout
 
 
-def test_converge_from_nothing_then_a_run_changes_nothing_and_still_probes():
+def test_converge_from_nothing_then_a_run_changes_nothing_and_still_probes(tmp_path: Path):
     for edge in EDGES:  # as a new VM would be: no proxy, no keepalived, no state
         in_host(edge, "sh", "-c", "systemctl stop haproxy nginx keepalived 2>/dev/null; "
                 "DEBIAN_FRONTEND=noninteractive apt-get purge -y -q haproxy nginx nginx-common libnginx-mod-stream keepalived"
@@ -79,15 +100,19 @@ def test_converge_from_nothing_then_a_run_changes_nothing_and_still_probes():
     assert all(recap(first)[edge]["failed"] == 0 for edge in EDGES)
     generation = model()["generation"]
     for edge in EDGES:
-        assert rollout(edge)["status"] == "passed" and rollout(edge)["generation"] == generation
+        assert record(edge)["rollout"]["status"] == "passed"
+        assert record(edge)["serving"]["generation"] == record(edge)["last_good"]["generation"] == generation
         assert "Hostname: s2-" in seed_check(host(edge).ip)
 
-    second = ok(site())
+    second = ok(site("-e", every_probe_report(tmp_path)))  # tmp_path is there: no directory to create
     assert {edge: recap(second)[edge]["changed"] for edge in EDGES} == {"edge1": 0, "edge2": 0}
-    assert second.count("TASK [edge_probe : Probe through the VIPs and each edge host]") >= 3  # edge1, edge2, the VIPs
-    assert re.search(r"s2\.pctest/\s+-\s+ok", second)
-    vip_table = re.search(r"frontend\s+check\s+VIP\s+edge1\s+edge2", second)
-    assert vip_table, second[-4000:]
+    # It still probed, this generation: s2's route through each edge in the rollout, then through every VIP.
+    reports = {path.stem: json.loads(path.read_text()) for path in tmp_path.glob("*.json")}
+    assert sorted(reports) == ["edge1", "edge1-edge2", "edge2"], sorted(reports)
+    for batch, kind, through in (("edge1", "edge", {"edge1"}), ("edge2", "edge", {"edge2"}), ("edge1-edge2", "vip", set(VIPS))):
+        report = reports[batch]
+        answered = {p["via"] for p in report["probes"] if (p["kind"], p["label"]) == (kind, "s2.pctest/") and p["ok"]}
+        assert (report["generation"], report["passed"], answered) == (generation, True, through), (batch, report["failures"])
 
 
 def broken_model() -> dict:
@@ -103,28 +128,32 @@ def broken_model() -> dict:
 
 def test_a_change_that_breaks_traffic_is_rolled_back_on_the_canary_and_stops_the_rollout(tmp_path: Path):
     ok(site())  # a last-known-good on every edge, whatever ran on them before
-    before = {edge: (checksum(edge), rollout(edge)) for edge in EDGES}
+    before = {edge: (checksum(edge), record(edge)) for edge in EDGES}
     extra = tmp_path / "broken.json"
     broken = broken_model()
-    extra.write_text(json.dumps({"k8sedge_model": broken}))
+    report = tmp_path / "probe-report.json"  # the canary's, written as its probes fail
+    extra.write_text(json.dumps({"k8sedge_model": broken, "edge_probe_report_path": str(report)}))
     result = site("-e", f"@{extra}")
     assert result.returncode != 0
     output = result.stdout
-    assert f"edge1: generation {broken['generation'][:12]} failed here" in output and "was rolled back to the last-known-good config" in output
-    assert re.search(r"edge edge1 default-http-80 s2\.pctest/ \(edge: 10\.213\.0\.11:80\): expected status 200-499, got 503", output)
     assert recap(output)["edge2"]["changed"] == 0
-    # haproxy's own verdict, taken once its first checks finished, whatever a probe saw before.
-    assert "engine edge1 default_s2_80 (edge: default_s2_80): the engine counts all 2 servers down while 2 of its targets" \
-           " answer directly" in output
+    probed = json.loads(report.read_text())
+    assert (probed["generation"], probed["passed"]) == (broken["generation"], False)
+    # s2's route answered 503 through edge1, and haproxy's own verdict (taken once its first checks
+    # finished, whatever a probe saw before) counts all of s2's servers down while its targets answer.
+    assert [p["status"] for p in probed["probes"]
+            if (p["kind"], p["via"], p["frontend"], p["label"]) == ("edge", "edge1", "default-http-80", "s2.pctest/")] == [503]
+    assert ("engine", "edge1") in {(f["kind"], f["via"]) for f in probed["blocking"] if f["backend"] == "default_s2_80"}
     # The canary is back on its last-known-good config, says so and keeps its VIPs; edge2 was never touched.
     assert checksum("edge1") == before["edge1"][0]
-    assert rollout("edge1") == {**rollout("edge1"), "status": "rolled-back", "generation": before["edge1"][1]["generation"],
-                                "failed_generation": broken["generation"]}
-    assert (checksum("edge2"), rollout("edge2")) == before["edge2"]
+    edge1 = record("edge1")
+    assert edge1["rollout"] == {**edge1["rollout"], "status": "rolled-back", "failed_generation": broken["generation"]}
+    assert edge1["serving"] == edge1["last_good"] == before["edge1"][1]["serving"]
+    assert (checksum("edge2"), record("edge2")) == before["edge2"]
     for edge in EDGES:
         assert "Hostname: s2-" in seed_check(host(edge).ip)
     ok(site())  # the real model again
-    assert rollout("edge1")["status"] == "passed"
+    assert record("edge1")["rollout"]["status"] == "passed"
 
 
 def _wait_for_targets(backend: str, count: int) -> None:
@@ -142,19 +171,14 @@ def test_fail_static_holds_an_emptied_backend_lets_the_rest_through_and_the_over
     kubectl("annotate", "service", "multi", "--overwrite", "lb.k8sedge.io/hosts=multi.pctest,held-other.pctest")
     try:
         _wait_for_targets("default_local-web_80", 0)  # externalTrafficPolicy Local: no pod, no node
-        held = ok(site())
-        assert "fail-static: backend default_local-web_80 would lose all its targets: held at its last 1" in held
+        ok(site())
         for edge in EDGES:
-            config = in_host(edge, "cat", LIVE_CONFIG).stdout
-            backend = config[config.index("backend default_local-web_80"):].split("\nbackend ", 1)[0]
-            assert re.search(r"^ +server s1 [0-9.]+:\d+$", backend, re.M), backend  # still its last target
+            assert "s1" in servers(edge, "default_local-web_80"), edge  # held: still its last target
             # Every other change went through: the new host routes through each edge.
-            assert "Hostname: multi-" in in_host("client", "curl", "-sS", "-m", "5", "-H", "Host: held-other.pctest",
-                                                 f"http://{host(edge).ip}/").stdout
+            assert "Hostname: multi-" in served("held-other.pctest", edge)
 
-        overridden = ok(site("-e", "k8sedge_fail_static_override=true"))
-        assert "fail-static overridden" in overridden
-        assert "backend default_local-web_80 has no ready targets in the model" in overridden
+        ok(site("-e", "k8sedge_fail_static_override=true"))
+        assert {edge: servers(edge, "default_local-web_80") for edge in EDGES} == {"edge1": [], "edge2": []}  # emptied
     finally:
         kubectl("scale", "deployment/local-web", "--replicas=1")
         kubectl("annotate", "service", "multi", "--overwrite", "lb.k8sedge.io/hosts=multi.pctest")
@@ -173,10 +197,15 @@ def test_an_api_that_cannot_be_read_stops_the_run_before_anything_changes(tmp_pa
         config["users"][0]["user"]["token"] = token
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(yaml.safe_dump(config))
-    before = {edge: (checksum(edge), rollout(edge)) for edge in EDGES}
-    result = site("-e", f"k8sedge_kubeconfig={kubeconfig}", timeout=300)
+    before = {edge: (checksum(edge), record(edge)) for edge in EDGES}
+    # A change waits in the cluster: a run that went on past the read would roll it out.
+    kubectl("annotate", "service", "multi", "--overwrite", "lb.k8sedge.io/hosts=multi.pctest,unread.pctest")
+    try:
+        result = site("-e", f"k8sedge_kubeconfig={kubeconfig}", timeout=300)
+    finally:
+        kubectl("annotate", "service", "multi", "--overwrite", "lb.k8sedge.io/hosts=multi.pctest")
     assert result.returncode != 0
     failed = re.search(r"fatal: \[edge1 -> localhost\]: FAILED! => (.*)", result.stdout)
     assert failed and message in failed.group(1), result.stdout[-3000:]
-    assert "TASK [Roll out" not in result.stdout and "PLAY [Roll out" not in result.stdout
-    assert {edge: (checksum(edge), rollout(edge)) for edge in EDGES} == before
+    assert {edge: (checksum(edge), record(edge)) for edge in EDGES} == before
+    assert not [edge for edge in EDGES if "Hostname: multi-" in served("unread.pctest", edge)]

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bench import _converge as c
+from lab.testlib import converge as c
 from lab.topology import REPO
 from tests.lab.conftest import ansible_playbook, in_host, kubectl, succeeded
 
@@ -34,8 +34,8 @@ VIPS = tuple(GROUP_VARS["k8sedge_pool_vips"]["default"])
 GRACE = float(GROUP_VARS["edge_keepalived_config_grace"])
 AFTER = GRACE + 5  # watched after the path ends: past the grace and a few of keepalived's 1 s checks
 PRIMARY = {VIPS[0]: "edge1", VIPS[1]: "edge2"}
-PROBE_SECONDS = 120  # the request loop's own bound (bench/_pod_probe.py)
-ROLLOUT = "/var/lib/k8sedge/rollout.json"
+PROBE_SECONDS = 120  # the request loop's own bound (lab/testlib/pod_probe.py)
+STATE = "/var/lib/k8sedge/state.json"
 RAW_TLS = """
 apiVersion: v1
 kind: Service
@@ -68,8 +68,9 @@ def vrrp_states() -> dict[tuple[str, str], tuple[str, float]]:
     return states
 
 
-def rollout(edge: str) -> dict:
-    return json.loads(in_host(edge, "cat", ROLLOUT).stdout)
+def record(edge: str) -> dict:
+    """The edge's state record."""
+    return json.loads(in_host(edge, "cat", STATE).stdout)
 
 
 def converged() -> None:
@@ -102,7 +103,15 @@ def vips_watched() -> Iterator[None]:
     assert all(count > 0 for count in per_vip.values()), per_vip
     assert not failed, f"{len(failed)} of {len(answers)} requests through the VIPs failed, first at {failed[0].sent - started:.1f} s"
     moved = {key: value for key, value in vrrp_states().items() if value != states[key] or value[1] >= started}
-    assert not moved, f"VRRP instances changed state while watched ({len(answers)} requests, 0 failed): {moved}"
+    assert not moved, (f"VRRP instances changed state while watched ({len(answers)} requests, 0 failed): {moved};"
+                       f" why, as the track scripts logged it: {check_verdicts()}")
+
+
+def check_verdicts() -> dict[str, str]:
+    """What each edge's keepalived track scripts said, with the times, from its syslog."""
+    return {edge: in_host(edge, "sh", "-c", "grep -h k8sedge-vrrp-check /var/log/syslog /var/log/messages 2>/dev/null"
+                          " | tail -n 12; journalctl -q -t k8sedge-vrrp-check -n 12 --no-pager 2>/dev/null",
+                          check=False).stdout for edge in c.EDGES}
 
 
 def watched(path: Callable[[], None]) -> None:
@@ -123,7 +132,7 @@ def test_site_yml_with_a_structural_change_moves_no_vip():
     kubectl("annotate", "service", "multi", "--overwrite", "lb.k8sedge.io/hosts=multi.pctest,vip-extra.pctest")
     try:
         watched(lambda: succeeded(ansible_playbook("site.yml")))
-        assert all(rollout(edge)["status"] == "passed" for edge in c.EDGES)
+        assert all(record(edge)["rollout"]["status"] == "passed" for edge in c.EDGES)
     finally:
         kubectl("annotate", "service", "multi", "--overwrite", "lb.k8sedge.io/hosts=multi.pctest")
     converged()
@@ -133,13 +142,15 @@ def test_endpoints_yml_moves_no_vip():
     """The issue's reproduction: scale s2, run endpoints.yml, watch past the grace."""
     c.scale(c.REPLICAS + 1)
     c.wait_pods(c.REPLICAS + 1)
-    before = {edge: rollout(edge) for edge in c.EDGES}
+    before = {edge: record(edge) for edge in c.EDGES}
     watched(lambda: succeeded(ansible_playbook("endpoints.yml")))
+    generation = c.model_generation()
     for edge in c.EDGES:
-        generation = in_host(edge, "cat", "/var/lib/k8sedge/haproxy/generation").stdout.strip()
-        after = rollout(edge)
-        # The rollout state follows the generation the proxy runs and keeps its status and start.
-        assert after == {**before[edge], "generation": generation}, (edge, before[edge], after)
+        after = record(edge)
+        # The record says it serves the new generation; the rollout keeps its status and start,
+        # and last-known-good stays the last probed rollout.
+        assert after["serving"]["generation"] == generation != before[edge]["serving"]["generation"], (edge, after)
+        assert (after["rollout"], after["last_good"]) == (before[edge]["rollout"], before[edge]["last_good"]), edge
     c.scale(c.REPLICAS)
     c.wait_pods(c.REPLICAS)
     succeeded(ansible_playbook("endpoints.yml"))
@@ -169,35 +180,37 @@ def test_the_fast_path_and_the_endpoints_yml_that_follows_move_no_vip(tmp_path: 
         watch.stop()
 
 
-def test_a_change_that_breaks_traffic_is_rolled_back_on_the_canary_and_moves_no_vip():
-    before = {edge: rollout(edge) for edge in c.EDGES}
+def test_a_change_that_breaks_traffic_is_rolled_back_on_the_canary_and_moves_no_vip(tmp_path: Path):
+    before = {edge: record(edge) for edge in c.EDGES}
     edge2_config = in_host("edge2", "sha256sum", "/etc/haproxy/haproxy.cfg").stdout
+    report = tmp_path / "probe-report.json"  # the canary's, written as its probes fail
     c.kubectl("apply", "-f", "-", stdin=RAW_TLS)
     outcome: dict[str, subprocess.CompletedProcess[str]] = {}
     try:
-        watched(lambda: outcome.setdefault("run", ansible_playbook("site.yml")))
+        watched(lambda: outcome.setdefault("run", ansible_playbook("site.yml", "-e", f"edge_probe_report_path={report}")))
     finally:
         kubectl("delete", "service", "vip-raw-tls", "--ignore-not-found")
     run = outcome["run"]
     assert run.returncode != 0, run.stdout[-3000:]
-    assert "edge1: generation" in run.stdout and "failed here and was rolled back to the last-known-good config" in run.stdout
-    # Whatever a probe saw right after the reload, haproxy's own verdict refuses it.
-    assert "engine edge1 default_vip-raw-tls_8443_tcp (edge: default_vip-raw-tls_8443_tcp): the engine counts all 2 servers down " \
-           "while 2 of its targets answer directly" in run.stdout, run.stdout[-4000:]
-    edge1 = rollout("edge1")
-    assert edge1["status"] == "rolled-back" and edge1["generation"] == before["edge1"]["generation"], edge1
-    assert in_host("edge1", "cat", "/var/lib/k8sedge/haproxy/generation").stdout.strip() == before["edge1"]["generation"]
-    assert rollout("edge2") == before["edge2"]
+    probed = json.loads(report.read_text())
+    # Whatever a probe saw right after the reload, haproxy's own verdict refuses it: all the new
+    # backend's servers down while its targets answer.
+    assert ("engine", "edge1") in {(f["kind"], f["via"]) for f in probed["blocking"] if f["backend"] == "default_vip-raw-tls_8443_tcp"}, \
+        probed["messages"]
+    edge1 = record("edge1")
+    assert edge1["rollout"]["status"] == "rolled-back" and edge1["rollout"]["failed_generation"] == probed["generation"], edge1["rollout"]
+    assert edge1["serving"] == edge1["last_good"] == before["edge1"]["serving"]
+    assert record("edge2") == before["edge2"]
     assert in_host("edge2", "sha256sum", "/etc/haproxy/haproxy.cfg").stdout == edge2_config
     converged()
-    assert rollout("edge1")["status"] == "passed"
+    assert record("edge1")["rollout"]["status"] == "passed"
 
 
 def test_a_check_mode_run_with_a_change_moves_no_vip():
-    before = {edge: rollout(edge) for edge in c.EDGES}
+    before = {edge: record(edge) for edge in c.EDGES}
     kubectl("annotate", "service", "multi", "--overwrite", "lb.k8sedge.io/hosts=multi.pctest,vip-check.pctest")
     try:
         watched(lambda: ansible_playbook("site.yml", "--check", "--diff"))
     finally:
         kubectl("annotate", "service", "multi", "--overwrite", "lb.k8sedge.io/hosts=multi.pctest")
-    assert {edge: rollout(edge) for edge in c.EDGES} == before
+    assert {edge: record(edge) for edge in c.EDGES} == before

@@ -16,7 +16,8 @@ from contextlib import contextmanager
 import pytest
 
 from ansible_collections.k8sedge.lb.plugins.module_utils import _watch as w
-from tests.lab.kubeapi_fixtures import LabApi, client_for, restart_server, start_server, stop_server
+from lab.testlib.apiserver import LabApi, restart_server, start_server, stop_server
+from tests.lab.kubeapi_fixtures import client_for
 
 NODE_IP = "10.213.0.21"
 

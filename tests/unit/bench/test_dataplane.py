@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from bench._dataplane import wrk_figures
-from bench._lab import LabError
+from lab.testlib.steps import LabError
 
 WRK = """Running 1s test @ http://10.213.0.11/
   2 threads and 20 connections

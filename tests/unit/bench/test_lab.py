@@ -1,44 +1,14 @@
-"""bench/_lab.py: what the reload benchmarks count as failed, and how they stop near the deadline."""
+"""bench/_lab.py: the reload benchmarks stop near the deadline."""
 from __future__ import annotations
 
 import time
 
-import pytest
-
 from bench import _lab
-
-
-@pytest.mark.parametrize("output, expected", [
-    ("  20118 requests in 10.03s, 12.75MB read\n", (20118, 0, 0)),
-    ("  16826 requests in 10.06s, 10.66MB read\n  Socket errors: connect 0, read 1, write 2, timeout 3\n"
-     "  Non-2xx or 3xx responses: 4\n", (16826, 6, 4)),
-])
-def test_wrk_counts_every_kind_of_failure(output, expected):
-    assert _lab.wrk_counts(output) == expected
-
-
-def test_wrk_without_a_summary_is_an_error_not_zero_failures():
-    with pytest.raises(_lab.LabError, match="no summary"):
-        _lab.wrk_counts("unable to connect to 10.213.0.11:80 Connection refused\n")
-
-
-def test_a_run_fails_by_socket_errors_and_bad_responses():
-    assert _lab.Run(requests=100, socket_errors=2, non_2xx=3, reloads=5, confirmed=5).failed == 5
+from lab.testlib.steps import CLEANUP_RESERVE, Run
 
 
 def test_no_sample_is_started_that_would_eat_the_cleanup_reserve():
-    runs: list[_lab.Run] = []
-    deadline = time.monotonic() + _lab.CLEANUP_RESERVE + 10
+    runs: list[Run] = []
+    deadline = time.monotonic() + CLEANUP_RESERVE + 10
     assert _lab.samples(3, "10.213.0.11", 10, 5, lambda: True, deadline, runs) == []
     assert runs == []
-
-
-def test_left_refuses_a_step_past_the_deadline():
-    with pytest.raises(_lab.LabError, match="time bound"):
-        _lab.left(time.monotonic() + _lab.CLEANUP_RESERVE - 1)
-
-
-def test_wait_for_takes_zero_as_an_answer_and_none_as_not_yet():
-    answers = iter([None, None, 0])
-    assert _lab.wait_for(lambda: next(answers), seconds=1) == 0
-    assert _lab.wait_for(lambda: False, seconds=0.1) is None

@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from ansible_collections.k8sedge.lb.plugins.module_utils._model import ClusterState, ModelOptions, build_model
-from tests.role_render import Role, loaded_roles, unprivileged_copy
+from lab.testlib.role_render import Role, loaded_roles, unprivileged_copy
 from tests.unit.plugins.module_utils.test_model_properties import FIXTURE
 from tests.unit.plugins.test_render_with_real_binaries import HAPROXY, NGINX, NGINX_MODULES, needs_haproxy, needs_nginx
 

@@ -1,5 +1,5 @@
 """roles/edge_keepalived/files/vrrp-check, keepalived's track script: the proxy probe against real
-sockets on loopback, and the config check against the rollout.json contract."""
+sockets on loopback, and the config check against the state record (k8sedge.lb.edge_state)."""
 from __future__ import annotations
 
 import importlib.machinery
@@ -155,58 +155,46 @@ def test_watch_runs_its_time_when_healthy_and_stops_at_the_first_miss():
         assert time.monotonic() - started < 0.6
 
 
-def rollout(tmp_path: Path, body: object, generation: str | None = GEN, kind: str = "text") -> tuple[str, str]:
-    path = tmp_path / "rollout.json"
-    path.write_text(body if isinstance(body, str) else json.dumps(body))
-    generation_path = tmp_path / ("applied.json" if kind == "json" else "generation")
-    if generation is not None:
-        generation_path.write_text(json.dumps({"release": "r1", "generation": generation}) if kind == "json" else generation + "\n")
-    return str(path), str(generation_path)
+def state(tmp_path: Path, rollout: object, serving: str | None = GEN) -> str:
+    """A state record as k8sedge.lb.edge_state writes it (a str: the file's text as it is)."""
+    path = tmp_path / "state.json"
+    record = {"version": 1, "rollout": rollout}
+    if serving is not None:
+        record["serving"] = {"generation": serving, "routes": [], "backends": []}
+    path.write_text(rollout if isinstance(rollout, str) else json.dumps(record))
+    return str(path)
 
 
-@pytest.mark.parametrize("body, running, verdict", [
-    ({"generation": GEN, "status": "passed", "since": NOW - 9999}, GEN, None),
-    ({"generation": GEN, "status": "applying", "since": NOW - 5}, GEN, None),
-    # A rollout in flight: the proxy still runs the previous generation, within the grace period.
-    ({"generation": GEN, "status": "applying", "since": NOW - 60}, OTHER, None),
-    ({"generation": GEN, "status": "applying", "since": NOW - 121}, OTHER,
-     "proxy runs generation bbbbbbbbbbbb, the rollout applied aaaaaaaaaaaa 121 s ago (grace 120 s)"),
-    # Passed: a proven config, or an endpoint-only change of one whose generation the proxy
-    # records before the rollout state follows it (endpoints.yml): never a reason to move a VIP.
-    ({"generation": GEN, "status": "passed", "since": NOW - 500}, OTHER, None),
-    ({"generation": GEN, "status": "applying", "since": NOW - 200}, None, "proxy runs generation none"),
-    # A failed rollout that could not be rolled back gives the VIP up whatever the proxy runs.
-    ({"generation": GEN, "status": "failed", "since": NOW}, GEN, "rollout of generation aaaaaaaaaaaa failed its probes on this host"),
-    ({"generation": GEN, "status": "failed", "since": NOW}, OTHER, "failed its probes"),
-    # Rolled back: the host serves its last-known-good config (`generation`) and keeps its VIPs.
-    ({"generation": GEN, "status": "rolled-back", "failed_generation": OTHER, "since": NOW - 9999}, GEN, None),
-    ({"generation": GEN, "status": "rolled-back", "failed_generation": OTHER, "since": NOW - 500}, OTHER, None),
-    ({"generation": GEN, "status": "done", "since": NOW}, GEN, "status: expected one of applying, passed, failed, rolled-back"),
-    ({"generation": "", "status": "passed", "since": NOW}, GEN, "generation: expected a string"),
-    ({"generation": GEN, "status": "passed", "since": "yesterday"}, GEN, "since: expected unix seconds"),
-    ({"generation": GEN, "status": "passed", "since": True}, GEN, "since: expected unix seconds"),
-    ([GEN], GEN, "expected an object"),
-    ('{"generation": "', GEN, "unreadable"),
+@pytest.mark.parametrize("rollout, serving, verdict", [
+    ({"status": "passed", "since": NOW - 9999}, GEN, None),
+    ({"status": "applying", "generation": GEN, "since": NOW - 5}, GEN, None),
+    # A rollout in flight: the proxy still serves the previous generation, within the grace period.
+    ({"status": "applying", "generation": GEN, "since": NOW - 60}, OTHER, None),
+    ({"status": "applying", "generation": GEN, "since": NOW - 121}, OTHER,
+     "proxy serves generation bbbbbbbbbbbb, the rollout applies aaaaaaaaaaaa since 121 s (grace 120 s)"),
+    ({"status": "applying", "generation": GEN, "since": NOW - 200}, None, "proxy serves generation none"),
+    # A failed rollout that could not be rolled back gives the VIP up whatever the proxy serves.
+    ({"status": "failed", "failed_generation": GEN, "since": NOW}, GEN,
+     "rollout of generation aaaaaaaaaaaa failed its probes on this host"),
+    ({"status": "failed", "failed_generation": GEN, "since": NOW}, OTHER, "failed its probes"),
+    # Rolled back: the host serves its last-known-good config and keeps its VIPs.
+    ({"status": "rolled-back", "failed_generation": OTHER, "since": NOW - 9999}, GEN, None),
+    ({"status": "done", "since": NOW}, GEN, "rollout.status: expected one of applying, passed, failed, rolled-back"),
+    ({"status": "passed", "since": "yesterday"}, GEN, "rollout.since: expected unix seconds"),
+    ({"status": "passed", "since": True}, GEN, "rollout.since: expected unix seconds"),
+    ([GEN], GEN, "rollout: expected an object"),
+    ('{"version": 1, "rollout": ', GEN, "unreadable"),
+    ("[1]", GEN, "rollout: expected an object"),
 ])
-def test_config_reason(tmp_path, body, running, verdict):
-    for kind in ("text", "json"):
-        (tmp_path / kind).mkdir()
-        rollout_path, generation_path = rollout(tmp_path / kind, body, running, kind)
-        reason = check.config_reason(rollout_path, generation_path, kind, 120, NOW)
-        assert (reason is None) if verdict is None else (verdict in reason), (kind, reason)
+def test_config_reason(tmp_path, rollout, serving, verdict):
+    reason = check.config_reason(state(tmp_path, rollout, serving), 120, NOW)
+    assert (reason is None) if verdict is None else (verdict in reason), reason
 
 
-def test_no_rollout_yet_is_healthy(tmp_path):
-    assert check.config_reason(str(tmp_path / "rollout.json"), str(tmp_path / "generation"), "text", 120, NOW) is None
-
-
-def test_read_generation_refuses_odd_files(tmp_path):
-    (tmp_path / "applied.json").write_text('{"generation": 7}')
-    assert check.read_generation(str(tmp_path / "applied.json"), "json") is None
-    (tmp_path / "applied.json").write_text("not json")
-    assert check.read_generation(str(tmp_path / "applied.json"), "json") is None
-    (tmp_path / "generation").write_text("\n")
-    assert check.read_generation(str(tmp_path / "generation"), "text") is None
+def test_no_record_or_no_rollout_yet_is_healthy(tmp_path):
+    assert check.config_reason(str(tmp_path / "state.json"), 120, NOW) is None
+    (tmp_path / "state.json").write_text('{"version": 1, "serving": {"generation": "aa", "routes": [], "backends": []}}')
+    assert check.config_reason(str(tmp_path / "state.json"), 120, NOW) is None
 
 
 def test_report_records_changes_only(tmp_path, monkeypatch):
@@ -237,9 +225,9 @@ def test_the_script_as_keepalived_runs_it(tmp_path):
         assert run("proxy", "--socket", str(tmp_path / "admin.sock"), "--watch", "0.3", "--poll", "0.05").returncode == 0
     assert run("proxy", "--socket", str(tmp_path / "admin.sock")).returncode == 1
     assert (tmp_path / "status/proxy").read_text() == f"down: haproxy stats socket {tmp_path / 'admin.sock'}: Connection refused\n"
-    rollout_path, generation_path = rollout(tmp_path, {"generation": GEN, "status": "failed", "since": NOW})
-    assert run("config", "--rollout", rollout_path, "--generation", generation_path, "--format", "text").returncode == 1
+    state_path = state(tmp_path, {"status": "failed", "failed_generation": GEN, "since": NOW})
+    assert run("config", "--state", state_path).returncode == 1
     assert (tmp_path / "status/config").read_text().startswith("down: rollout of generation aaaaaaaaaaaa failed")
-    Path(rollout_path).write_text(json.dumps({"generation": GEN, "status": "passed", "since": NOW}))
-    assert run("config", "--rollout", rollout_path, "--generation", generation_path, "--format", "text").returncode == 0
+    state(tmp_path, {"status": "passed", "since": NOW})
+    assert run("config", "--state", state_path).returncode == 0
     assert (tmp_path / "status/config").read_text() == "up\n"

@@ -47,9 +47,20 @@ def test_hosts_that_differ_from_each_other_are_named():
     assert result["lines"][-1] == "hosts differ: 2 generations among 2 hosts"
 
 
-def test_bad_input_is_refused():
-    with pytest.raises(AnsibleFilterError, match="k8sedge.lb.drift: hosts"):
-        drift(MODEL, ["edge1"])
+@pytest.mark.parametrize(("model", "hosts", "message"), [
+    (MODEL, ["edge1"], "hosts: expected host -> "),
+    (MODEL, {"edge1": "haproxy"}, "host edge1: hosts: expected an object"),
+    (MODEL, {"edge1": {"servers": {"web": {"s1": {"address": "10.244.1.5", "port": "80", "state": "ready"}}}}},
+     r"host edge1: servers.web.s1.port: expected an integer"),
+    (MODEL, {"edge1": {"pools": "default"}}, "host edge1: pools: expected a list"),
+    ({**MODEL, "backends": [{"name": "web", "targets": [{"address": "10.244.1.5", "port": 8080}]}]}, {},
+     r"model: backends\[0\]\.targets\[0\]\.state: expected one of ready, draining"),
+    ({"generation": "a" * 64}, {}, "model: frontends: expected a list"),
+    ("model", {}, "model: expected the model edge_info returns"),
+])
+def test_bad_input_is_refused_naming_the_field(model, hosts, message):
+    with pytest.raises(AnsibleFilterError, match=f"^k8sedge.lb.drift: {message}"):
+        drift(model, hosts)
 
 
 def records(**states: str) -> list[str]:

@@ -1,14 +1,13 @@
 """Staged, live and last-known-good haproxy trees: what differs, what kind of change, the copy."""
 from __future__ import annotations
 
-import json
 import os
 import stat
 
 import pytest
 
 from ansible_collections.k8sedge.lb.plugins.module_utils._haproxy_files import (
-    CONFIG, StageError, compare, digest_of, generation_of, install, read_tree, routes_of, stage, structure, tree_files)
+    CONFIG, StageError, compare, digest_of, install, read_tree, stage, structure, tree_files)
 
 CFG = b"""# Model generation aa01; rendered
 global
@@ -48,9 +47,8 @@ def test_structure_keeps_server_names_and_drops_comments():
     assert structure(CFG.decode()) == ["global", "set-var proc.k8sedge_structure str(beef)", "backend b", "default-server check", "server s1", "server s2"]
 
 
-def test_generation_and_digest_are_read_from_the_config():
-    assert (generation_of(CFG), digest_of(CFG)) == ("aa01", "beef")
-    assert (generation_of(b"global\n"), digest_of(None)) == ("", "")
+def test_the_structure_digest_is_read_from_the_config():
+    assert (digest_of(CFG), digest_of(b"global\n"), digest_of(None)) == ("beef", "", "")
 
 
 def test_install_copies_atomically_with_the_source_mode_and_removes_the_rest(tmp_path):
@@ -104,13 +102,3 @@ def test_stage_needs_a_config_and_certificates_need_both_halves(tmp_path):
         stage(str(tmp_path), {"maps/a.map": "k v\n"})
     with pytest.raises(StageError, match=r"certificates\[web\]: expected \{cert, key\}"):
         tree_files("global\n", [], {"web": {"cert": "CERT"}})
-
-
-def test_the_routes_travel_in_the_config_header():
-    routes = [{"cidr": "10.244.1.0/24", "via": "10.213.0.21"}]
-    config = CFG.replace(b"global", f"# Pod-network routes: {json.dumps(routes)}\nglobal".encode())
-    assert routes_of(config) == routes
-    assert routes_of(CFG.replace(b"global", b"# Pod-network routes: []\nglobal")) == []
-    assert routes_of(CFG) is None and routes_of(None) is None
-    with pytest.raises(ValueError, match="not a list of"):
-        routes_of(b'# Pod-network routes: [{"cidr": "10.0.0.0/8"}]\n')

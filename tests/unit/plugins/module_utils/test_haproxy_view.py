@@ -40,20 +40,21 @@ def changed(path: str, value: Any) -> dict[str, Any]:
     return model
 
 
-def test_only_the_served_pools_are_rendered_and_udp_is_skipped_with_a_warning():
+def test_only_the_served_pools_are_rendered_and_udp_is_skipped_with_a_finding():
     result = view()
     assert [f["name"] for f in result["frontends"]] == ["default-http-80", "default-http-443", "default-tcp-8443", "default-tcp-9999"]
     assert "blue_x_7000_tcp" not in {b["name"] for b in result["backends"]}
     assert "default_dns_53_udp" not in {b["name"] for b in result["backends"]}
-    assert result["warnings"] == ["frontend default-udp-5353: protocol: UDP (port 5353) cannot be served by haproxy; serve pool default"
-                                  " with the nginx engine (role edge_nginx): skipped (edge_haproxy_udp_frontends: skip)"]
+    [finding] = result["findings"]
+    assert (finding["where"], finding["field"]) == ("frontend default-udp-5353", "protocol")
+    assert "edge_nginx" in finding["message"]
     assert [f["name"] for f in view(pools=["blue"])["frontends"]] == ["blue-tcp-7000"]
 
 
-def test_udp_is_skipped_with_a_warning_by_default():
+def test_udp_is_skipped_with_a_finding_by_default():
     result = haproxy_view(copy.deepcopy(MODEL), ViewOptions(certificates=CERTS))
     assert "default-udp-5353" not in [f["name"] for f in result["frontends"]]
-    assert [w for w in result["warnings"] if w.startswith("frontend default-udp-5353: ")]
+    assert [f for f in result["findings"] if f["where"] == "frontend default-udp-5353"]
 
 
 def test_udp_in_a_served_pool_fails_when_the_operator_chooses_fail_naming_the_frontend_and_edge_nginx():
@@ -110,10 +111,10 @@ def with_tls_route(model: dict[str, Any], host: str, certificate: str) -> dict[s
 def test_a_route_whose_certificate_is_not_given_is_left_out_and_the_rest_served():
     result = view(with_tls_route(copy.deepcopy(MODEL), "api.pctest", "api"))
     base = view()
-    assert {k: v for k, v in result.items() if k != "warnings"} == {k: v for k, v in base.items() if k != "warnings"}
-    [warning] = [w for w in result["warnings"] if w not in base["warnings"]]
-    assert warning.startswith("frontend default-http-443: routes[0].certificate: ")
-    assert all(name in warning for name in ("api.pctest/", "default_api_80", "certificate api", "edge_haproxy_certificates"))
+    assert {k: v for k, v in result.items() if k != "findings"} == {k: v for k, v in base.items() if k != "findings"}
+    [finding] = [f for f in result["findings"] if f not in base["findings"]]
+    assert (finding["where"], finding["field"]) == ("frontend default-http-443", "routes[0].certificate")
+    assert all(name in finding["message"] for name in ("api.pctest/", "default_api_80", "certificate api", "edge_haproxy_certificates"))
 
 
 def test_a_tls_frontend_without_a_certificate_given_is_left_out_with_its_redirects():
@@ -122,8 +123,8 @@ def test_a_tls_frontend_without_a_certificate_given_is_left_out_with_its_redirec
     assert result["certificates"] == [] and result["redirects"] == []
     assert not [line for lines in maps(result).values() for line in lines if line.startswith("shop.pctest")]
     assert maps(result)["maps/default-http-80.host-exact.map"] == maps(view())["maps/default-http-80.host-exact.map"]
-    assert [w.split(": ", 2)[:2] for w in result["warnings"] if "default-http-443" in w] == [
-        ["frontend default-http-443", "routes[0].certificate"], ["frontend default-http-443", "routes"]]
+    assert [(f["where"], f["field"]) for f in result["findings"] if f["where"] == "frontend default-http-443"] == [
+        ("frontend default-http-443", "routes[0].certificate"), ("frontend default-http-443", "routes")]
 
 
 def test_sni_passthrough_and_tcp_frontends():
@@ -165,6 +166,20 @@ def test_slots_grow_in_steps(targets, slots, count):
     servers = by_name(view(model, slots=slots)["backends"], "default_s2_80")["servers"]
     assert len(servers) == count
     assert sum(s["state"] == "ready" for s in servers) == targets
+
+
+def test_a_redirect_needs_a_tls_frontend_of_its_pool():
+    model = copy.deepcopy(MODEL)
+    model["frontends"] = [f for f in model["frontends"] if f["name"] != "default-http-443"]
+    with pytest.raises(ViewError, match=r"^frontend default-http-80: routes\[3\]\.redirect_https: no TLS frontend of pool default"):
+        view(model)
+
+
+def test_running_slots_that_say_nothing_usable_are_filled_anew():
+    previous = {"default_s2_80": {"s4": {"address": ["10.213.0.22"], "port": 31780}, "s5": "10.213.0.22:31780"}}
+    assert view(previous=previous)["backends"] == view()["backends"]
+    with pytest.raises(ViewError, match=r"^options: previous.default_s2_80: expected slot names, got 4"):
+        view(previous={"default_s2_80": {4: {}}})
 
 
 def test_targets_keep_the_slot_the_running_haproxy_has_them_in():
@@ -211,7 +226,7 @@ def test_the_view_is_deterministic_and_sorted():
     ("frontends.0.routes.0.backend", "x y", r"routes\[0\]\.backend: expected a name"),
     ("frontends.2.sni.0.host", "db.pctest\n", r"^frontend default-tcp-8443: sni\[0\]\.host"),
     ("frontends.3.backend", "a#b", r"^frontend default-tcp-9999: backend: expected a name"),
-    ("frontends.0.routes.0.backend", "default_missing_80", r"^backend \"default_missing_80\": named by frontend default-http-80 but missing"),
+    ("frontends.0.routes.0.backend", "default_missing_80", r"^backend default_missing_80: named by frontend default-http-80 but missing"),
     ("backends.4.balance", "roundrobin\n", r"^backend default_s2_80: balance: expected one of roundrobin, leastconn, source"),
     ("backends.4.timeouts.connect_ms", "5s", r"^backend default_s2_80: timeouts\.connect_ms: expected milliseconds"),
     ("backends.4.timeouts.server_ms", 0, r"timeouts\.server_ms: expected milliseconds"),
@@ -223,9 +238,13 @@ def test_the_view_is_deterministic_and_sorted():
     ("backends.4.targets.0.port", "80", r"targets\[0\]\.port: expected a port number"),
     ("backends.4.targets.0.state", "out", r"targets\[0\]\.state: expected one of ready, draining"),
     ("backends.4.frontend_protocol", "tcp", r"^backend default_s2_80: frontend_protocol: tcp, but frontend default-http-80 speaks http"),
-    ("routes.0.cidr", "10.244.2.1/24", r"^routes: \[0\]\.cidr: expected a CIDR"),
-    ("routes.0.via", "fd00::1", r"^routes: \[0\]\.via: expected an IPv4 address"),
+    ("routes.0.cidr", "10.244.2.1/24", r"^model: routes\[0\]\.cidr: expected a CIDR"),
+    ("routes.0.via", "fd00::1", r"^model: routes\[0\]\.via: expected an IPv4 address"),
     ("generation", "abc\n", r"^model: generation: expected a hex digest"),
+    ("frontends.1.tls", "yes", r"^frontend default-http-443: tls: expected true or false"),
+    ("frontends.3.accept_proxy", None, r"^frontend default-tcp-9999: accept_proxy: expected true or false"),
+    ("backends.0", "default_api_80", r"^model: backends\[0\]: expected an object"),
+    ("backends.0.name", ["default_api_80"], r"^model: backends\[0\]\.name: expected a name"),
 ])
 def test_values_that_could_break_a_config_line_are_refused(path, value, message):
     with pytest.raises(ViewError, match=message):
@@ -242,7 +261,7 @@ def test_values_that_could_break_a_config_line_are_refused(path, value, message)
                            r" reserved_ports option"),
     ({"bind_address": "localhost"}, r"^options: bind_address: expected an IP address"),
     ({"udp_frontends": "ignore"}, r"^options: udp_frontends: expected one of fail, skip"),
-    ({"certificates": {"web": {"cert": "not pem", "key": PEM_KEY}}}, r"^certificate \"web\": cert: expected a PEM string"),
+    ({"certificates": {"web": {"cert": "not pem", "key": PEM_KEY}}}, r"^certificate \"web\": cert: expected PEM text .*\(the value is not shown\)"),
     ({"certificates": {"Web Cert": {"cert": PEM_CERT, "key": PEM_KEY}}}, r"^certificate \"Web\?Cert\": name: expected a name"),
 ])
 def test_bad_options_are_refused(options, message):

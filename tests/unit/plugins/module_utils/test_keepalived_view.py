@@ -54,12 +54,13 @@ def test_three_hosts_take_turns():
     assert [result[v]["priority"] for v in vips] == [250, 230, 240, 250]
 
 
-def test_directives_of_an_instance():
-    instance = view()["instances"][0]
-    assert instance["directives"] == ["state BACKUP", "interface eth0", "virtual_router_id 50", "priority 250", "advert_int 0.2"]
+def test_what_an_instance_says():
+    result = view()
+    instance = result["instances"][0]
+    assert (result["interface"], instance["router_id"], instance["priority"], result["advert_int"]) == ("eth0", 50, 250, "0.2")
     assert instance["prefix"] == 24 and instance["unicast"] == []
-    assert view(preempt=False)["instances"][0]["directives"][-1] == "nopreempt"
-    assert view(version=2, advert_int=1)["instances"][0]["directives"][4] == "advert_int 1"
+    assert result["preempt"] is True and view(preempt=False)["preempt"] is False
+    assert view(version=2, advert_int=1)["advert_int"] == "1"
 
 
 def test_unicast_peers_and_source():
@@ -78,8 +79,8 @@ def test_hosts_only_hold_the_vips_of_their_pools():
     assert result["domain"]["router_ids"] == [{"router_id": 50, "vip": "10.213.0.200"}]
     assert view(members=(Member("edge1", ("web",)),), pool_vips={"default": ["10.213.0.200"], "web": ["10.213.0.210"]})[
         "domain"]["router_ids"] == [{"router_id": 51, "vip": "10.213.0.210"}]
-    assert view(members=(Member("edge1", ("api",)),))["warnings"] == [
-        "pool api: no VIPs in edge_keepalived_pool_vips; this host holds none for it"]
+    assert [(f["where"], f["field"]) for f in view(members=(Member("edge1", ("api",)),))["findings"]] == [
+        ("pool api", "edge_keepalived_pool_vips")]
 
 
 def test_interface_names_with_dashes_find_their_facts():
@@ -91,18 +92,19 @@ def test_interface_names_with_dashes_find_their_facts():
     ({"interface": "eth9"}, r"^host edge1: interface: eth9 does not exist on this host \(it has: br-lan, eth0, lo\)"),
     ({"interface": "eth0; rm"}, r"host edge1: interface: expected an interface name"),
     ({"pool_vips": {"default": ["10.9.0.200"]}},
-     r"^edge_keepalived_pool_vips: pool default: VIP 10.9.0.200 is outside 10.213.0.0/24, the subnet of eth0 on edge1$"),
+     r"^host edge1: edge_keepalived_pool_vips.default: VIP 10.9.0.200 is outside 10.213.0.0/24, the subnet of eth0$"),
     ({"pool_vips": {"default": ["10.213.0.255"]}}, r"VIP 10.213.0.255 is outside 10.213.0.0/24"),
-    ({"pool_vips": {"default": ["10.213.0.200/24"]}}, r"pool default: expected an IPv4 address \(no prefix\)"),
+    ({"pool_vips": {"default": ["10.213.0.200/24"]}}, r"edge_keepalived_pool_vips.default: expected an IPv4 address \(no prefix\)"),
     ({"pool_vips": {"default": ["10.213.0.200"], "web": ["10.213.0.200"]}}, r"VIP 10.213.0.200 is listed twice"),
     ({"pool_vips": {"default": ["10.213.0.12"]}}, r"VIP 10.213.0.12 is the address of edge2"),
-    ({"pool_vips": {"default": "10.213.0.200"}}, r"pool default: expected a list of VIPs"),
+    ({"pool_vips": {"default": "10.213.0.200"}}, r"edge_keepalived_pool_vips.default: expected a list of VIPs"),
     ({"pool_vips": {"Bad Pool": []}}, r"expected pool names"),
     ({"router_ids": {"10.213.0.200": 60, "10.213.0.201": 60}},
-     r"^duplicate virtual_router_id 60 on edge1: VIPs 10.213.0.200 and 10.213.0.201 are in one broadcast domain"),
-    ({"router_ids": {"10.213.0.201": 50}}, r"duplicate virtual_router_id 50 on edge1"),
+     r"^host edge1: edge_keepalived_router_ids: duplicate virtual_router_id 60: VIPs 10.213.0.200 and 10.213.0.201 are in one"
+     r" broadcast domain"),
+    ({"router_ids": {"10.213.0.201": 50}}, r"duplicate virtual_router_id 50: VIPs 10.213.0.200 and 10.213.0.201"),
     ({"router_id_base": 255}, r"VIP 10.213.0.201 would get router id 256, past 255"),
-    ({"router_ids": {"10.213.0.200": 0}}, r"edge_keepalived_router_ids: 10.213.0.200: expected an integer from 1 to 255"),
+    ({"router_ids": {"10.213.0.200": 0}}, r"edge_keepalived_router_ids.10.213.0.200: expected an integer from 1 to 255"),
     ({"version": 2, "advert_int": 0.2}, r"VRRPv2 advertises in whole seconds"),
     ({"advert_int": 0.005}, r"VRRPv3 advertises in hundredths of a second"),
     ({"advert_int": 41}, r"VRRPv3 advertises in hundredths"),
@@ -110,7 +112,7 @@ def test_interface_names_with_dashes_find_their_facts():
     ({"version": 4}, r"edge_keepalived_vrrp_version: expected 2 or 3"),
     ({"priority": 255}, r"edge_keepalived_priority: expected an integer from 1 to 254"),
     ({"priority": 20, "priority_step": 30}, r"pool default: 2 hosts from priority 20 in steps of 30 go down to -10"),
-    ({"host": "edge3"}, r"host edge3 is not among the hosts that share the VIPs \(edge1, edge2\)"),
+    ({"host": "edge3"}, r"^host edge3: edge_keepalived_group: this host is not among the hosts that share the VIPs \(edge1, edge2\)"),
     ({"address": "10.9.9.9"}, r"edge_keepalived_address: 10.9.9.9 is outside 10.213.0.0/24"),
 ])
 def test_refusals_name_host_object_and_field(changes, message):
@@ -128,12 +130,11 @@ def test_track_scripts():
     assert proxy == {"name": "k8sedge_proxy", "interval": 1, "timeout": 2, "fall": 1, "rise": 2, "weight": 0,
                      "command": "/usr/local/lib/k8sedge/vrrp-check proxy --socket /run/haproxy/admin.sock "
                                 "--timeout 0.5 --watch 0.9 --poll 0.05 --status-dir /run/k8sedge-keepalived"}
-    assert config["command"] == ("/usr/local/lib/k8sedge/vrrp-check config --rollout /var/lib/k8sedge/rollout.json "
-                                 "--generation /var/lib/k8sedge/haproxy/generation --format text --grace 120 "
+    assert config["command"] == ("/usr/local/lib/k8sedge/vrrp-check config --state /var/lib/k8sedge/state.json --grace 120 "
                                  "--status-dir /run/k8sedge-keepalived")
     nginx = view(check=CheckOptions(proxy="nginx", admin_address="0.0.0.0", poll=0, interval=2))["scripts"]
     assert "--host 127.0.0.1 --port 8405 --path /stub_status --timeout 0.5 --watch 0 --poll 0 " in nginx[0]["command"]
-    assert "--generation /var/lib/k8sedge/nginx/applied.json --format json" in nginx[1]["command"]
+    assert "config --state /var/lib/k8sedge/state.json --grace 120" in nginx[1]["command"]
     assert (nginx[0]["interval"], nginx[0]["timeout"]) == (2, 3)
     assert len(view(check=CheckOptions(track_config=False))["scripts"]) == 1
     assert view(check=CheckOptions(config_weight=-20))["scripts"][1]["weight"] == -20
@@ -144,10 +145,10 @@ def test_track_scripts():
     (CheckOptions(poll=0.95), r"edge_keepalived_check_poll: expected 0 \(one probe a run\) up to 0.9 s"),
     (CheckOptions(timeout=1), r"edge_keepalived_check_timeout: expected 0.01 to 0.9 s"),
     (CheckOptions(proxy="nginx", admin_address="localhost"), r"edge_keepalived_proxy_admin_address: expected an IP address"),
-    (CheckOptions(proxy="nginx", admin_port=0), r"edge_keepalived_proxy_admin_port: expected an integer from 1 to 65535"),
+    (CheckOptions(proxy="nginx", admin_port=0), r"edge_keepalived_proxy_admin_port: expected a port number 1-65535"),
     (CheckOptions(socket="admin.sock"), r"edge_keepalived_proxy_socket: expected an absolute path"),
-    (CheckOptions(rollout_file="/var/lib/k8sedge/roll out.json"), r"edge_keepalived_rollout_file: expected an absolute path"),
-    (CheckOptions(generation_file="relative"), r"edge_keepalived_generation_file: expected an absolute path"),
+    (CheckOptions(state_file="/var/lib/k8sedge/st ate.json"), r"edge_keepalived_state_file: expected an absolute path"),
+    (CheckOptions(state_file="relative"), r"edge_keepalived_state_file: expected an absolute path"),
     (CheckOptions(config_weight=-10), r"edge_keepalived_config_weight: -10 must outweigh the priority spread of 10"),
     (CheckOptions(config_weight=5), r"edge_keepalived_config_weight: expected an integer from -253 to 0"),
 ])

@@ -94,7 +94,7 @@ def test_bad_vips_are_refused_by_name(vips, message):
 
 
 def test_a_model_of_another_shape_is_refused():
-    with pytest.raises(StatusError, match="model: expected the model edge_info returns"):
+    with pytest.raises(StatusError, match=r"model: frontends: expected a list of objects with pool \(the model edge_info returns\)"):
         desired([service("web")], {"frontends": [{}], "backends": []}, VIPS, ["default"])
-    with pytest.raises(StatusError, match="model: expected the model edge_info returns"):
+    with pytest.raises(StatusError, match=r"model: backends: expected a list of objects with name, namespace, service"):
         desired([service("web")], {"frontends": [], "backends": [{"name": "default_web_80"}]}, VIPS, ["default"])

@@ -15,8 +15,8 @@ PAIR = {"cert": "-----CERT-----\n", "key": "-----KEY-----\n"}
 
 def test_a_release_is_written_once_and_then_left_alone(tmp_path):
     dest = str(tmp_path / "releases" / "0123")
-    tree = contents({"nginx.conf": "events {}\n", "routes.json": "[]\n"}, {"web": PAIR})
-    assert pending(dest, tree) == ["certs/web.crt", "certs/web.key", "nginx.conf", "routes.json"]
+    tree = contents({"nginx.conf": "events {}\n", "http.conf": "\n"}, {"web": PAIR})
+    assert pending(dest, tree) == ["certs/web.crt", "certs/web.key", "http.conf", "nginx.conf"]
     write(dest, tree, pending(dest, tree))
     assert pending(dest, tree) == []
     assert (tmp_path / "releases" / "0123" / "certs" / "web.key").read_text() == PAIR["key"]

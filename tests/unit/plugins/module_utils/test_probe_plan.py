@@ -216,7 +216,44 @@ def test_report_refuses_bad_input():
     with pytest.raises(AnsibleFilterError, match="fail_on: expected values from edge, backend, vip"):
         probe_report(planned(), [], fail_on=["nothing"])
     with pytest.raises(AnsibleFilterError, match="plan: expected what k8sedge.lb.probe_plan returns"):
+        probe_report([], [])
+    with pytest.raises(AnsibleFilterError, match="plan: probes: expected a list"):
         probe_report({}, [])
+    broken = planned()
+    del broken["probes"][0]["probe"]["port"]
+    with pytest.raises(AnsibleFilterError, match=r"plan: probes\[0\]\.probe\.port: expected a port number"):
+        probe_report(broken, [])
+    with pytest.raises(AnsibleFilterError, match="results: expected the probes lists"):
+        probe_report(planned(), {})
+
+
+@pytest.mark.parametrize(("path", "value", "message"), [
+    (("frontends", 0, "port"), "80", r"model: frontends\[0\]\.port: expected a port number"),
+    (("frontends", 0, "routes", 0), "s2.pctest/", r"model: frontends\[0\]\.routes\[0\]: expected an object"),
+    (("frontends", 0, "routes", 0, "host"), None, r"model: frontends\[0\]\.routes\[0\]\.host: expected text"),
+    (("backends", 0, "targets"), "10.0.0.1", r"model: backends\[0\]\.targets: expected a list"),
+    (("backends",), {}, "model: backends: expected a list"),
+])
+def test_a_model_that_is_not_edge_infos_is_refused_naming_the_field(path, value, message):
+    model = copy.deepcopy(MODEL)
+    *parents, last = path
+    node = model
+    for key in parents:
+        node = node[key]
+    node[last] = value
+    with pytest.raises(AnsibleFilterError, match=r"^k8sedge.lb.probe_plan: " + message):
+        probe_plan(model, HOSTS)
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"timeout": "soon"}, 'options: timeout: expected seconds, got "soon"'),
+    ({"pool_vips": {"default": "10.0.0.1"}}, r"options: pool_vips.default: expected a list"),
+    ({"payloads": {"default/db:5432": "ping"}}, r"options: payloads.default/db:5432: expected an object"),
+    ({"http_status": 200}, "options: http_status: expected a list"),
+])
+def test_options_of_the_wrong_shape_are_filter_errors(options, message):
+    with pytest.raises(AnsibleFilterError, match=r"^k8sedge.lb.probe_plan: " + message):
+        planned(**options)
 
 
 # --- the fail-static guard ----------------------------------------------------------------------

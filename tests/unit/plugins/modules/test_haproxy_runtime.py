@@ -60,6 +60,7 @@ class FakeHaproxy:
 def fixture_haproxy(tmp_path):
     fake = FakeHaproxy(str(tmp_path / "admin.sock"))
     yield fake
+    fake.sock.shutdown(socket.SHUT_RDWR)  # wakes the accept: a close alone does not, and another test may get its fd
     fake.sock.close()
 
 

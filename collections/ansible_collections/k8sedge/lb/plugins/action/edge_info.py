@@ -18,8 +18,7 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
 from ansible.utils.vars import merge_hash
 from ansible_collections.k8sedge.lb.plugins.module_utils._edge_info import EDGE_INFO_ARGUMENT_SPEC, edge_info
-from ansible_collections.k8sedge.lb.plugins.module_utils._k8s_read import ReadError
-from ansible_collections.k8sedge.lb.plugins.module_utils._model import InvalidValue
+from ansible_collections.k8sedge.lb.plugins.module_utils._errors import EdgeError
 
 
 class ActionModule(ActionBase):
@@ -37,7 +36,7 @@ class ActionModule(ActionBase):
             return {**result, "failed": True, "msg": "; ".join(validated.error_messages)}
         try:
             return {**result, **edge_info(validated.validated_parameters)}
-        except (ReadError, InvalidValue) as err:
+        except EdgeError as err:
             return {**result, "failed": True, "msg": str(err)}
 
     def _module(self, result: dict[str, Any], task_vars: dict[str, Any] | None) -> dict[str, Any]:

@@ -9,14 +9,18 @@ class ModuleDocFragment:
     # Names and environment variables follow kubernetes.core, so operators' habits and
     # AWX's Kubernetes credential type carry over unchanged.
     DOCUMENTATION = r"""
+requirements:
+  - kubernetes (the Python client), to read the Kubernetes API
 options:
   kubeconfig:
     description:
       - Path to a kubeconfig file.
       - When neither O(kubeconfig) nor O(host) is given, kubectl's defaults apply
         (C(KUBECONFIG), its files merged, then C(~/.kube/config), then the in-cluster service account).
-      - Users may authenticate with a token, a C(tokenFile), a client certificate, or an exec credential
-        plugin; a legacy C(auth-provider) needs the kubernetes Python client. C(proxy-url) is not supported.
+      - The kubernetes Python client reads it as kubectl would, with tokens, C(tokenFile), client certificates,
+        exec credential plugins, C(auth-provider), C(tls-server-name), C(proxy-url).
+      - Credentials that can change (an exec plugin's token, a token file) are read again when the API
+        server answers 401, and the request is retried once.
       - Can also be set with the C(K8S_AUTH_KUBECONFIG) environment variable.
     type: path
   context:
@@ -40,6 +44,18 @@ options:
       - Can also be set with the C(K8S_AUTH_SSL_CA_CERT) environment variable.
     type: path
     aliases: [ ssl_ca_cert ]
+  client_cert:
+    description:
+      - Path to a certificate to authenticate with, instead of the kubeconfig's.
+      - Can also be set with the C(K8S_AUTH_CERT_FILE) environment variable.
+    type: path
+    aliases: [ cert_file ]
+  client_key:
+    description:
+      - Path to the key of O(client_cert).
+      - Can also be set with the C(K8S_AUTH_KEY_FILE) environment variable.
+    type: path
+    aliases: [ key_file ]
   validate_certs:
     description:
       - Whether to verify the API server's TLS certificate.
@@ -52,14 +68,18 @@ options:
     # Plugins (inventory, lookup) take the same options; their configuration system reads the
     # environment itself, so the variables are declared rather than described.
     PLUGIN = r"""
+requirements:
+  - kubernetes (the Python client), to read the Kubernetes API
 options:
   kubeconfig:
     description:
       - Path to a kubeconfig file.
       - When neither O(kubeconfig) nor O(host) is given, kubectl's defaults apply
         (C(KUBECONFIG), its files merged, then C(~/.kube/config), then the in-cluster service account).
-      - Users may authenticate with a token, a C(tokenFile), a client certificate, or an exec credential
-        plugin; a legacy C(auth-provider) needs the kubernetes Python client. C(proxy-url) is not supported.
+      - The kubernetes Python client reads it as kubectl would, with tokens, C(tokenFile), client certificates,
+        exec credential plugins, C(auth-provider), C(tls-server-name), C(proxy-url).
+      - Credentials that can change (an exec plugin's token, a token file) are read again when the API
+        server answers 401, and the request is retried once.
     type: path
     env:
       - name: K8S_AUTH_KUBECONFIG
@@ -84,6 +104,18 @@ options:
     aliases: [ ssl_ca_cert ]
     env:
       - name: K8S_AUTH_SSL_CA_CERT
+  client_cert:
+    description: Path to a certificate to authenticate with, instead of the kubeconfig's.
+    type: path
+    aliases: [ cert_file ]
+    env:
+      - name: K8S_AUTH_CERT_FILE
+  client_key:
+    description: Path to the key of O(client_cert).
+    type: path
+    aliases: [ key_file ]
+    env:
+      - name: K8S_AUTH_KEY_FILE
   validate_certs:
     description: Whether to verify the API server's TLS certificate.
     type: bool

@@ -66,15 +66,15 @@ _value:
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.k8sedge.lb.plugins.module_utils._drift import DriftError, report
+
+from ansible_collections.k8sedge.lb.plugins.module_utils._errors import EdgeError
+from ansible_collections.k8sedge.lb.plugins.module_utils._drift import report
 
 
 def drift(model: Any, hosts: Any) -> dict[str, Any]:
     try:
-        if not isinstance(model, dict):
-            raise DriftError("expected the model (a dict)")
         return report(model, hosts)
-    except DriftError as exc:
+    except EdgeError as exc:
         raise AnsibleFilterError(f"k8sedge.lb.drift: {exc}") from None
 
 

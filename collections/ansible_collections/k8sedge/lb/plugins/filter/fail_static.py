@@ -66,19 +66,25 @@ _value:
       type: float
 """
 
+import re
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.k8sedge.lb.plugins.module_utils._errors import EdgeError
 from ansible_collections.k8sedge.lb.plugins.module_utils._guard import GuardError, check
-from ansible_collections.k8sedge.lb.plugins.module_utils._model import InvalidValue, model_document
+from ansible_collections.k8sedge.lb.plugins.module_utils._model import model_document
 
 
 def fail_static(model: Any, live: Any, max_removed_share: Any = 0.3) -> dict[str, Any]:
     try:
         if not isinstance(live, dict):
             raise GuardError("live: expected host -> model")
+        if isinstance(max_removed_share, str) and re.fullmatch(r"[0-9]*\.?[0-9]+", max_removed_share.strip()):
+            max_removed_share = float(max_removed_share)
+        if isinstance(max_removed_share, bool) or not isinstance(max_removed_share, (int, float)):
+            raise GuardError(f"max_removed_share: expected a number from 0 to 1, got {max_removed_share!r}")
         return check(model_document(model), live, float(max_removed_share))
-    except (GuardError, InvalidValue, TypeError, ValueError) as exc:
+    except EdgeError as exc:
         raise AnsibleFilterError(f"k8sedge.lb.fail_static: {exc}") from None
 
 

@@ -17,7 +17,7 @@ description:
     fails, a backend that is missing, a port the admin listener or two served pools share, or a
     UDP frontend with O(udp_frontends=fail) raise an error naming the frontend or backend, the
     field and what to change.
-  - A tenant's claim haproxy cannot serve is left out with a warning in RV(_value.warnings), so
+  - A tenant's claim haproxy cannot serve is left out with a finding in RV(_value.findings), so
     that one object never stops the edge for everybody. This is a UDP frontend
     (O(udp_frontends=skip)) or a TLS route whose certificate is not in O(certificates), with its
     redirect from plain HTTP; a TLS frontend left with no route is left out too.
@@ -38,7 +38,7 @@ options:
     description:
       - Certificates the TLS frontends may use, name to C({cert, key}) PEM strings.
       - Only the names and a digest of the contents go into the view.
-      - A TLS route naming a certificate that is not here is left out with a warning.
+      - A TLS route naming a certificate that is not here is left out with a finding.
     type: dict
     default: {}
   slots:
@@ -61,7 +61,7 @@ options:
   udp_frontends:
     description:
       - What to do with UDP frontends of the served pools, which haproxy cannot serve.
-      - C(skip) leaves them out with a warning in RV(_value.warnings); C(fail) refuses the model.
+      - C(skip) leaves them out with a finding in RV(_value.findings); C(fail) refuses the model.
     type: str
     choices: [fail, skip]
     default: skip
@@ -124,43 +124,37 @@ _value:
     generation:
       description: The model's generation.
       type: str
-    warnings:
-      description: What was left out, and why.
+    findings:
+      description: What was left out, and why, C(where) (the frontend), C(field) and C(message).
       type: list
-      elements: str
+      elements: dict
 """
 
-from collections.abc import Mapping
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.k8sedge.lb.plugins.module_utils._haproxy_view import ViewError, ViewOptions, haproxy_view
-from ansible_collections.k8sedge.lb.plugins.module_utils._model import InvalidValue, model_document
 
-
-def _certificates(value: Any) -> Any:
-    """name -> {cert, key} as plain strings: str() decrypts vaulted values; other shapes are
-    passed on for the view to refuse."""
-    if not isinstance(value, Mapping) or not all(isinstance(pair, Mapping) for pair in value.values()):
-        return value
-    return {name: {part: str(pair[part]) if part in pair else None for part in ("cert", "key")} for name, pair in value.items()}
+from ansible_collections.k8sedge.lb.plugins.module_utils._errors import EdgeError
+from ansible_collections.k8sedge.lb.plugins.module_utils._haproxy_view import ViewOptions, haproxy_view
+from ansible_collections.k8sedge.lb.plugins.module_utils._model import model_document
+from ansible_collections.k8sedge.lb.plugins.module_utils._view import plain_certificates
 
 
 def _haproxy_view(model: Any, pools: Any = ("default",), certificates: Any = None, slots: Any = 10, admin_address: Any = "127.0.0.1",
                   admin_port: Any = 8404, bind_address: Any = "", udp_frontends: Any = "skip", previous: Any = None) -> dict[str, Any]:
+    options = ViewOptions(
+        pools=tuple(pools) if isinstance(pools, list) else pools,
+        certificates=plain_certificates(certificates or {}),
+        slots=slots,
+        admin_address=admin_address,
+        admin_port=admin_port,
+        bind_address=bind_address or "",
+        udp_frontends=udp_frontends,
+        previous=previous or {},
+    )
     try:
-        options = ViewOptions(
-            pools=tuple(pools) if isinstance(pools, (list, tuple)) else pools,
-            certificates=_certificates(certificates or {}),
-            slots=slots,
-            admin_address=admin_address,
-            admin_port=admin_port,
-            bind_address=bind_address or "",
-            udp_frontends=udp_frontends,
-            previous=previous or {},
-        )
         return haproxy_view(model_document(model), options)
-    except (ViewError, InvalidValue, TypeError) as exc:
+    except EdgeError as exc:
         raise AnsibleFilterError(f"k8sedge.lb.haproxy_view: {exc}") from None
 
 

@@ -36,20 +36,25 @@ _value:
   elements: dict
 """
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
+
+from ansible_collections.k8sedge.lb.plugins.module_utils._errors import EdgeError
 from ansible_collections.k8sedge.lb.plugins.module_utils._keepalived_view import domain_conflicts
 
 
-def _keepalived_domains(domains: Any) -> list[Any]:
+def _keepalived_domains(domains: Any) -> Any:
+    # A play hands over what `map` yields: read it once.
+    entries = list(domains) if isinstance(domains, Iterable) and not isinstance(domains, (str, Mapping)) else domains
     try:
-        problems = domain_conflicts(list(domains))
-    except (TypeError, KeyError) as exc:
-        raise AnsibleFilterError(f"k8sedge.lb.keepalived_domains: expected the views' domain entries ({exc})") from None
+        problems = domain_conflicts(entries)
+    except EdgeError as exc:
+        raise AnsibleFilterError(f"k8sedge.lb.keepalived_domains: {exc}") from None
     if problems:
         raise AnsibleFilterError("k8sedge.lb.keepalived_domains: " + "; ".join(problems))
-    return list(domains)
+    return entries
 
 
 class FilterModule:

@@ -100,7 +100,7 @@ options:
     description:
       - Track script settings, the fields of C(CheckOptions) in C(module_utils/_keepalived_view.py)
         (C(program), C(proxy), C(admin_address), C(admin_port), C(interval), C(poll), C(timeout),
-        C(fall), C(rise), C(track_config), C(rollout_file), C(generation_file), C(grace),
+        C(fall), C(rise), C(track_config), C(state_file), C(grace),
         C(config_weight), C(status_dir)).
     type: dict
     default: {}
@@ -134,8 +134,8 @@ _value:
     instances:
       description:
         - One per VIP of the pools this host serves, C(name), C(pool), C(vip), C(prefix),
-          C(router_id), C(priority), C(primary) (the host that holds it when all are healthy),
-          C(directives) and C(unicast) (a list of zero or one C({source, peers})).
+          C(router_id), C(priority), C(primary) (the host that holds it when all are healthy)
+          and C(unicast) (a list of zero or one C({source, peers})).
       type: list
       elements: dict
     includes:
@@ -149,20 +149,31 @@ _value:
     domain:
       description: C(host), C(network) and the C(router_ids) in use, for P(k8sedge.lb.keepalived_domains#filter).
       type: dict
-    warnings:
-      description: Pools of this host without VIPs.
+    advert_int:
+      description: The advertisement interval as keepalived.conf spells it.
+      type: str
+    preempt:
+      description: Whether a host with a higher priority takes a VIP back.
+      type: bool
+    findings:
+      description: Pools of this host without VIPs, C(where) (the pool), C(field) and C(message).
       type: list
-      elements: str
+      elements: dict
 """
 
+import dataclasses
 import ipaddress
 import re
 from collections.abc import Mapping
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.k8sedge.lb.plugins.module_utils._keepalived_view import (
-    CheckOptions, Member, ViewError, ViewOptions, keepalived_view)
+
+from ansible_collections.k8sedge.lb.plugins.module_utils._errors import EdgeError
+from ansible_collections.k8sedge.lb.plugins.module_utils._keepalived_view import CheckOptions, Member, ViewOptions, keepalived_view
+from ansible_collections.k8sedge.lb.plugins.module_utils._view import Checker
+
+_CHECK_FIELDS = tuple(f.name for f in dataclasses.fields(CheckOptions))
 
 
 def _is_ipv4(value: Any) -> bool:
@@ -173,17 +184,42 @@ def _is_ipv4(value: Any) -> bool:
     return True
 
 
-def _peer(name: str, variables: Mapping[str, Any]) -> Member:
+def _peer(c: Checker, name: str, variables: Any) -> Member:
     """Another host's pools and VRRP address, as far as its variables and facts tell."""
+    variables = c.mapping(f"hostvars.{name}", variables)
     pools = variables.get("edge_keepalived_pools", ["default"])
     address = str(variables.get("edge_keepalived_address") or "")
     if not address:
-        facts = variables.get("ansible_facts") or {}
+        facts = variables.get("ansible_facts")
         interface = str(variables.get("edge_keepalived_interface") or "")
-        address = str(((facts.get(re.sub(r"[-:]", "_", interface)) or {}).get("ipv4") or {}).get("address") or "")
+        entry = facts.get(re.sub(r"[-:]", "_", interface)) if isinstance(facts, Mapping) else None
+        ipv4 = entry.get("ipv4") if isinstance(entry, Mapping) else None
+        address = str(ipv4.get("address") or "") if isinstance(ipv4, Mapping) else ""
     if not address and _is_ipv4(variables.get("ansible_host")):
         address = str(variables["ansible_host"])
     return Member(str(name), tuple(pools) if isinstance(pools, (list, tuple)) else (pools,), address)
+
+
+def _members(c: Checker, host: str, hosts: Any, hostvars: Any, pools: Any) -> tuple[Member, ...]:
+    if isinstance(pools, str) or not isinstance(pools, (list, tuple)):
+        raise c.fail("edge_keepalived_pools", "a list of pool names", pools)
+    members = []
+    for i, name in enumerate(c.sequence("hosts", hosts)):
+        if c.text(f"hosts[{i}]", name) == host:
+            members.append(Member(host, tuple(pools)))
+        elif not isinstance(hostvars, Mapping) or name not in hostvars:
+            raise c.fail("hostvars", "the variables of every host that shares the VIPs", name)
+        else:
+            members.append(_peer(c, name, hostvars[name]))
+    return tuple(members)
+
+
+def _check(c: Checker, check: Any) -> CheckOptions:
+    given = c.mapping("check", {} if check is None else check)
+    unknown = sorted(set(given) - set(_CHECK_FIELDS), key=str)
+    if unknown:
+        raise c.fail("check", f"track script settings ({', '.join(_CHECK_FIELDS)})", unknown[0])
+    return CheckOptions(**given)
 
 
 def _keepalived_view(facts: Any, host: Any, hosts: Any, hostvars: Any, interface: Any, pool_vips: Any, pools: Any = ("default",),
@@ -191,19 +227,15 @@ def _keepalived_view(facts: Any, host: Any, hosts: Any, hostvars: Any, interface
                      auth_file: Any = "", router_id_base: Any = 50, router_ids: Any = None, priority: Any = 250,
                      priority_step: Any = 10, check: Any = None) -> dict[str, Any]:
     try:
-        if not isinstance(facts, Mapping):
-            raise ViewError("facts: expected the host's ansible_facts")
-        if isinstance(pools, str) or not isinstance(pools, (list, tuple)):
-            raise ViewError(f"edge_keepalived_pools: expected a list of pool names, got a {type(pools).__name__}")
-        members = tuple(Member(str(host), tuple(pools)) if name == host else _peer(name, hostvars[name]) for name in hosts)
+        c = Checker(f"host {host}")
         options = ViewOptions(
-            host=str(host), interface=interface, pool_vips=pool_vips, members=members, address=address or "",
-            version=version, advert_int=advert_int, preempt=preempt, unicast=unicast, auth_file=auth_file or "",
-            router_id_base=router_id_base, router_ids=router_ids or {}, priority=priority, priority_step=priority_step,
-            check=CheckOptions(**(check or {})),
+            host=str(host), interface=interface, pool_vips=pool_vips, members=_members(c, str(host), hosts, hostvars, pools),
+            address=address or "", version=version, advert_int=advert_int, preempt=preempt, unicast=unicast,
+            auth_file=auth_file or "", router_id_base=router_id_base, router_ids=router_ids or {}, priority=priority,
+            priority_step=priority_step, check=_check(c, check),
         )
         return keepalived_view(facts, options)
-    except (ViewError, TypeError, KeyError) as exc:
+    except EdgeError as exc:
         raise AnsibleFilterError(f"k8sedge.lb.keepalived_view: {exc}") from None
 
 

@@ -118,29 +118,48 @@ _value:
       elements: str
 """
 
-from collections.abc import Mapping
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.k8sedge.lb.plugins.module_utils._model import InvalidValue, model_document
+
+from ansible_collections.k8sedge.lb.plugins.module_utils._errors import EdgeError
+from ansible_collections.k8sedge.lb.plugins.module_utils._model import model_document
 from ansible_collections.k8sedge.lb.plugins.module_utils._probe_plan import PlanError, PlanOptions, hosts_of, plan
+from ansible_collections.k8sedge.lb.plugins.module_utils._view import Checker
+
+
+def _texts(c: Checker, what: str, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, (list, tuple)):
+        raise c.fail(what, "a list", value)
+    return tuple(str(item) for item in value)
+
+
+def _seconds(c: Checker, what: str, value: Any) -> float:
+    """Seconds as a number or its text (extra vars arrive as text)."""
+    try:
+        if isinstance(value, (int, float, str)) and not isinstance(value, bool):
+            return float(value)
+    except ValueError:
+        pass
+    raise c.fail(what, "seconds", value)
 
 
 def probe_plan(model: Any, hosts: Any, pool_vips: Any = None, through: Any = ("vip", "edge", "target"), targets_from: str = "edge",
                timeout: Any = 5.0, validate_certs: Any = True, ca_path: Any = "", http_status: Any = ("200-499",),
                http_not_regex: Any = "^k8sedge: no route", payloads: Any = None, udp_send: Any = "k8sedge-probe\n",
                tcp_hold: Any = 0.3) -> dict[str, Any]:
+    c = Checker("options", PlanError)
     try:
-        model = model_document(model)
-        if not isinstance(pool_vips or {}, Mapping) or not isinstance(payloads or {}, Mapping):
-            raise PlanError("pool_vips and payloads: expected mappings")
         options = PlanOptions(
-            hosts=hosts_of(hosts), pool_vips={str(k): [str(v) for v in vips] for k, vips in (pool_vips or {}).items()},
-            through=tuple(through), targets_from=str(targets_from), timeout=float(timeout), validate_certs=bool(validate_certs),
-            ca_path=str(ca_path or ""), http_status=tuple(str(s) for s in http_status), http_not_regex=str(http_not_regex or ""),
-            payloads={str(k): dict(v) for k, v in (payloads or {}).items()}, udp_send=str(udp_send), tcp_hold=float(tcp_hold))
-        return plan(model, options)
-    except (PlanError, InvalidValue, KeyError, TypeError, ValueError) as exc:
+            hosts=hosts_of(hosts),
+            pool_vips={str(pool): list(_texts(c, f"pool_vips.{pool}", vips)) for pool, vips in c.mapping("pool_vips", pool_vips or {}).items()},
+            through=_texts(c, "through", through), targets_from=str(targets_from), timeout=_seconds(c, "timeout", timeout),
+            validate_certs=bool(validate_certs), ca_path=str(ca_path or ""), http_status=_texts(c, "http_status", http_status),
+            http_not_regex=str(http_not_regex or ""),
+            payloads={str(key): dict(c.mapping(f"payloads.{key}", value)) for key, value in c.mapping("payloads", payloads or {}).items()},
+            udp_send=str(udp_send), tcp_hold=_seconds(c, "tcp_hold", tcp_hold))
+        return plan(model_document(model), options)
+    except EdgeError as exc:
         raise AnsibleFilterError(f"k8sedge.lb.probe_plan: {exc}") from None
 
 

@@ -103,24 +103,18 @@ _value:
       type: str
 """
 
-from collections.abc import Mapping
 from typing import Any
 
 from ansible.errors import AnsibleFilterError
+
+from ansible_collections.k8sedge.lb.plugins.module_utils._errors import EdgeError
 from ansible_collections.k8sedge.lb.plugins.module_utils._probe_plan import CLASSES, report
 
 
 def probe_report(planned: Any, results: Any, fail_on: Any = CLASSES, engine_health: Any = None) -> dict[str, Any]:
     try:
-        if not isinstance(planned, Mapping) or not isinstance(planned.get("probes"), list):
-            raise ValueError("plan: expected what k8sedge.lb.probe_plan returns")
-        if not isinstance(results, list):
-            raise ValueError("results: expected the probes lists of k8sedge.lb.probe")
-        bad = [c for c in fail_on if c not in CLASSES]
-        if bad:
-            raise ValueError(f"fail_on: expected values from {', '.join(CLASSES)}, got {', '.join(map(str, bad))}")
-        return report(planned, list(results), tuple(fail_on), engine_health)
-    except (KeyError, TypeError, ValueError) as exc:
+        return report(planned, results, fail_on, engine_health)
+    except EdgeError as exc:
         raise AnsibleFilterError(f"k8sedge.lb.probe_report: {exc}") from None
 
 

@@ -18,8 +18,6 @@ description:
   - Configuration files must end in C(k8s.yml) or C(k8s.yaml).
 author:
   - k8sedge developers (@k8sedge)
-requirements:
-  - kubernetes (the Python client), only for a kubeconfig user with a legacy C(auth-provider)
 extends_documentation_fragment:
   - k8sedge.lb.k8s_auth.plugin
   - k8sedge.lb.model_options
@@ -68,9 +66,9 @@ from ansible.errors import AnsibleError
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 from ansible.utils.unsafe_proxy import wrap_var
 from ansible_collections.k8sedge.lb.plugins.module_utils import _grammar as grammar
-from ansible_collections.k8sedge.lb.plugins.module_utils import _k8s_read as k8s
 from ansible_collections.k8sedge.lb.plugins.module_utils._k8s_client import AUTH_ARGUMENT_SPEC
 from ansible_collections.k8sedge.lb.plugins.module_utils._edge_info import MODEL_ARGUMENT_SPEC, model_of, read_state
+from ansible_collections.k8sedge.lb.plugins.module_utils._errors import EdgeError
 from ansible_collections.k8sedge.lb.plugins.module_utils._model import ClusterState, InvalidValue
 
 NODE_GROUP = "k8s_nodes"
@@ -139,7 +137,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             state, read = read_state(params, src)
             pools = self.get_option("pools") or self._pools(state, params)
             models = {pool: model_of(state, params, pool, read) for pool in pools}
-        except (k8s.ReadError, InvalidValue) as err:
+        except EdgeError as err:
             raise AnsibleError(f"k8sedge.lb.k8s: {err}") from None
         hosts, warnings = node_hosts(state)
         return {"hosts": hosts, "warnings": warnings, "models": models, "read": read}

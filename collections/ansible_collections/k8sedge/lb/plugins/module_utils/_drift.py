@@ -6,11 +6,56 @@ from __future__ import annotations
 
 from typing import Any
 
+from ansible_collections.k8sedge.lb.plugins.module_utils._errors import ProbeError
+from ansible_collections.k8sedge.lb.plugins.module_utils._view import Checker
+
 _STATE = {"ready": "ready", "draining": "drain"}
 
 
-class DriftError(Exception):
+class DriftError(ProbeError):
     """The input is not what the drift report compares."""
+
+
+def _check_model(model: Any) -> None:
+    """The fields of the model the report reads."""
+    if not isinstance(model, dict):
+        raise DriftError("model: expected the model edge_info returns")
+    c = Checker("model", DriftError)
+    c.text("generation", model.get("generation"))
+    for i, frontend in enumerate(c.sequence("frontends", model.get("frontends"))):
+        frontend = c.mapping(f"frontends[{i}]", frontend)
+        c.text(f"frontends[{i}].pool", frontend.get("pool"))
+        c.text(f"frontends[{i}].protocol", frontend.get("protocol"))
+        for kind in ("routes", "sni"):
+            for j, entry in enumerate(c.sequence(f"frontends[{i}].{kind}", frontend.get(kind, []))):
+                c.text(f"frontends[{i}].{kind}[{j}].backend", c.mapping(f"frontends[{i}].{kind}[{j}]", entry).get("backend"))
+    for i, backend in enumerate(c.sequence("backends", model.get("backends"))):
+        backend = c.mapping(f"backends[{i}]", backend)
+        c.text(f"backends[{i}].name", backend.get("name"))
+        for j, target in enumerate(c.sequence(f"backends[{i}].targets", backend.get("targets"))):
+            target = c.mapping(f"backends[{i}].targets[{j}]", target)
+            c.text(f"backends[{i}].targets[{j}].address", target.get("address"))
+            c.port(f"backends[{i}].targets[{j}].port", target.get("port"))
+            c.choice(f"backends[{i}].targets[{j}].state", target.get("state"), tuple(_STATE))
+
+
+def _check_host(name: str, host: Any) -> None:
+    """One host's report: {engine, generation, pools, servers (haproxy_runtime's), vrrp}."""
+    c = Checker(f"host {name}", DriftError)
+    host = c.mapping("hosts", host)
+    for key in ("engine", "generation"):
+        if host.get(key) is not None:
+            c.text(key, host[key])
+    for key in ("pools", "vrrp"):
+        for i, item in enumerate(c.sequence(key, host.get(key) or [])):
+            c.text(f"{key}[{i}]", item)
+    if host.get("servers") is not None:
+        for backend, slots in c.mapping("servers", host["servers"]).items():
+            for slot, server in c.mapping(f"servers.{backend}", slots).items():
+                server = c.mapping(f"servers.{backend}.{slot}", server)
+                c.text(f"servers.{backend}.{slot}.address", server.get("address"))
+                c.integer(f"servers.{backend}.{slot}.port", server.get("port"), 0, 65535)
+                c.text(f"servers.{backend}.{slot}.state", server.get("state"))
 
 
 def _served_backends(model: dict[str, Any], pools: list[str]) -> set[str]:
@@ -70,16 +115,15 @@ def report(model: dict[str, Any], hosts: dict[str, dict[str, Any]]) -> dict[str,
     """hosts: name -> {engine, generation (applied, "" if none), pools, servers (haproxy's running
     servers, or None when not read), vrrp (the notify script's records, optional)}. Returns
     {ok, model, hosts: name -> {...}, vrrp, lines}."""
-    if not isinstance(hosts, dict) or not all(isinstance(h, dict) for h in hosts.values()):
+    _check_model(model)
+    if not isinstance(hosts, dict):
         raise DriftError("hosts: expected host -> {engine, generation, pools, servers}")
     out: dict[str, Any] = {}
     for name, host in sorted(hosts.items()):
-        try:
-            generation, servers = host.get("generation") or "", host.get("servers")
-            runtime = _runtime(model, list(host.get("pools") or ["default"]), servers) if servers is not None else []
-            vrrp = _vrrp_states(list(host.get("vrrp") or []))
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise DriftError(f"host {name}: {exc!r}") from None
+        _check_host(name, host)
+        generation, servers = host.get("generation") or "", host.get("servers")
+        runtime = _runtime(model, list(host.get("pools") or ["default"]), servers) if servers is not None else []
+        vrrp = _vrrp_states(list(host.get("vrrp") or []))
         out[name] = {"engine": host.get("engine", ""), "generation": generation,
                      "current": generation == model["generation"], "runtime": runtime, "vrrp": vrrp}
     generations = sorted({h["generation"] for h in out.values()})

@@ -1,25 +1,29 @@
 # Copyright: k8sedge developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The watcher's fast path: an endpoint-only change straight into haproxy's runtime API over SSH.
+"""The watcher's fast path: an endpoint-only change straight into haproxy's runtime API, with the
+haproxy_runtime module's own code, over SSH.
 
 `bin/k8sedge-watch --fast-path` calls this for every endpoint-only change, before it runs
 playbooks/endpoints.yml (which then writes the config on disk and the bookkeeping). Per edge
-host, over one persistent SSH connection (OpenSSH ControlMaster; the inventory's address, user,
-key and options, strict host key checking forced on): read `show servers state` and the running
-worker's structure digest, compute what the role would (the `k8sedge.lb.haproxy_view` slots with
-the running slots as `previous`, the fail-static guard against the running servers, `plan()`'s
-commands), send the commands in one batch and read the servers back.
+host, one persistent SSH connection (OpenSSH; the inventory's address, user, key and options,
+strict host key checking forced on) forwards a socket in the watcher's private directory to
+haproxy's stats socket on the edge, and the module's `Cli` talks through it: read the servers
+and the running worker's structure digest, compute what the role would (the
+`k8sedge.lb.haproxy_view` slots with the running slots as `previous`, the fail-static guard
+against the running servers), then `Cli.apply()`: the module's plan, sent and read back.
 
 It only acts when the running worker's structure is exactly the one the new model needs, so a
 host that is behind (a reload pending, a failed run, more targets than slots) is left to the
-playbook; so are nginx hosts (no runtime API). Every refusal and failure says why.
+playbook; so are nginx hosts (no runtime API) and hosts that log in as another user than root
+(the forward opens the root-only socket as the login user; become cannot help it). Every
+refusal and failure says why.
 
-`hosts_from()`, `plan_host()` and `remaining()` are pure; `Ssh` is the only I/O.
+`hosts_from()` and `plan_host()` are pure; `Ssh` and the module's `Cli` are the only I/O.
 """
 
 from __future__ import annotations
 
-import json
+import hashlib
 import re
 import shlex
 import subprocess
@@ -30,42 +34,23 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
+from ansible_collections.k8sedge.lb.plugins.module_utils._errors import ApplyError
 from ansible_collections.k8sedge.lb.plugins.module_utils._guard import GuardError, check
 from ansible_collections.k8sedge.lb.plugins.module_utils._haproxy_runtime import (
-    CliError, Server, answer_of, current_slots, parse_servers_state, parse_var, plan)
+    STRUCTURE_VARIABLE, Cli, CliError, Server, current_slots, parse_var)
 from ansible_collections.k8sedge.lb.plugins.module_utils._haproxy_view import ViewError, ViewOptions, haproxy_view
 
-__all__ = ["EdgeHost", "FastPath", "FastPathError", "HostPlan", "Outcome", "Ssh", "hosts_from", "plan_host", "remaining"]
+__all__ = ["EdgeHost", "FastPath", "FastPathError", "HostPlan", "Outcome", "Ssh", "hosts_from", "plan_host"]
 
-STRUCTURE_VARIABLE = "proc.k8sedge_structure"  # set by roles/edge_haproxy's haproxy.cfg
-READ = ("show servers state", f"get var {STRUCTURE_VARIABLE}")
 _SSH_CONNECTIONS = ("ssh", "smart")
-# Names and paths that go on an ssh command line: never an option (no leading '-'), no shell.
+# Names and paths that go on an ssh command line: never an option (no leading '-'), no shell;
+# the socket also goes into `-L local:remote`, so no ':'.
 _ADDRESS = re.compile(r"[A-Za-z0-9_.:%\[\]][A-Za-z0-9_.:%\[\]-]{0,252}")
 _USER = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.-]{0,63}")
 _SOCKET = re.compile(r"/[A-Za-z0-9_./-]{1,200}")
-# Runs on the edge (python3, which Ansible needs there anyway): each command of the JSON list on
-# stdin on its own connection to the stats socket (haproxy's non-interactive CLI), the answers
-# as a JSON list on stdout.
-REMOTE = (
-    "import json,socket,sys\n"
-    "out=[]\n"
-    "for c in json.load(sys.stdin):\n"
-    " b=b''\n"
-    " try:\n"
-    "  s=socket.socket(socket.AF_UNIX);s.settimeout(5);s.connect(sys.argv[1]);s.sendall(c.encode()+b'\\n')\n"
-    "  while 1:\n"
-    "   d=s.recv(65536)\n"
-    "   if not d:break\n"
-    "   b+=d\n"
-    "  s.close()\n"
-    " except OSError as e:sys.exit('stats socket %s: %s'%(sys.argv[1],e))\n"
-    " out.append(b.decode(errors='replace'))\n"
-    "json.dump(out,sys.stdout)\n"
-)
 
 
-class FastPathError(Exception):
+class FastPathError(ApplyError):
     """The fast path cannot take this change on this host; the playbook will. Says why."""
 
 
@@ -80,7 +65,6 @@ class EdgeHost:
     port: int | None = None
     private_key: str = ""
     ssh_args: tuple[str, ...] = ()
-    become: bool = False
     socket: str = "/run/haproxy/admin.sock"
     view: ViewOptions = field(default_factory=ViewOptions)
     max_removed_share: float = 0.3
@@ -121,8 +105,10 @@ def _host(name: str, raw: Any) -> EdgeHost:
         unsupported = f"engine {engine}: no runtime API (the playbook writes a release and reloads)"
     elif connection not in _SSH_CONNECTIONS:
         unsupported = f"connection {connection}: the fast path speaks OpenSSH only"
-    elif become and raw.get("become_method") != "sudo":
-        unsupported = f"become_method {raw.get('become_method')}: the fast path becomes root with sudo -n only"
+    elif user != "root" and (user or become):
+        # An SSH forward opens the remote socket as the login user; nothing runs there to become.
+        unsupported = (f"login user {user or '(SSH default)'}{' with become' if become else ''}: the fast path reaches the stats socket"
+                       f" {socket_path} through an SSH forward, as the login user, and the role keeps it root's (mode 0600)")
     try:
         ssh_args = tuple(shlex.split(args))
     except ValueError as exc:
@@ -136,7 +122,7 @@ def _host(name: str, raw: Any) -> EdgeHost:
         haproxy_view({"generation": "", "frontends": [], "backends": []}, view)
     except ViewError as exc:
         raise FastPathError(f"edge host {name}: {exc}") from None
-    return EdgeHost(name, engine, address, user, port or None, key, ssh_args, become, socket_path, view, float(share), override, unsupported)
+    return EdgeHost(name, engine, address, user, port or None, key, ssh_args, socket_path, view, float(share), override, unsupported)
 
 
 def hosts_from(data: Any) -> list[EdgeHost]:
@@ -146,14 +132,14 @@ def hosts_from(data: Any) -> list[EdgeHost]:
     return [_host(name, data[name]) for name in sorted(data)]
 
 
-# --- what to send ---------------------------------------------------------------------------
+# --- what the host must run ---------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class HostPlan:
-    """The commands that take one host's running servers to the model, and the slots they aim at."""
+    """The slots one host must have for the model (the view's runtime list, as the role passes it
+    to haproxy_runtime), and the model's generation."""
 
-    commands: tuple[str, ...]
-    runtime: list[dict[str, Any]] = field(repr=False)  # the view's runtime list
+    runtime: list[dict[str, Any]] = field(repr=False)
     generation: str = ""
 
 
@@ -163,102 +149,124 @@ def _live(servers: dict[tuple[str, str], Server]) -> dict[str, Any]:
                          for backend, slots in sorted(current_slots(servers).items())]}
 
 
-def plan_host(model: dict[str, Any], host: EdgeHost, servers_state: str, structure: str) -> HostPlan:
-    """What to send to `host`, given its answers to READ; FastPathError when the playbook must do it."""
+def plan_host(model: dict[str, Any], host: EdgeHost, servers: dict[tuple[str, str], Server], structure: str) -> HostPlan:
+    """What `host` must run, given its running servers and its worker's structure digest;
+    FastPathError when the playbook must do it."""
     try:
-        servers = parse_servers_state(servers_state)
-        running = parse_var(structure)
         guard = check(model, {host.name: _live(servers)}, host.max_removed_share)
         if not guard["ok"] and not host.override:
             raise FastPathError(f"fail-static: {'; '.join(guard['reasons'])}")
         # A backend the change would empty keeps its running servers (held), as the playbooks do.
         view = haproxy_view(model if host.override else guard["model"], replace(host.view, previous=current_slots(servers)))
-        if view["structure"] != running:
-            raise FastPathError(f"{host.name}: haproxy runs structure {running[:12] or 'unknown'}, the model needs"
-                                f" {view['structure'][:12]}: more than server slots differ (a reload)")
-        return HostPlan(tuple(plan(view["runtime"], servers)), view["runtime"], view["generation"])
-    except (CliError, ViewError, GuardError) as exc:
+    except (ViewError, GuardError) as exc:
         raise FastPathError(f"{host.name}: {exc}") from None
-
-
-def remaining(host_plan: HostPlan, commands: tuple[str, ...], answers: list[str]) -> list[str]:
-    """After the batch (its commands, then `show servers state`): each answer checked, and the
-    commands still needed to reach the plan's slots ([] when haproxy took them all)."""
-    if len(answers) != len(commands) + 1:
-        raise FastPathError(f"expected {len(commands) + 1} answers from the stats socket, got {len(answers)}")
-    try:
-        for command, answer in zip(commands, answers):
-            answer_of(command, answer)
-        return plan(host_plan.runtime, parse_servers_state(answers[-1]))
-    except CliError as exc:
-        raise FastPathError(str(exc)) from None
+    if view["structure"] != structure:
+        raise FastPathError(f"{host.name}: haproxy runs structure {structure[:12] or 'unknown'}, the model needs"
+                            f" {view['structure'][:12]}: more than server slots differ (a reload)")
+    return HostPlan(view["runtime"], view["generation"])
 
 
 # --- SSH ----------------------------------------------------------------------------------------
 
 class Ssh:
-    """One edge's stats socket through OpenSSH: a ControlMaster connection kept open, commands
-    through it. Strict host key checking is forced on (ssh keeps the first value of an option, so
-    the inventory's options cannot turn it off)."""
+    """One edge's stats socket, forwarded over one OpenSSH connection that this process starts
+    and stops by its PID (`ssh -N -L <private dir>/<digest>.sock:<stats socket>`).
 
-    def __init__(self, host: EdgeHost, control_dir: Path, timeout: float = 5.0) -> None:
+    The forward's socket is mode 0600 in the watcher's 0700 directory, whatever the SSH config
+    says. The connection is no ControlMaster and joins none: a ControlPath from the inventory
+    would hand the forward to a master Ansible owns. Strict host key checking is forced on (ssh
+    keeps the first value of an option, so the inventory's options cannot turn it off)."""
+
+    def __init__(self, host: EdgeHost, directory: Path, timeout: float = 5.0) -> None:
+        stem = directory / hashlib.sha256(host.name.encode()).hexdigest()[:12]  # an inventory name may hold ':' or '/'
         self.host = host
-        self.control = control_dir / host.name
+        self.local = stem.with_suffix(".sock")
+        self.log = stem.with_suffix(".log")
         self.timeout = timeout
+        self.process: subprocess.Popen[bytes] | None = None
+        self._explained = 0  # how much of the log an error has quoted already
 
-    def argv(self, *extra: str) -> list[str]:
-        argv = ["ssh", "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", f"ControlPath={self.control}",
-                "-o", f"ConnectTimeout={max(1, int(self.timeout))}", "-o", "ServerAliveInterval=10", *extra]
+    def argv(self) -> list[str]:
+        argv = ["ssh", "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "ControlMaster=no", "-o", "ControlPath=none",
+                "-o", "ExitOnForwardFailure=yes", "-o", "StreamLocalBindMask=0177", "-o", "StreamLocalBindUnlink=yes",
+                "-o", f"ConnectTimeout={max(1, int(self.timeout))}", "-o", "ServerAliveInterval=10",
+                "-N", "-L", f"{self.local}:{self.host.socket}"]
         if self.host.private_key:
             argv += ["-i", self.host.private_key]
         if self.host.port:
             argv += ["-p", str(self.host.port)]
         if self.host.user:
             argv += ["-l", self.host.user]
-        return [*argv, *self.host.ssh_args]
+        return [*argv, *self.host.ssh_args, "--", self.host.address]
 
     def open(self) -> None:
-        """Start the master connection in the background (ssh -f once authenticated)."""
-        argv = [*self.argv("-M", "-N", "-f", "-o", "ControlPersist=no"), "--", self.host.address]
-        try:
-            with open(f"{self.control}.log", "w", encoding="utf-8") as log:
-                result = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log, timeout=self.timeout * 3,
-                                        check=False)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise FastPathError(f"{self.host.name}: ssh {self.host.address}: {exc}") from None
-        if result.returncode != 0:
-            raise FastPathError(f"{self.host.name}: ssh {self.host.address}: exit {result.returncode}:"
-                                f" {Path(f'{self.control}.log').read_text(errors='replace').strip()[-300:]}")
+        """Connect and wait until the forward listens (ssh binds it once authenticated)."""
+        self.close()  # what is left of a connection that went away
+        with self.log.open("wb") as log:
+            try:
+                self.process = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log)
+            except OSError as exc:
+                raise FastPathError(f"{self.host.name}: ssh {self.host.address}: {exc}") from None
+        self._explained = 0
+        deadline = time.monotonic() + self.timeout * 3
+        while not self.local.is_socket():
+            if self.process.poll() is not None:
+                failed = f"exit {self.process.returncode}"
+            elif time.monotonic() > deadline:
+                failed = f"no forward after {self.timeout * 3:g} s"
+            else:
+                time.sleep(0.01)
+                continue
+            self.close()
+            raise FastPathError(f"{self.host.name}: ssh {self.host.address}: {failed}: {self._log()[-300:]}")
 
-    def exchange(self, commands: list[str]) -> list[str]:
-        """haproxy's answers to `commands`, one SSH round trip through the master connection."""
-        if not self.control.exists():  # the master is gone (an edge rebooted): open a new one
+    def cli(self) -> Cli:
+        """The module's Cli on the forward; the connection is opened again if it went away (an
+        edge rebooted, the network dropped it)."""
+        if self.process is None or self.process.poll() is not None:
             self.open()
-        remote = ["python3", "-c", REMOTE, self.host.socket]
-        if self.host.become:
-            remote = ["sudo", "-n", "--", *remote]
-        argv = [*self.argv("-o", "ControlMaster=no"), "--", self.host.address, shlex.join(remote)]
-        try:
-            result = subprocess.run(argv, input=json.dumps(commands), capture_output=True, text=True, timeout=self.timeout, check=False)
-        except subprocess.TimeoutExpired:
-            raise FastPathError(f"{self.host.name}: no answer within {self.timeout:g} s") from None
-        except OSError as exc:
-            raise FastPathError(f"{self.host.name}: ssh: {exc}") from None
-        if result.returncode != 0:
-            raise FastPathError(f"{self.host.name}: exit {result.returncode}: {result.stderr.strip()[-300:]}")
-        try:
-            answers = json.loads(result.stdout)
-        except ValueError:
-            answers = None
-        if not isinstance(answers, list) or not all(isinstance(a, str) for a in answers):
-            raise FastPathError(f"{self.host.name}: expected the stats socket's answers as a JSON list, got {result.stdout[:200]!r}")
-        return answers
+        return _Forwarded(self)
+
+    def refusal(self) -> str:
+        """Why the edge refused a forwarded connection, if ssh logged that since the last call."""
+        text = self._log()
+        refused = [line.strip() for line in text[self._explained:].splitlines() if "open failed" in line]
+        self._explained = len(text)
+        if not refused:
+            return ""
+        return (f" (ssh {self.host.address}: {refused[-1]}: sshd there did not open {self.host.socket} as"
+                f" {self.host.user or 'the login user'}: haproxy not running, the socket not that user's, or AllowStreamLocalForwarding off)")
+
+    def _log(self) -> str:
+        return self.log.read_text(errors="replace").strip() if self.log.exists() else ""
 
     def close(self) -> None:
+        """Stop the connection (by its PID) and remove its socket (ssh leaves it behind)."""
+        if self.process is not None:
+            if self.process.poll() is None:
+                self.process.terminate()
+                try:
+                    self.process.wait(timeout=self.timeout)
+                except subprocess.TimeoutExpired:
+                    self.process.kill()
+                    self.process.wait()
+            self.process = None
+        self.local.unlink(missing_ok=True)
+
+
+class _Forwarded(Cli):
+    """The module's Cli on a forward. A socket the edge cannot open reaches us as a connection
+    dropped without an answer; ssh's log says which, and the error quotes it."""
+
+    def __init__(self, ssh: Ssh) -> None:
+        super().__init__(str(ssh.local), ssh.timeout)
+        self.ssh = ssh
+
+    def run(self, command: str) -> str:
         try:
-            subprocess.run([*self.argv("-O", "exit"), "--", self.host.address], capture_output=True, timeout=self.timeout, check=False)
-        except (OSError, subprocess.TimeoutExpired):  # a master that does not answer went with its connection
-            pass
+            return super().run(command)
+        except CliError as exc:
+            raise CliError(f"{exc}{self.ssh.refusal()}") from None
 
 
 # --- the fast path ------------------------------------------------------------------------------
@@ -279,12 +287,12 @@ class Outcome:
 
 
 class FastPath:
-    """Applies a model to every haproxy edge at once, one thread per host; `exchange(host,
-    commands)` is the transport (Ssh.exchange in the watcher)."""
+    """Applies a model to every haproxy edge at once, one thread per host; `connect(host)` gives
+    the module's Cli on that host's stats socket (Ssh.cli in the watcher)."""
 
-    def __init__(self, hosts: list[EdgeHost], exchange: Callable[[EdgeHost, list[str]], list[str]]) -> None:
+    def __init__(self, hosts: list[EdgeHost], connect: Callable[[EdgeHost], Cli]) -> None:
         self.hosts = hosts
-        self.exchange = exchange
+        self.connect = connect
         self.lock = threading.Lock()  # the watcher's main loop and its playbook thread both apply
         self._pool = ThreadPoolExecutor(max_workers=max(1, len(hosts)), thread_name_prefix="k8sedge-fast-path")
 
@@ -293,16 +301,15 @@ class FastPath:
         if host.unsupported:
             return Outcome(host.name, "skipped", host.unsupported)
         try:
-            host_plan = plan_host(model, host, *self.exchange(host, list(READ)))
-            if not host_plan.commands:
-                return Outcome(host.name, "current", seconds=time.monotonic() - started)
-            answers = self.exchange(host, [*host_plan.commands, READ[0]])
-            left = remaining(host_plan, host_plan.commands, answers)
-            if left:
-                raise FastPathError(f"{host.name}: haproxy did not take every change; still to do: {'; '.join(left)}")
+            cli = self.connect(host)
+            servers = cli.servers()
+            host_plan = plan_host(model, host, servers, parse_var(cli.run(f"get var {STRUCTURE_VARIABLE}")))
+            commands = cli.apply(host_plan.runtime, servers)[0]
         except FastPathError as exc:
             return Outcome(host.name, "fallback", str(exc), seconds=time.monotonic() - started)
-        return Outcome(host.name, "applied", commands=host_plan.commands, seconds=time.monotonic() - started)
+        except CliError as exc:
+            return Outcome(host.name, "fallback", f"{host.name}: {exc}", seconds=time.monotonic() - started)
+        return Outcome(host.name, "applied" if commands else "current", commands=tuple(commands), seconds=time.monotonic() - started)
 
     def apply(self, model: dict[str, Any]) -> list[Outcome]:
         """Every host's outcome, in host order."""

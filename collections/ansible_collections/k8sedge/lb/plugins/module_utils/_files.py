@@ -11,12 +11,14 @@ import re
 import tempfile
 from typing import Any
 
+from ansible_collections.k8sedge.lb.plugins.module_utils._errors import ApplyError
+
 __all__ = ["TreeError", "check_relative", "pem_pair", "same_content", "write_atomically"]
 
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
 
-class TreeError(ValueError):
+class TreeError(ApplyError):
     """A relative path that does not belong in the tree being written."""
 
 

@@ -19,6 +19,8 @@ import ipaddress
 import re
 from typing import Any
 
+from ansible_collections.k8sedge.lb.plugins.module_utils._errors import ModelError
+
 MAX_PATH_LENGTH = 256
 MAX_DURATION_MS = 24 * 3600 * 1000
 _SHOW_LENGTH = 64
@@ -56,7 +58,7 @@ _REFUSED_FIRST_OCTETS = frozenset(octet for network, _name in REFUSED_NETWORKS i
 MIN_POD_PREFIX = {4: 16, 6: 48}
 
 
-class InvalidValue(ValueError):
+class InvalidValue(ModelError):
     """A value outside its grammar; the message says what was expected and shows what came.
 
     `field` names where the value was found, once the caller knows it."""

@@ -18,10 +18,11 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
+from ansible_collections.k8sedge.lb.plugins.module_utils._errors import ApplyError
 from ansible_collections.k8sedge.lb.plugins.module_utils._model import generation
 
 
-class GuardError(ValueError):
+class GuardError(ApplyError):
     """A model or an option the guard cannot compare."""
 
 
@@ -33,8 +34,11 @@ def _targets(model: Mapping[str, Any], where: str) -> dict[str, set[tuple[str, i
     for backend in backends:
         if not isinstance(backend, Mapping) or not isinstance(backend.get("name"), str):
             raise GuardError(f"{where}: backends: expected objects with a name")
-        out[backend["name"]] = {(str(t.get("address")), int(t.get("port", 0))) for t in backend.get("targets") or []
-                                if isinstance(t, Mapping)}
+        targets = backend.get("targets") or []
+        if not isinstance(targets, list) or not all(
+                isinstance(t, Mapping) and isinstance(t.get("port", 0), int) and not isinstance(t.get("port", 0), bool) for t in targets):
+            raise GuardError(f"{where}: backend {backend['name']}: targets: expected a list of {{address, port}} with integer ports")
+        out[backend["name"]] = {(str(t.get("address")), t.get("port", 0)) for t in targets}
     return out
 
 
@@ -59,7 +63,7 @@ def _guarded(new: Mapping[str, Any], held: dict[str, list[Any]]) -> dict[str, An
     model["warnings"] = list(new.get("warnings") or []) + [
         {"kind": "Service", "namespace": str(b.get("namespace", "")), "name": str(b.get("service", "")), "field": "targets",
          "message": f"fail-static: backend {b['name']} has no targets in the cluster now; held at its last {len(held[b['name']])}"
-                    " targets until it has targets again (k8sedge_fail_static_override=true applies the emptying)"}
+                    " targets until it has targets again (the guard's override applies the emptying)"}
         for b in new["backends"] if b.get("name") in held]
     model["generation"] = generation({key: model.get(key) or [] for key in ("backends", "frontends", "routes")})
     return model

@@ -4,7 +4,7 @@
 then compared and copied from one directory to another: staging to live, live to
 last-known-good, last-good to live.
 
-`compare()`, `structure()` and what is read from the config's header are pure; `read_tree()`,
+`compare()`, `structure()` and `digest_of()` are pure; `read_tree()`,
 `stage()` and `install()` do the I/O. Each file is replaced atomically (a temporary file in the
 same directory, then rename), haproxy.cfg last, so a reload never reads a config whose maps are
 not there yet.
@@ -12,31 +12,26 @@ not there yet.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import stat
 from dataclasses import dataclass, field
 from typing import Any
 
+from ansible_collections.k8sedge.lb.plugins.module_utils._errors import ApplyError
 from ansible_collections.k8sedge.lb.plugins.module_utils._files import TreeError, check_relative, pem_pair, write_atomically
 
-__all__ = ["CONFIG", "Difference", "StageError", "compare", "digest_of", "generation_of", "install", "read_tree", "routes_of",
-           "stage", "structure", "tree_files"]
+__all__ = ["CONFIG", "Difference", "StageError", "compare", "digest_of", "install", "read_tree", "stage", "structure", "tree_files"]
 
 CONFIG = "haproxy.cfg"
 _DIRS = {"maps": (".map", 0o755), "certs": (".pem", 0o700)}
 _SERVER = re.compile(r"^\s*server\s+(\S+)")
-_GENERATION = re.compile(r"^# Model generation ([0-9a-f]*);", re.MULTILINE)
 _STRUCTURE = re.compile(r"^\s*set-var proc\.k8sedge_structure str\(([0-9a-f]*)\)", re.MULTILINE)
-# The pod-network routes the config needs travel in its header, so a last-known-good copy
-# carries the routes it was applied with.
-_ROUTES = re.compile(r"^# Pod-network routes: (\[.*\])$", re.MULTILINE)
 _FILE_MODE = {"maps": 0o644, "certs": 0o600}
 _TREE_DIR_MODE = 0o750
 
 
-class StageError(ValueError):
+class StageError(ApplyError):
     """A file to stage that is not part of a haproxy tree."""
 
 
@@ -91,28 +86,10 @@ def compare(src: dict[str, bytes], dest: dict[str, bytes]) -> Difference:
     return Difference(changed, removed, "structural")
 
 
-def generation_of(config: bytes | None) -> str:
-    """The model generation the config's header names ('' if none)."""
-    match = _GENERATION.search(config.decode(errors="replace")) if config else None
-    return match.group(1) if match else ""
-
-
 def digest_of(config: bytes | None) -> str:
     """The structure digest the config hands its worker (proc.k8sedge_structure; '' if none)."""
     match = _STRUCTURE.search(config.decode(errors="replace")) if config else None
     return match.group(1) if match else ""
-
-
-def routes_of(config: bytes | None) -> list[dict[str, str]] | None:
-    """The pod-network routes the config's header names; None for a config without that line
-    (rendered before routes were recorded in it)."""
-    match = _ROUTES.search(config.decode(errors="replace")) if config else None
-    if not match:
-        return None
-    routes = json.loads(match.group(1))
-    if not isinstance(routes, list) or not all(isinstance(r, dict) and set(r) == {"cidr", "via"} for r in routes):
-        raise ValueError(f"the config's pod-network routes line is not a list of {{cidr, via}}: {match.group(1)[:200]}")
-    return routes
 
 
 def _check_staged_path(relative: str) -> None:

@@ -4,7 +4,8 @@
 them to the view's slots, send them over the stats socket.
 
 `parse_servers_state()` and `plan()` are pure; `Cli` is the only I/O (Python's socket module,
-one command per connection, as haproxy's non-interactive CLI expects).
+one command per connection, as haproxy's non-interactive CLI expects). The haproxy_runtime module
+and the watcher's fast path (through an SSH forward of the socket) both apply with `Cli.apply()`.
 """
 
 from __future__ import annotations
@@ -15,8 +16,12 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Cli", "CliError", "NotRunning", "Server", "answer_of", "current_slots", "desired_slots", "health", "parse_servers_state",
-           "parse_stat", "parse_var", "plan", "state_of"]
+from ansible_collections.k8sedge.lb.plugins.module_utils._errors import ApplyError
+
+__all__ = ["STRUCTURE_VARIABLE", "Cli", "CliError", "NotRunning", "Server", "answer_of", "answered", "current_slots", "desired_slots",
+           "health", "parse_servers_state", "parse_stat", "parse_var", "plan", "state_of"]
+
+STRUCTURE_VARIABLE = "proc.k8sedge_structure"  # set by roles/edge_haproxy's haproxy.cfg
 
 # srv_admin_state bits (haproxy include/haproxy/server-t.h). A server `disabled` in the config
 # starts with FMAINT|CMAINT (5); `set server ... state ready` clears FMAINT and leaves CMAINT,
@@ -28,7 +33,7 @@ _ERRORS = re.compile(r"^(No such|Require|Unknown command|Permission denied|Inval
 _NAME = re.compile(r"[A-Za-z0-9_.:-]+")
 
 
-class CliError(Exception):
+class CliError(ApplyError):
     """The runtime API refused, or the running haproxy does not have what the view expects."""
 
 
@@ -73,11 +78,10 @@ def parse_servers_state(text: str) -> dict[tuple[str, str], Server]:
             header = line[1:].split()
             continue
         fields = dict(zip(header, line.split()))
-        try:
-            server = Server(fields["be_name"], fields["srv_name"], fields["srv_addr"], int(fields["srv_port"]),
-                            int(fields["srv_admin_state"]), int(fields["srv_uweight"]))
-        except (KeyError, ValueError):
-            raise CliError(f"show servers state: cannot read the line {line[:120]!r}") from None
+        numbers = [fields.get(k, "") for k in ("srv_port", "srv_admin_state", "srv_uweight")]
+        if not all(k in fields for k in ("be_name", "srv_name", "srv_addr")) or not all(n.isdigit() for n in numbers):
+            raise CliError(f"show servers state: cannot read the line {line[:120]!r}")
+        server = Server(fields["be_name"], fields["srv_name"], fields["srv_addr"], *map(int, numbers))
         servers[(server.backend, server.name)] = server
     return servers
 
@@ -141,6 +145,15 @@ def answer_of(command: str, answer: str) -> str:
     return answer
 
 
+def answered(command: str, answer: bytes) -> bool:
+    """Whether `answer` is haproxy's whole answer to `command`. haproxy ends every answer with an
+    empty line and sends none inside one (its management guide: the empty line delimits each
+    command's output), except `get var`, whose one line (haproxy 2.6) comes without it."""
+    if command.startswith("get var "):
+        return answer.endswith(b"\n")
+    return answer == b"\n" or answer.endswith(b"\n\n")
+
+
 def _checked(what: str, value: Any) -> str:
     if not isinstance(value, str) or not _NAME.fullmatch(value):
         raise CliError(f"{what}: expected a haproxy name, got {str(value)[:64]!r}")
@@ -192,27 +205,47 @@ class Cli:
         self.timeout = timeout
 
     def run(self, command: str) -> str:
+        """haproxy's answer to `command`, read up to its end (`answered()`) rather than to the
+        close, which through an SSH forward comes one delayed ACK (about 40 ms) later. haproxy
+        always answers: a close without a byte is an error."""
         if "\n" in command or ";" in command:
             raise CliError(f"refusing to send a command with a newline or ';': {command[:80]!r}")
+        answer = bytearray()
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
                 sock.settimeout(self.timeout)
                 sock.connect(self.path)
                 sock.sendall(command.encode() + b"\n")
-                chunks = []
-                while True:
+                while not answered(command, answer):
                     chunk = sock.recv(65536)
                     if not chunk:
                         break
-                    chunks.append(chunk)
+                    answer += chunk
         except (FileNotFoundError, ConnectionRefusedError) as exc:
             raise NotRunning(f"stats socket {self.path}: {exc}") from None
         except OSError as exc:
             raise CliError(f"stats socket {self.path}: {command.split(' ', 3)[:3]}: {exc}") from None
-        return answer_of(command, b"".join(chunks).decode(errors="replace"))
+        if not answer:
+            raise CliError(f"stats socket {self.path}: {command.split(' ', 3)[:3]}: closed without an answer")
+        return answer_of(command, answer.decode(errors="replace"))
 
     def servers(self) -> dict[tuple[str, str], Server]:
         return parse_servers_state(self.run("show servers state"))
+
+    def apply(self, desired: list[dict[str, Any]], servers: dict[tuple[str, str], Server]) -> tuple[list[str], dict[tuple[str, str], Server]]:
+        """Send the commands that take `servers` (as just read) to the `desired` slots, then read
+        the servers back to prove it: (the commands sent, the servers after). CliError when
+        haproxy refuses a command or did not take them all."""
+        commands = plan(desired, servers)
+        if not commands:
+            return [], servers
+        for command in commands:
+            self.run(command)
+        after = self.servers()
+        left = plan(desired, after)
+        if left:
+            raise CliError(f"haproxy did not take the changes; still to do: {'; '.join(left)}")
+        return commands, after
 
     def wait_for(self, variable: str, value: str, seconds: float) -> str:
         """Wait until the worker that answers has `variable` == value (a reload is asynchronous)."""

@@ -9,9 +9,10 @@ checked again here against a grammar that cannot end a config line, open a secti
 anything, so a model that did not come from `edge_info` still cannot break the config.
 
 A tenant's claim haproxy cannot serve (a certificate the operator did not give; UDP, unless the
-operator chose `udp_frontends: fail`) is left out with a warning. ViewError stops the run only
+operator chose `udp_frontends: fail`) is left out with a finding. ViewError stops the run only
 for what the operator must change: options, a model that is not edge_info's, a port the admin
-listener or another served pool also binds.
+listener or another served pool also binds. Checks, findings and the helpers the three views share
+are module_utils/_view's.
 
 HTTP routing: per HTTP frontend, up to six map files are looked up in order, the first hit wins:
 exact host then `*.` wildcard then any host (`*`), each with the exact path first and then the
@@ -21,21 +22,19 @@ longest path prefix. A Prefix route `/a` matches `/a` (exact map) and `/a/...` (
 
 from __future__ import annotations
 
-import hashlib
-import ipaddress
-import json
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ansible_collections.k8sedge.lb.plugins.module_utils import _grammar as g
+from ansible_collections.k8sedge.lb.plugins.module_utils._view import (
+    ANY_HOST, Checker, Finding, ViewError, certificate_digest, check_certificates, endpoint, json_digest, named, path_matches,
+    pod_routes)
 
-__all__ = ["ViewError", "ViewOptions", "haproxy_view", "structure_digest"]
+__all__ = ["ViewError", "ViewOptions", "haproxy_view"]
 
 _BALANCES = ("roundrobin", "leastconn", "source")
 _PROXY_PROTOCOL = {"none": "", "v1": "send-proxy", "v2": "send-proxy-v2"}
-ANY_HOST = "*"
+_GENERATION = re.compile(r"[0-9a-f]{0,64}")  # "": a model built by hand (the fast path's option check)
 MAPS_DIR = "maps"
 CERTS_DIR = "certs"
 # The lookup order of an HTTP frontend: (tier, path kind, variable holding the key, converter).
@@ -53,20 +52,6 @@ _SNI_LOOKUPS = (
 )
 
 
-class ViewError(ValueError):
-    """A model or option the view refuses; the message names the object and the field."""
-
-
-def _show(value: Any) -> str:
-    """A value safe to quote in a message: odd characters become ?, long values are cut."""
-    if isinstance(value, str):
-        text = re.sub(r"[^A-Za-z0-9._:/@=+,*-]", "?", value[:64])
-        return f'"{text}..."' if len(value) > 64 else f'"{text}"'
-    if value is None or isinstance(value, (bool, int, float)):
-        return json.dumps(value)
-    return f"a {type(value).__name__}"
-
-
 @dataclass(frozen=True)
 class ViewOptions:
     """What the role passes besides the model."""
@@ -81,92 +66,24 @@ class ViewOptions:
     previous: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # backend -> slot -> {address, port}
 
 
-class _Checker:
-    """Grammar checks that name where a bad value was found."""
-
-    def __init__(self, where: str) -> None:
-        self.where = where
-
-    def fail(self, what: str, expected: str, value: Any) -> ViewError:
-        return ViewError(f"{self.where}: {what}: expected {expected}, got {_show(value)}")
-
-    def grammar(self, what: str, value: Any, accept: Callable[[Any], Any], expected: str) -> Any:
-        """What the grammar accept() of module_utils/_grammar makes of value, or a ViewError."""
-        try:
-            return accept(value)
-        except g.InvalidValue:
-            raise self.fail(what, expected, value) from None
-
-    def name(self, what: str, value: Any) -> str:
-        return self.grammar(what, value, g.model_name, "a name of lowercase letters, digits, '_', '.' and '-'")
-
-    def host(self, what: str, value: Any) -> str:
-        """A host name as the model spells it (lowercase), a '*.' wildcard, or '*' (any host)."""
-        if value != ANY_HOST and self.grammar(what, value, g.hostname, "a lowercase host name, '*.' wildcard or '*'") != value:
-            raise self.fail(what, "a lowercase host name, '*.' wildcard or '*'", value)
-        return value
-
-    def path(self, what: str, value: Any) -> str:
-        return self.grammar(what, value, g.path, "a path of letters, digits and . _ ~ / -")
-
-    def port(self, what: str, value: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
-            raise self.fail(what, "a port number 1-65535", value)
-        return value
-
-    def choice(self, what: str, value: Any, allowed: tuple[str, ...]) -> str:
-        if not isinstance(value, str) or value not in allowed:
-            raise self.fail(what, f"one of {', '.join(allowed)}", value)
-        return value
-
-    def milliseconds(self, what: str, value: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= g.MAX_DURATION_MS:
-            raise self.fail(what, f"milliseconds 1-{g.MAX_DURATION_MS}", value)
-        return value
-
-    def address(self, what: str, value: Any) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
-        return self.grammar(what, value, g.canonical_ip, "an IP address in canonical form")
-
-    def mapping(self, what: str, value: Any) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            raise self.fail(what, "an object", value)
-        return value
-
-    def sequence(self, what: str, value: Any) -> list[Any]:
-        if not isinstance(value, list):
-            raise self.fail(what, "a list", value)
-        return value
-
-
-def _endpoint(address: str, port: int) -> str:
-    """address:port as haproxy reads it; IPv6 in brackets."""
-    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
-
-
 def _check_options(options: ViewOptions) -> None:
-    c = _Checker("options")
+    c = Checker("options")
     if not isinstance(options.pools, (list, tuple)) or not options.pools:
         raise c.fail("pools", "a non-empty list of pool names", options.pools)
     for pool in options.pools:
         c.name("pools[]", pool)
-    if isinstance(options.slots, bool) or not isinstance(options.slots, int) or not 1 <= options.slots <= 1000:
-        raise c.fail("slots", "a number of server slots 1-1000", options.slots)
+    c.integer("slots", options.slots, 1, 1000, "a number of server slots 1-1000")
     c.address("admin_address", options.admin_address)
     c.port("admin_port", options.admin_port)
     if options.bind_address:
         c.address("bind_address", options.bind_address)
     c.choice("udp_frontends", options.udp_frontends, ("fail", "skip"))
-    c.mapping("certificates", options.certificates)
-    c.mapping("previous", options.previous)
-    for name, pair in options.certificates.items():
-        cert = _Checker(f"certificate {_show(name)}")
-        cert.name("name", name)
-        cert.mapping("value", pair)
-        for part in ("cert", "key"):
-            try:
-                g.pem(pair.get(part))
-            except g.InvalidValue:
-                raise cert.fail(part, "a PEM string", "(not shown)") from None
+    check_certificates(options.certificates, "certificates")
+    for backend, slots in c.mapping("previous", options.previous).items():
+        # Slot names are sorted and matched against s1..sN; a slot is read as far as it says.
+        for slot in c.mapping(f"previous.{backend}", slots):
+            if not isinstance(slot, str):
+                raise c.fail(f"previous.{backend}", "slot names", slot)
 
 
 def _redirect_backend(pool: str) -> str:
@@ -174,7 +91,7 @@ def _redirect_backend(pool: str) -> str:
     return f"k8sedge-redirect-{pool}"
 
 
-def _route(route: Any, c: _Checker, i: int) -> tuple[str, str, str, str]:
+def _route(route: Any, c: Checker, i: int) -> tuple[str, str, str, str]:
     """(host, path, path_type, backend) of an HTTP route, checked."""
     route = c.mapping(f"routes[{i}]", route)
     return (c.host(f"routes[{i}].host", route.get("host")),
@@ -184,35 +101,34 @@ def _route(route: Any, c: _Checker, i: int) -> tuple[str, str, str, str]:
 
 
 def _uncertified(frontends: list[dict[str, Any]], options: ViewOptions,
-                 warnings: list[str]) -> tuple[list[dict[str, Any]], set[tuple[str, ...]]]:
-    """Leave out each TLS route whose certificate the operator did not give, with a warning (one
+                 findings: list[Finding]) -> tuple[list[dict[str, Any]], set[tuple[str, ...]]]:
+    """Leave out each TLS route whose certificate the operator did not give, with a finding (one
     tenant's claim must not stop the edge for everybody), and a TLS frontend left with no route.
     The frontends kept, and the routes left out as (pool, host, path, path_type, backend)."""
     kept, refused = [], set()
     for frontend in frontends:
-        if frontend.get("protocol") == "http" and frontend.get("tls") is True:
-            name = _Checker(f"frontend {_show(frontend.get('name'))}").name("name", frontend.get("name"))
-            c = _Checker(f"frontend {name}")
+        _name, c = named("frontend", frontend.get("name"))
+        if frontend.get("protocol") == "http" and c.flag("tls", frontend.get("tls")):
             routes = c.sequence("routes", frontend.get("routes"))
             left = len(routes)
             for i, route in enumerate(routes):
                 host, path, path_type, backend = _route(route, c, i)
                 certificate = route.get("certificate")
                 if certificate and c.name(f"routes[{i}].certificate", certificate) not in options.certificates:
-                    warnings.append(f"frontend {name}: routes[{i}].certificate: route {host}{path} to backend {backend} needs"
-                                    f" certificate {certificate}, which is not given in edge_haproxy_certificates (certificates"
-                                    " come from Ansible, files or vault; cluster Secrets are never read): the route and its"
-                                    " redirect from plain HTTP are left out")
+                    findings.append(c.finding(f"routes[{i}].certificate", f"route {host}{path} to backend {backend} needs"
+                                              f" certificate {certificate}, which is not given in edge_haproxy_certificates"
+                                              " (certificates come from Ansible, files or vault; cluster Secrets are never read):"
+                                              " the route and its redirect from plain HTTP are left out"))
                     refused.add((frontend["pool"], host, path, path_type, backend))
                     left -= 1
             if not left:
-                warnings.append(f"frontend {name}: routes: no route left to serve: the frontend is left out")
+                findings.append(c.finding("routes", "no route left to serve: the frontend is left out"))
                 continue
         kept.append(frontend)
     return kept, refused
 
 
-def _http_maps(frontend: dict[str, Any], c: _Checker, redirects: dict[str, str],
+def _http_maps(frontend: dict[str, Any], c: Checker, redirects: dict[str, str],
                refused: set[tuple[str, ...]]) -> tuple[dict[tuple[str, str], dict[str, str]], list[str]]:
     """(tier, kind) -> {key: backend}, first claim of a key wins (the model's route order), and
     the certificates the routes served need. A refused route is left out; the model gives its
@@ -226,22 +142,16 @@ def _http_maps(frontend: dict[str, Any], c: _Checker, redirects: dict[str, str],
         if frontend.get("tls") is True and route.get("certificate"):
             certificates.append(c.name(f"routes[{i}].certificate", route["certificate"]))
         if route.get("redirect_https") is True:
+            if frontend["pool"] not in redirects:
+                raise c.refuse(f"routes[{i}].redirect_https", f"no TLS frontend of pool {frontend['pool']} to redirect to")
             backend = redirects[frontend["pool"]]
         tier = "any" if host == ANY_HOST else "wildcard" if host.startswith("*.") else "host"
-        entries = []
-        if path_type == "exact":
-            entries.append(("exact", host + path))
-        else:
-            stem = path.rstrip("/")
-            if stem:
-                entries.append(("exact", host + stem))
-            entries.append(("prefix", host + stem + "/"))
-        for kind, key in entries:
-            maps[(tier, kind)].setdefault(key, backend)
+        for kind, match in path_matches(path, path_type):
+            maps[(tier, kind)].setdefault(host + match, backend)
     return maps, certificates
 
 
-def _sni_maps(frontend: dict[str, Any], c: _Checker) -> tuple[dict[tuple[str, str], dict[str, str]], str]:
+def _sni_maps(frontend: dict[str, Any], c: Checker) -> tuple[dict[tuple[str, str], dict[str, str]], str]:
     maps: dict[tuple[str, str], dict[str, str]] = {("host", "exact"): {}, ("wildcard", "exact"): {}}
     default = ""
     for i, entry in enumerate(c.sequence("sni", frontend.get("sni"))):
@@ -273,17 +183,15 @@ def _map_files(frontend_name: str, maps: dict[tuple[str, str], dict[str, str]],
 
 
 def _bind(options: ViewOptions, port: int) -> str:
-    return f"{_endpoint(options.bind_address, port) if options.bind_address else f':{port}'}"
+    return endpoint(options.bind_address, port) if options.bind_address else f":{port}"
 
 
 def _frontend(frontend: dict[str, Any], options: ViewOptions, redirects: dict[str, str],
               refused: set[tuple[str, ...]]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    c = _Checker(f"frontend {_show(frontend.get('name'))}")
-    name = c.name("name", frontend.get("name"))
-    c = _Checker(f"frontend {name}")
+    name, c = named("frontend", frontend.get("name"))
     port = c.port("port", frontend.get("port"))
     protocol = c.choice("protocol", frontend.get("protocol"), ("http", "tcp"))
-    bind_options = ["accept-proxy"] if frontend.get("accept_proxy") is True else []
+    bind_options = ["accept-proxy"] if c.flag("accept_proxy", frontend.get("accept_proxy")) else []
     view: dict[str, Any] = {"name": name, "mode": protocol, "port": port, "bind": _bind(options, port), "lookups": [], "backend": ""}
     files: list[dict[str, Any]] = []
     if protocol == "http":
@@ -294,7 +202,7 @@ def _frontend(frontend: dict[str, Any], options: ViewOptions, redirects: dict[st
             # A name not given is needed by no route served: those routes were left out.
             certificates = [n for n in names if n in options.certificates] + route_certificates
             if not certificates:
-                raise ViewError(f"frontend {name}: certificates: expected at least one certificate for a TLS frontend, got none")
+                raise c.refuse("certificates", "expected at least one certificate for a TLS frontend, got none")
             # The first crt is the default certificate for clients that send no SNI.
             bind_options += ["ssl"] + [f"crt {CERTS_DIR}/{n}.pem" for n in sorted(set(certificates))] + ["alpn h2,http/1.1"]
         view["scheme"] = "https" if tls else "http"
@@ -320,9 +228,11 @@ def _slots(name: str, targets: list[dict[str, Any]], options: ViewOptions) -> li
     wanted = {(t["address"], t["port"]): t["state"] for t in targets}
     placed: dict[int, tuple[str, int]] = {}
     previous = options.previous.get(name) if isinstance(options.previous, dict) else None
-    for slot, where in sorted((previous or {}).items()):
-        number = int(slot[1:]) if isinstance(slot, str) and re.fullmatch(r"s[1-9][0-9]{0,4}", slot) else 0
-        key = (where.get("address"), where.get("port")) if isinstance(where, dict) else None
+    for slot, where in sorted((previous or {}).items()):  # slot names are text (_check_options)
+        number = int(slot[1:]) if re.fullmatch(r"s[1-9][0-9]{0,4}", slot) else 0
+        if not isinstance(where, dict) or not isinstance(where.get("address"), str) or not isinstance(where.get("port"), int):
+            continue  # nothing a target could be matched with: the slot is filled anew
+        key = (where["address"], where["port"])
         if 1 <= number <= count and key in wanted and key not in placed.values():
             placed[number] = key
     free = (n for n in range(1, count + 1) if n not in placed)
@@ -335,16 +245,14 @@ def _slots(name: str, targets: list[dict[str, Any]], options: ViewOptions) -> li
             address, port = placed[number]
             state = "drain" if wanted[(address, port)] == "draining" else "ready"
             servers.append({"name": f"s{number}", "address": address, "port": port, "state": state,
-                            "endpoint": _endpoint(address, port), "options": ["weight 0"] if state == "drain" else []})
+                            "endpoint": endpoint(address, port), "options": ["weight 0"] if state == "drain" else []})
         else:
             servers.append({"name": f"s{number}", "address": "", "port": 0, "state": "maint", "endpoint": "0.0.0.0:0", "options": ["disabled"]})
     return servers
 
 
 def _backend(backend: dict[str, Any], options: ViewOptions) -> dict[str, Any]:
-    c = _Checker(f"backend {_show(backend.get('name'))}")
-    name = c.name("name", backend.get("name"))
-    c = _Checker(f"backend {name}")
+    name, c = named("backend", backend.get("name"))
     layer = c.choice("frontend_protocol", backend.get("frontend_protocol"), ("http", "tcp"))
     balance = c.choice("balance", backend.get("balance"), _BALANCES)
     timeouts = c.mapping("timeouts", backend.get("timeouts"))
@@ -382,37 +290,25 @@ def _backend(backend: dict[str, Any], options: ViewOptions) -> dict[str, Any]:
     }
 
 
-def _routes(model: dict[str, Any]) -> list[dict[str, str]]:
-    c = _Checker("routes")
-    routes = []
-    for i, route in enumerate(c.sequence("routes", model.get("routes", []))):
-        route = c.mapping(f"[{i}]", route)
-        cidr = c.grammar(f"[{i}].cidr", route.get("cidr"), g.cidr, "a CIDR with host bits zero")
-        if str(cidr) != route.get("cidr"):
-            raise c.fail(f"[{i}].cidr", "a CIDR with host bits zero", route.get("cidr"))
-        via = c.address(f"[{i}].via", route.get("via"))
-        if via.version != cidr.version:
-            raise c.fail(f"[{i}].via", f"an IPv{cidr.version} address", route.get("via"))
-        routes.append({"cidr": str(cidr), "via": str(via)})
-    return sorted(routes, key=lambda r: (ipaddress.ip_network(r["cidr"]).version, ipaddress.ip_network(r["cidr"])))
-
-
-def structure_digest(view: dict[str, Any]) -> str:
+def _structure_digest(view: dict[str, Any]) -> str:
     """sha256 of everything that needs a reload to change: the view without the servers'
     addresses and states (those change through the runtime API), plus the certificates."""
-    structure = {key: value for key, value in view.items() if key not in ("runtime", "structure", "generation", "routes", "warnings")}
+    structure = {key: value for key, value in view.items() if key not in ("runtime", "structure", "generation", "routes", "findings")}
     structure["backends"] = [{**b, "servers": [s["name"] for s in b["servers"]]} for b in view["backends"]]
-    return hashlib.sha256(json.dumps(structure, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return json_digest(structure)
 
 
 def haproxy_view(model: Any, options: ViewOptions) -> dict[str, Any]:
     """Render-ready data for haproxy.cfg and its map files; ViewError when refused."""
     _check_options(options)
-    c = _Checker("model")
+    c = Checker("model")
     model = c.mapping("model", model)
     frontends = c.sequence("frontends", model.get("frontends"))
-    backends = {b.get("name"): b for b in c.sequence("backends", model.get("backends")) if isinstance(b, dict)}
-    served, warnings = [], []
+    backends = {}
+    for i, backend in enumerate(c.sequence("backends", model.get("backends"))):
+        backend = c.mapping(f"backends[{i}]", backend)
+        backends[c.name(f"backends[{i}].name", backend.get("name"))] = backend
+    served, findings = [], []
     for i, frontend in enumerate(frontends):
         frontend = c.mapping(f"frontends[{i}]", frontend)
         pool = c.name(f"frontends[{i}].pool", frontend.get("pool"))
@@ -420,14 +316,14 @@ def haproxy_view(model: Any, options: ViewOptions) -> dict[str, Any]:
             continue
         if frontend.get("protocol") == "udp":
             name = c.name(f"frontends[{i}].name", frontend.get("name"))
-            message = (f"frontend {name}: protocol: UDP (port {frontend.get('port')}) cannot be served by haproxy;"
-                       f" serve pool {pool} with the nginx engine (role edge_nginx)")
+            udp = Checker(f"frontend {name}")
+            message = f"UDP (port {frontend.get('port')}) cannot be served by haproxy; serve pool {pool} with the nginx engine (role edge_nginx)"
             if options.udp_frontends == "fail":
-                raise ViewError(message + ", or set edge_haproxy_udp_frontends: skip (the default) to leave UDP to another edge")
-            warnings.append(message + ": skipped (edge_haproxy_udp_frontends: skip)")
+                raise udp.refuse("protocol", message + ", or set edge_haproxy_udp_frontends: skip (the default) to leave UDP to another edge")
+            findings.append(udp.finding("protocol", message + ": skipped (edge_haproxy_udp_frontends: skip)"))
             continue
         served.append(frontend)
-    served, refused = _uncertified(served, options, warnings)
+    served, refused = _uncertified(served, options, findings)
     https_ports = {f["pool"]: f["port"] for f in served if f.get("protocol") == "http" and f.get("tls") is True}
     redirects = {pool: _redirect_backend(pool) for pool in https_ports}
     ports: dict[int, dict[str, Any]] = {}
@@ -437,15 +333,16 @@ def haproxy_view(model: Any, options: ViewOptions) -> dict[str, Any]:
         view, files = _frontend(frontend, options, redirects, refused)
         # The model refuses tenants' claims per object, within a pool and on its reserved ports;
         # what is left to clash here is the operator's choice of admin port or of pools.
+        at = Checker(f"frontend {view['name']}")
         if view["port"] == options.admin_port:
-            raise ViewError(f"frontend {view['name']}: port: {view['port']} is already taken by the admin listener"
-                            f" (edge_haproxy_admin_port): add {view['port']} to edge_info's reserved_ports option,"
-                            " so that claims on it are refused per object, or choose another admin port")
+            raise at.refuse("port", f"{view['port']} is already taken by the admin listener (edge_haproxy_admin_port): add"
+                                    f" {view['port']} to edge_info's reserved_ports option, so that claims on it are refused per"
+                                    " object, or choose another admin port")
         if view["port"] in ports:
             other = ports[view["port"]]
-            raise ViewError(f"frontend {view['name']}: port: {view['port']} is already taken by frontend {other['name']}:"
-                            f" pools {other['pool']} and {frontend['pool']} have their own ports and this host binds both on"
-                            " one address: serve them from different edges (edge_haproxy_pools)")
+            raise at.refuse("port", f"{view['port']} is already taken by frontend {other['name']}: pools {other['pool']} and"
+                                    f" {frontend['pool']} have their own ports and this host binds both on one address: serve them"
+                                    " from different edges (edge_haproxy_pools)")
         ports[view["port"]] = {"name": view["name"], "pool": frontend["pool"]}
         view_frontends.append(view)
         map_files += files
@@ -454,11 +351,12 @@ def haproxy_view(model: Any, options: ViewOptions) -> dict[str, Any]:
     view_backends = []
     for name in sorted(set(users) - set(redirects.values())):
         if name not in backends:
-            raise ViewError(f"backend {_show(name)}: named by frontend {users[name][0]['name']} but missing from the model's backends")
+            raise ViewError(f"backend {name}: named by frontend {users[name][0]['name']} but missing from the model's backends")
         backend = _backend(backends[name], options)
         for frontend in users[name]:
             if backend["mode"] != frontend["mode"]:
-                raise ViewError(f"backend {name}: frontend_protocol: {backend['mode']}, but frontend {frontend['name']} speaks {frontend['mode']}")
+                raise Checker(f"backend {name}").refuse(
+                    "frontend_protocol", f"{backend['mode']}, but frontend {frontend['name']} speaks {frontend['mode']}")
         view_backends.append(backend)
     redirect_backends = [{
         "name": redirects[pool],
@@ -467,23 +365,20 @@ def haproxy_view(model: Any, options: ViewOptions) -> dict[str, Any]:
     prefix, suffix = f"crt {CERTS_DIR}/", ".pem"
     certificates = sorted({opt[len(prefix):-len(suffix)] for f in view_frontends for opt in f["bind_options"] if opt.startswith(prefix)})
     mode_pod = any(backends[b["name"]].get("mode") == "pod" for b in view_backends)
-    generation = model.get("generation", "")
-    if not isinstance(generation, str) or not re.fullmatch(r"[0-9a-f]{0,64}", generation):
-        raise c.fail("generation", "a hex digest", generation)
+    generation = c.matches("generation", model.get("generation", ""), _GENERATION, "a hex digest")
     view: dict[str, Any] = {
         "generation": generation,
-        "admin": {"bind": _endpoint(options.admin_address, options.admin_port)},
+        "admin": {"bind": endpoint(options.admin_address, options.admin_port)},
         "frontends": view_frontends,
         "backends": view_backends,
         "redirects": redirect_backends,
         "maps": sorted(map_files, key=lambda f: f["path"]),
-        "certificates": [{"name": n, "path": f"{CERTS_DIR}/{n}.pem",
-                          "sha256": hashlib.sha256((options.certificates[n]["cert"] + options.certificates[n]["key"]).encode()).hexdigest()}
+        "certificates": [{"name": n, "path": f"{CERTS_DIR}/{n}.pem", "sha256": certificate_digest(options.certificates[n])}
                          for n in certificates],
-        "routes": _routes(model) if mode_pod else [],
-        "warnings": warnings,
+        "routes": pod_routes(model) if mode_pod else [],
+        "findings": findings,
     }
     view["runtime"] = [{"backend": b["name"], "servers": [{k: s[k] for k in ("name", "address", "port", "state")} for s in b["servers"]]}
                        for b in view_backends]
-    view["structure"] = structure_digest(view)
+    view["structure"] = _structure_digest(view)
     return view

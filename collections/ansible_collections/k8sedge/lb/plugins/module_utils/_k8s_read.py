@@ -14,12 +14,13 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from ansible_collections.k8sedge.lb.plugins.module_utils._k8s_client import AuthOptions, ConfigError, Connection, TransportError, credentials
+from ansible_collections.k8sedge.lb.plugins.module_utils._k8s_client import AuthOptions, Connection, TransportError
+from ansible_collections.k8sedge.lb.plugins.module_utils import _errors
 from ansible_collections.k8sedge.lb.plugins.module_utils._model import ClusterState
 
 
-class ReadError(Exception):
-    """The cluster could not be read completely."""
+# The read layer's error: the cluster could not be read completely.
+ReadError = _errors.ReadError
 
 
 @dataclass(frozen=True)
@@ -36,8 +37,8 @@ class ReadOptions:
 def connect(auth: AuthOptions) -> Connection:
     """A connection to the API server the options name; ReadError without usable credentials."""
     try:
-        return Connection(credentials(auth))
-    except ConfigError as err:
+        return Connection(auth)
+    except TransportError as err:
         raise ReadError(str(err)) from None
 
 
@@ -59,7 +60,7 @@ class Reader:
         started = time.monotonic()
         try:
             status, body = self._connection.request("GET", path, query, timeout=remaining)
-        except (TransportError, ConfigError) as err:
+        except TransportError as err:
             raise ReadError(f"GET {path}: {err}") from None
         finally:
             self.requests += 1

@@ -22,13 +22,14 @@ from typing import Any
 from ansible_collections.k8sedge.lb.plugins.module_utils import _grammar as g
 from ansible_collections.k8sedge.lb.plugins.module_utils import _k8s_read as k8s
 from ansible_collections.k8sedge.lb.plugins.module_utils._annotations import DEFAULT_POOL, EXPOSE, POOL
-from ansible_collections.k8sedge.lb.plugins.module_utils._k8s_client import ConfigError, Connection, TransportError
+from ansible_collections.k8sedge.lb.plugins.module_utils._errors import ApplyError
+from ansible_collections.k8sedge.lb.plugins.module_utils._k8s_client import Connection, TransportError
 from ansible_collections.k8sedge.lb.plugins.module_utils._model import LOAD_BALANCER_CLASS
 
 __all__ = ["Status", "StatusError", "desired", "patch", "read_services"]
 
 
-class StatusError(Exception):
+class StatusError(ApplyError):
     """Bad input, or the API refused a read or a write; names the object and the field."""
 
 
@@ -54,17 +55,21 @@ class Status:
 
 def _served(model: dict[str, Any]) -> dict[tuple[str, str], set[str]]:
     """(namespace, Service) -> the pools whose frontends send to one of its backends."""
-    try:
-        services = {b["name"]: (b["namespace"], b["service"]) for b in model["backends"]}
-        served: dict[tuple[str, str], set[str]] = {}
-        for frontend in model["frontends"]:
-            pool = frontend["pool"]
-            names = {frontend.get("backend", "")} | {r["backend"] for r in frontend.get("routes", [])}
-            names |= {s["backend"] for s in frontend.get("sni", [])}
-            for name in names & services.keys():
-                served.setdefault(services[name], set()).add(pool)
-    except (KeyError, TypeError, AttributeError) as exc:
-        raise StatusError(f"model: expected the model edge_info returns ({exc!r})") from None
+    def objects(value: Any, where: str, keys: tuple[str, ...]) -> list[dict[str, Any]]:
+        if not isinstance(value, list) or not all(isinstance(v, dict) and all(isinstance(v.get(k), str) for k in keys) for v in value):
+            raise StatusError(f"model: {where}: expected a list of objects with {', '.join(keys)} (the model edge_info returns)")
+        return value
+
+    if not isinstance(model, dict):
+        raise StatusError("model: expected the model edge_info returns")
+    services = {b["name"]: (b["namespace"], b["service"]) for b in objects(model.get("backends"), "backends", ("name", "namespace", "service"))}
+    served: dict[tuple[str, str], set[str]] = {}
+    for frontend in objects(model.get("frontends"), "frontends", ("pool",)):
+        names = {frontend.get("backend", "")}
+        for key in ("routes", "sni"):
+            names |= {r["backend"] for r in objects(frontend.get(key, []), f"frontends[].{key}", ("backend",))}
+        for name in names & services.keys():
+            served.setdefault(services[name], set()).add(frontend["pool"])
     return served
 
 
@@ -133,7 +138,7 @@ def patch(connection: Connection, status: Status, timeout: float) -> None:
     body = json.dumps({"status": {"loadBalancer": {"ingress": list(status.after)}}}).encode()
     try:
         code, data = connection.request("PATCH", path, body=body, headers={"Content-Type": "application/merge-patch+json"}, timeout=timeout)
-    except (TransportError, ConfigError) as exc:
+    except TransportError as exc:
         raise StatusError(f"PATCH {path}: {exc}") from None
     if code != 200:
         try:

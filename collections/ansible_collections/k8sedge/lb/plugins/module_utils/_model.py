@@ -505,9 +505,11 @@ class _EndpointReader:
         for i, raw in enumerate(raws):
             # The type is part of the key: True == 1, but only the integer is a port.
             seen = (raw.get("name"), raw.get("protocol"), type(raw.get("port")), raw.get("port")) if isinstance(raw, dict) else None
-            try:
+            if seen is not None and not all(isinstance(v, (str, int, type(None))) for v in (seen[0], seen[1], seen[3])):
+                seen = None  # a value that cannot be a key is refused by _port_entry anyway
+            if seen in self.port_entries:
                 entry = self.port_entries[seen]
-            except (KeyError, TypeError):  # TypeError: an unhashable value, which _port_entry refuses
+            else:
                 try:
                     entry = _port_entry(raw)
                 except InvalidValue as exc:

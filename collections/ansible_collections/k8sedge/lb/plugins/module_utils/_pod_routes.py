@@ -11,10 +11,12 @@ import ipaddress
 import json
 from typing import Any
 
+from ansible_collections.k8sedge.lb.plugins.module_utils._errors import ApplyError
+
 __all__ = ["RouteError", "desired", "installed", "plan"]
 
 
-class RouteError(ValueError):
+class RouteError(ApplyError):
     """A route the model asks for that cannot be a kernel route."""
 
 
@@ -22,10 +24,11 @@ def desired(routes: list[dict[str, Any]]) -> dict[str, str]:
     """cidr -> via, checked: a network with host bits zero, a gateway of the same family."""
     wanted: dict[str, str] = {}
     for i, route in enumerate(routes):
+        cidr, gateway = (route.get("cidr"), route.get("via")) if isinstance(route, dict) else (None, None)
         try:
-            network = ipaddress.ip_network(route["cidr"], strict=True)
-            via = ipaddress.ip_address(route["via"])
-        except (KeyError, TypeError, ValueError) as exc:
+            network = ipaddress.ip_network(cidr, strict=True)
+            via = ipaddress.ip_address(gateway)
+        except ValueError as exc:
             raise RouteError(f"routes[{i}]: expected {{cidr, via}} with a CIDR and an IP address: {exc}") from None
         if via.version != network.version:
             raise RouteError(f"routes[{i}]: {network} cannot go via {via}, an IPv{via.version} address")

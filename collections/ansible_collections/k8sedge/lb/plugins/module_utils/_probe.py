@@ -20,6 +20,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ansible_collections.k8sedge.lb.plugins.module_utils._errors import ProbeError
+
 TYPES = ("http", "https", "tcp", "udp")
 PROXY_VERSIONS = ("none", "v1", "v2")
 PROXY_V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
@@ -34,7 +36,7 @@ _HOST = re.compile(r"[A-Za-z0-9._:\[\]-]{1,255}")
 _STATUS_RANGE = re.compile(r"([1-5][0-9]{2})(?:-([1-5][0-9]{2}))?")
 
 
-class ProbeSpecError(ValueError):
+class ProbeSpecError(ProbeError):
     """A probe specification that cannot be run."""
 
 
@@ -175,10 +177,9 @@ def parse(spec: Mapping[str, Any]) -> Probe:
     address = str(given.get("address") or "")
     if not _HOST.fullmatch(address):
         raise _fail(name, "address", f"expected an IP address or a host name, got {address!r}")
-    try:
-        port = int(given.get("port", 0))
-    except (TypeError, ValueError):
-        port = 0
+    raw_port = given.get("port", 0)
+    port = raw_port if isinstance(raw_port, int) and not isinstance(raw_port, bool) \
+        else int(raw_port) if isinstance(raw_port, str) and raw_port.isdigit() else 0
     if not 1 <= port <= 65535:
         raise _fail(name, "port", f"expected 1-65535, got {given.get('port')!r}")
     timeout = float(given.get("timeout", 5.0))

@@ -18,6 +18,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ansible_collections.k8sedge.lb.plugins.module_utils._errors import ProbeError
+from ansible_collections.k8sedge.lb.plugins.module_utils._view import Checker
+
 ENGINES = ("haproxy", "nginx")
 THROUGH = ("vip", "edge", "target")
 CLASSES = ("edge", "backend", "vip")
@@ -28,8 +31,8 @@ HEAD_EXPECT = r"^HTTP/1\.[01] [1-4][0-9][0-9]"
 REDIRECTS = ["301", "302", "307", "308"]
 
 
-class PlanError(ValueError):
-    """The model or the options cannot be turned into probes."""
+class PlanError(ProbeError):
+    """The model, the options, or a plan and its results cannot be turned into probes or a verdict."""
 
 
 @dataclass(frozen=True)
@@ -119,11 +122,33 @@ def _probe_path(route: Mapping[str, Any], routes: list[Mapping[str, Any]]) -> st
     return path.rstrip("/") + f"/{PROBE_HOST}"
 
 
+def check_model(model: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The fields of the model the plan reads, checked: a model that is not edge_info's is
+    refused naming the field, never half read."""
+    c = Checker("model", PlanError)
+    for i, frontend in enumerate(c.sequence("frontends", model.get("frontends"))):
+        at = f"frontends[{i}]"
+        frontend = c.mapping(at, frontend)
+        for key in ("name", "pool", "protocol"):
+            c.text(f"{at}.{key}", frontend.get(key))
+        c.port(f"{at}.port", frontend.get("port"))
+        for kind, keys in (("routes", ("host", "path", "backend")), ("sni", ("host", "backend"))):
+            for j, entry in enumerate(c.sequence(f"{at}.{kind}", frontend.get(kind) or [])):
+                entry = c.mapping(f"{at}.{kind}[{j}]", entry)
+                for key in keys:
+                    c.text(f"{at}.{kind}[{j}].{key}", entry.get(key))
+    for i, backend in enumerate(c.sequence("backends", model.get("backends"))):
+        backend = c.mapping(f"backends[{i}]", backend)
+        c.text(f"backends[{i}].name", backend.get("name"))
+        for j, target in enumerate(c.sequence(f"backends[{i}].targets", backend.get("targets") or [])):
+            target = c.mapping(f"backends[{i}].targets[{j}]", target)
+            c.text(f"backends[{i}].targets[{j}].address", target.get("address"))
+            c.port(f"backends[{i}].targets[{j}].port", target.get("port"))
+    return model
+
+
 def _backends(model: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
-    backends = model.get("backends")
-    if not isinstance(backends, list):
-        raise _fail("model.backends", "expected a list")
-    return {b["name"]: b for b in backends if isinstance(b, Mapping) and "name" in b}
+    return {b["name"]: b for b in model["backends"]}
 
 
 def _service_key(backend: Mapping[str, Any]) -> str:
@@ -152,9 +177,7 @@ def _proxy(backend: Mapping[str, Any]) -> str:
 def checks(model: Mapping[str, Any], options: PlanOptions) -> list[Check]:
     """One check per route, passthrough name, TCP and UDP frontend of the model, in model order."""
     backends = _backends(model)
-    frontends = model.get("frontends")
-    if not isinstance(frontends, list):
-        raise _fail("model.frontends", "expected a list")
+    frontends = model["frontends"]
     http_hosts: dict[str, str] = {}
     for frontend in frontends:
         for route in frontend.get("routes") or []:
@@ -224,7 +247,7 @@ def serves(engine: str, check: Check, backend: Mapping[str, Any], certificates: 
 
 
 def _targets(backend: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    return [t for t in backend.get("targets") or [] if isinstance(t, Mapping) and t.get("state") == "ready"]
+    return [t for t in backend.get("targets") or [] if t.get("state") == "ready"]
 
 
 def _address(address: str, port: Any) -> str:
@@ -233,6 +256,7 @@ def _address(address: str, port: Any) -> str:
 
 def plan(model: Mapping[str, Any], options: PlanOptions) -> dict[str, Any]:
     """The probes (each with its `runner`: "controller" or an edge host) and what was skipped and why."""
+    check_model(model)
     for value, allowed, name in ((options.through, THROUGH, "through"), ((options.targets_from,), ("edge", CONTROLLER), "targets_from")):
         bad = [v for v in value if v not in allowed]
         if bad:
@@ -320,10 +344,37 @@ def _engine_failures(engine_health: Mapping[str, Any], backend_up: Mapping[str, 
     return failures
 
 
+def _check_report_inputs(planned: Any, results: Any, fail_on: Any) -> None:
+    """A plan as plan() returns it, the probes' results as a list, classes from CLASSES."""
+    if not isinstance(planned, Mapping):
+        raise PlanError("plan: expected what k8sedge.lb.probe_plan returns")
+    c = Checker("plan", PlanError)
+    for i, item in enumerate(c.sequence("probes", planned.get("probes"))):
+        item = c.mapping(f"probes[{i}]", item)
+        for key in ("kind", "frontend", "label", "backend", "via", "runner"):
+            c.text(f"probes[{i}].{key}", item.get(key))
+        probe = c.mapping(f"probes[{i}].probe", item.get("probe"))
+        c.text(f"probes[{i}].probe.name", probe.get("name"))
+        c.text(f"probes[{i}].probe.address", probe.get("address"))
+        c.port(f"probes[{i}].probe.port", probe.get("port"))
+    for i, host in enumerate(c.sequence("hosts", planned.get("hosts", []))):
+        c.text(f"hosts[{i}]", host)
+    for i, item in enumerate(c.sequence("skipped", planned.get("skipped", []))):
+        item = c.mapping(f"skipped[{i}]", item)
+        for key in ("frontend", "label", "backend", "via", "reason"):
+            c.text(f"skipped[{i}].{key}", item.get(key))
+    if not isinstance(results, list):
+        raise PlanError("results: expected the probes lists of k8sedge.lb.probe")
+    bad = [value for value in fail_on if value not in CLASSES] if isinstance(fail_on, (list, tuple)) else [fail_on]
+    if bad:
+        raise PlanError(f"fail_on: expected values from {', '.join(CLASSES)}, got {', '.join(map(str, bad))}")
+
+
 def report(planned: Mapping[str, Any], results: list[Mapping[str, Any]], fail_on: tuple[str, ...] = CLASSES,
            engine_health: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Verdicts, the table and classified failures. A planned probe without a result counts as failed.
     `engine_health` is each edge's own verdict on its servers (edge host -> backend -> {up, down})."""
+    _check_report_inputs(planned, results, fail_on)
     by_name = {r["name"]: r for r in results if isinstance(r, Mapping) and "name" in r}
     entries = []
     for item in planned["probes"]:

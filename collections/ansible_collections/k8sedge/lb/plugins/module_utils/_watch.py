@@ -281,14 +281,20 @@ class _Stream:
         """Apply one watch event; True when it says the version is too old (410: re-list)."""
         try:
             event = json.loads(line)
-            kind, obj = event["type"], event["object"]
-            if kind == "ERROR":  # a Status, without a resourceVersion
-                if obj.get("code") == 410:
-                    return True
-                raise _Lost(f"{where}: {obj.get('code')} {obj.get('reason', '')}: {obj.get('message', '')}")
-            version = str(obj["metadata"]["resourceVersion"])
-        except (ValueError, TypeError, KeyError, AttributeError) as err:
+        except ValueError as err:
             raise _Lost(f"{where}: expected a watch event, got {line[:200]!r} ({err})") from None
+        kind = event.get("type") if isinstance(event, dict) else None
+        obj = event.get("object") if isinstance(event, dict) else None
+        if not isinstance(kind, str) or not isinstance(obj, dict):
+            raise _Lost(f"{where}: expected a watch event {{type, object}}, got {line[:200]!r}")
+        if kind == "ERROR":  # a Status, without a resourceVersion
+            if obj.get("code") == 410:
+                return True
+            raise _Lost(f"{where}: {obj.get('code')} {obj.get('reason', '')}: {obj.get('message', '')}")
+        metadata = obj.get("metadata")
+        if not isinstance(metadata, dict) or not isinstance(metadata.get("resourceVersion"), str):
+            raise _Lost(f"{where}: expected a watch event whose object has metadata.resourceVersion, got {line[:200]!r}")
+        version = metadata["resourceVersion"]
         if kind == "BOOKMARK":
             self.version = version
             self.watcher.count("bookmarks")

@@ -22,7 +22,6 @@ author:
   - k8sedge developers (@k8sedge)
 requirements:
   - PyYAML, to read a kubeconfig, or manifests in YAML in O(src)
-  - kubernetes (the Python client), only for a kubeconfig user with a legacy C(auth-provider)
 extends_documentation_fragment:
   - k8sedge.lb.k8s_auth
   - k8sedge.lb.model_options
@@ -66,10 +65,7 @@ notes:
     C(local) connection and without C(async), its action plugin builds the model inside Ansible's
     own process, which saves starting a module (about half a second a call). On any other
     connection the module runs on the target host as usual.
-seealso:
-  - name: The annotation contract
-    description: What each C(lb.k8sedge.io/) annotation means and accepts.
-    link: https://example.invalid/k8sedge/docs/annotations.md
+  - What each C(lb.k8sedge.io/) annotation means and accepts is in the project's C(docs/annotations.md).
 """
 
 EXAMPLES = r"""
@@ -218,15 +214,14 @@ read:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.k8sedge.lb.plugins.module_utils._edge_info import EDGE_INFO_ARGUMENT_SPEC, edge_info
-from ansible_collections.k8sedge.lb.plugins.module_utils._k8s_read import ReadError
-from ansible_collections.k8sedge.lb.plugins.module_utils._model import InvalidValue
+from ansible_collections.k8sedge.lb.plugins.module_utils._errors import EdgeError
 
 
 def main() -> None:
     module = AnsibleModule(argument_spec=EDGE_INFO_ARGUMENT_SPEC, supports_check_mode=True)
     try:
         result = edge_info(module.params)
-    except (ReadError, InvalidValue) as err:
+    except EdgeError as err:
         module.fail_json(msg=str(err))
     module.exit_json(**result)
 

@@ -23,10 +23,8 @@ description:
     update and a reload; C(servers) when only the server lines of C(haproxy.cfg) differ
     (addresses, weights, C(disabled)) and comments, C(structural) otherwise.
   - The config must name its maps and certificates relative to itself (C(default-path config)),
-    so that a tree validates wherever it is. Its header may carry the model generation
-    (C(# Model generation <hex>;)) and the pod-network routes it needs
-    (C(# Pod-network routes) followed by a colon and a JSON list); both are returned, so a
-    last-known-good copy says what it was applied with.
+    so that a tree validates wherever it is. What the tree serves (generation, routes) is the
+    caller's to record (M(k8sedge.lb.edge_state)); nothing is read back from comments.
 author:
   - k8sedge developers (@k8sedge)
 extends_documentation_fragment:
@@ -73,11 +71,6 @@ options:
       - Never logged, never shown in a diff.
     type: dict
     default: {}
-  generation_file:
-    description:
-      - After the tree is in O(dest), write the model generation its C(haproxy.cfg) names into this
-        file (only when it differs).
-    type: path
   validate:
     description: Run C(haproxy -c) on O(src) before anything changes.
     type: bool
@@ -95,7 +88,6 @@ EXAMPLES = r"""
     maps: "{{ view.maps }}"
     src: /var/lib/k8sedge/haproxy/staging
     dest: /etc/haproxy
-    generation_file: /var/lib/k8sedge/haproxy/generation
   register: applied
 
 - name: Keep a copy of the live configuration as last-known-good
@@ -121,21 +113,10 @@ removed:
   returned: always
   type: list
   elements: str
-generation:
-  description: The model generation named in the header of O(src)'s C(haproxy.cfg), if any.
-  returned: always
-  type: str
 structure:
   description: The structure digest O(src)'s C(haproxy.cfg) gives its worker (C(proc.k8sedge_structure)), if any.
   returned: always
   type: str
-routes:
-  description: >-
-    The pod-network routes named in the header of O(src)'s C(haproxy.cfg) (C({cidr, via}) each);
-    null when the header has no such line.
-  returned: always
-  type: list
-  elements: dict
 validator:
   description: What C(haproxy -c) said.
   returned: when the tree was validated
@@ -147,23 +128,12 @@ import tempfile
 from contextlib import nullcontext
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.k8sedge.lb.plugins.module_utils._files import same_content, write_atomically
 from ansible_collections.k8sedge.lb.plugins.module_utils._haproxy_files import (
-    CONFIG, StageError, compare, digest_of, generation_of, install, read_tree, routes_of, stage, tree_files)
+    CONFIG, StageError, compare, digest_of, install, read_tree, stage, tree_files)
 
 
 def _text(files: dict[str, bytes], paths: list[str]) -> str:
     return "".join(f"### {p}\n{files[p].decode(errors='replace')}" for p in paths if p in files and not p.startswith("certs/"))
-
-
-def _record_generation(module: AnsibleModule, path: str, generation: str) -> bool:
-    """Write the generation file if it says something else; whether it did (or would)."""
-    content = f"{generation}\n".encode()
-    if same_content(path, content):
-        return False
-    if not module.check_mode:
-        write_atomically(path, content, 0o644)
-    return True
 
 
 def main() -> None:
@@ -176,7 +146,6 @@ def main() -> None:
                      "options": {"path": {"type": "str", "required": True},
                                  "lines": {"type": "list", "elements": "str", "required": True}}},
             "certificates": {"type": "dict", "default": {}, "no_log": True},
-            "generation_file": {"type": "path"},
             "validate": {"type": "bool", "default": True},
             "haproxy": {"type": "path", "default": "/usr/sbin/haproxy"},
         },
@@ -197,18 +166,13 @@ def main() -> None:
         staged = read_tree(src)
         if CONFIG not in staged and module.check_mode:
             # Check mode before the first real run (e.g. promoting a tree not installed yet).
-            module.exit_json(changed=True, change="structural", files=[CONFIG], removed=[], generation="", structure="", routes=None)
+            module.exit_json(changed=True, change="structural", files=[CONFIG], removed=[], structure="")
         if CONFIG not in staged:
             module.fail_json(msg=f"{os.path.join(src, CONFIG)} does not exist: nothing to put in place")
-        try:
-            routes = routes_of(staged[CONFIG])
-        except ValueError as exc:
-            module.fail_json(msg=f"{os.path.join(params['src'], CONFIG)}: {exc}")
         live = read_tree(dest)
         difference = compare(staged, live)
         result = {"changed": difference.change != "none", "change": difference.change, "files": difference.changed,
-                  "removed": difference.removed, "generation": generation_of(staged[CONFIG]),
-                  "structure": digest_of(staged[CONFIG]), "routes": routes}
+                  "removed": difference.removed, "structure": digest_of(staged[CONFIG])}
         if difference.change != "none" and params["validate"]:
             rc, out, err = module.run_command([params["haproxy"], "-c", "-f", os.path.join(src, CONFIG)])
             result["validator"] = (out + err).strip()
@@ -224,11 +188,6 @@ def main() -> None:
                 install(src, dest, difference)
             except OSError as exc:
                 module.fail_json(msg=f"putting {src} in place at {dest}: {exc}", **result)
-    if params["generation_file"]:
-        try:
-            result["changed"] = _record_generation(module, params["generation_file"], result["generation"]) or result["changed"]
-        except OSError as exc:
-            module.fail_json(msg=f"recording the generation in {params['generation_file']}: {exc}", **result)
     module.exit_json(**result)
 
 

@@ -106,9 +106,8 @@ structure:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.k8sedge.lb.plugins.module_utils._haproxy_runtime import Cli, CliError, NotRunning, current_slots, desired_slots, plan
-
-STRUCTURE_VARIABLE = "proc.k8sedge_structure"
+from ansible_collections.k8sedge.lb.plugins.module_utils._haproxy_runtime import (
+    STRUCTURE_VARIABLE, Cli, CliError, NotRunning, current_slots, desired_slots, plan)
 
 
 def _lines(slots: dict) -> str:
@@ -139,16 +138,12 @@ def run(module: AnsibleModule) -> dict:
     result["servers"] = before
     if not params["backends"] or ("structure" in result and result["structure"] != params["structure"]):
         return result
-    result["commands"] = plan(params["backends"], servers)
-    result["changed"] = result["changed"] or bool(result["commands"])
-    if result["changed"] and not module.check_mode:
-        for command in result["commands"]:
-            cli.run(command)
-        servers = cli.servers()
-        left = plan(params["backends"], servers)
-        if left:
-            raise CliError(f"haproxy did not take the changes; still to do: {'; '.join(left)}")
+    if module.check_mode:
+        result["commands"] = plan(params["backends"], servers)
+    else:
+        result["commands"], servers = cli.apply(params["backends"], servers)
         result["servers"] = current_slots(servers)
+    result["changed"] = result["changed"] or bool(result["commands"])
     if params["settle_seconds"] > 0 and not module.check_mode:
         result["health"] = cli.settled_health(params["settle_seconds"])
     if module._diff:

@@ -23,7 +23,6 @@ author:
   - k8sedge developers (@k8sedge)
 requirements:
   - PyYAML, to read a kubeconfig
-  - kubernetes (the Python client), only for a kubeconfig user with a legacy C(auth-provider)
 extends_documentation_fragment:
   - k8sedge.lb.k8s_auth
   - ansible.builtin.action_common_attributes
@@ -85,8 +84,9 @@ services:
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.k8sedge.lb.plugins.module_utils import _k8s_read as k8s
 from ansible_collections.k8sedge.lb.plugins.module_utils._k8s_client import AUTH_ARGUMENT_SPEC, auth_options
-from ansible_collections.k8sedge.lb.plugins.module_utils._lb_status import StatusError, desired, patch, read_services
-from ansible_collections.k8sedge.lb.plugins.module_utils._model import InvalidValue, model_document
+from ansible_collections.k8sedge.lb.plugins.module_utils._errors import EdgeError
+from ansible_collections.k8sedge.lb.plugins.module_utils._lb_status import desired, patch, read_services
+from ansible_collections.k8sedge.lb.plugins.module_utils._model import model_document
 
 
 def _lines(statuses: list, side: str) -> str:
@@ -121,7 +121,7 @@ def main() -> None:
     )
     try:
         module.exit_json(**run(module))
-    except (StatusError, k8s.ReadError, InvalidValue) as err:
+    except EdgeError as err:
         module.fail_json(msg=str(err))
 
 

@@ -67,7 +67,7 @@ written:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.k8sedge.lb.plugins.module_utils._files import TreeError
+from ansible_collections.k8sedge.lb.plugins.module_utils._errors import EdgeError
 from ansible_collections.k8sedge.lb.plugins.module_utils._nginx_release import contents, pending, write
 
 
@@ -83,7 +83,7 @@ def main() -> None:
     dest = module.params["dest"]
     try:
         tree = contents(module.params["files"], module.params["certificates"])
-    except TreeError as exc:
+    except EdgeError as exc:
         module.fail_json(msg=f"release {dest}: {exc}")
     written = pending(dest, tree)
     if written and not module.check_mode:

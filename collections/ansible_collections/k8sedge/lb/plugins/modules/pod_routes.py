@@ -74,7 +74,8 @@ deleted:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.k8sedge.lb.plugins.module_utils._pod_routes import RouteError, desired, installed, plan
+from ansible_collections.k8sedge.lb.plugins.module_utils._errors import EdgeError
+from ansible_collections.k8sedge.lb.plugins.module_utils._pod_routes import desired, installed, plan
 
 
 def main() -> None:
@@ -92,7 +93,7 @@ def main() -> None:
     ip = module.get_bin_path("ip", required=True)
     try:
         wanted = desired(module.params["routes"])
-    except RouteError as exc:
+    except EdgeError as exc:
         module.fail_json(msg=str(exc))
     current = {}
     for family in ("-4", "-6"):

@@ -143,10 +143,8 @@ options:
 notes:
   - Uses only the Python standard library, so it runs on any host with Python.
   - Send traffic only to addresses you are allowed to probe; the module does not pace or repeat probes.
-seealso:
-  - name: The edge_probe role
-    description: Derives these probes from the edge model and runs them through every VIP, edge and target.
-    link: https://example.invalid/k8sedge/roles/edge_probe/README.md
+  - The project's C(edge_probe) role derives these probes from the edge model and runs them through
+    every VIP, edge and target.
 """
 
 EXAMPLES = r"""
@@ -261,6 +259,7 @@ failures:
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.k8sedge.lb.plugins.module_utils._errors import EdgeError
 from ansible_collections.k8sedge.lb.plugins.module_utils._probe import ProbeSpecError, parse, run_all
 
 PROBE_OPTIONS = {
@@ -309,7 +308,7 @@ def main() -> None:
             raise ProbeSpecError(f"concurrency: expected 1-256, got {module.params['concurrency']}")
         if not 0 < module.params["deadline"] <= 3600:
             raise ProbeSpecError(f"deadline: expected seconds between 0 and 3600, got {module.params['deadline']}")
-    except ProbeSpecError as err:
+    except EdgeError as err:
         module.fail_json(msg=str(err))
     results = [r.as_dict() for r in run_all(probes, module.params["concurrency"], module.params["deadline"])]
     failures = [{"name": r["name"], "error": r["error"]} for r in results if not r["ok"]]

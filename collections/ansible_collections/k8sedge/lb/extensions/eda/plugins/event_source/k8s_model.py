@@ -9,11 +9,12 @@ DOCUMENTATION = r"""
 short_description: One event per new k8sedge model generation, endpoint-only or structural
 description:
   - Watches what the k8sedge edge model reads (Services, EndpointSlices, Nodes, Ingresses and the
-    tcp-services/udp-services ConfigMaps): lists, then watches from the resourceVersion with
+    tcp-services/udp-services ConfigMaps); it lists, then watches from the resourceVersion with
     bookmarks, re-lists on 410 Gone, reconnects with backoff.
   - Coalesces bursts (O(debounce), O(max_delay)), builds the model as M(k8sedge.lb.edge_info) does
-    and puts one event per new generation, C({k8sedge: {change, generation, previous, parts,
-    backends, summary, first_event, built, counts}}). C(change) is C(endpoints) when only backend
+    and puts one event per new generation, an object under C(k8sedge) with C(change),
+    C(generation), C(previous), C(parts), C(backends), C(summary), C(first_event), C(built) and
+    C(counts). C(change) is C(endpoints) when only backend
     targets differ from the previous generation, else C(structural); the first generation after
     the start is C(structural).
   - While the API is unreachable it logs so and emits nothing (the edges keep serving); it
@@ -32,6 +33,12 @@ options:
     type: str
   ca_cert:
     description: CA certificate file (or C(K8S_AUTH_SSL_CA_CERT)).
+    type: str
+  client_cert:
+    description: Client certificate file (or C(K8S_AUTH_CERT_FILE)), with O(client_key).
+    type: str
+  client_key:
+    description: Its key file (or C(K8S_AUTH_KEY_FILE)).
     type: str
   validate_certs:
     description: Verify the API server's certificate (or C(K8S_AUTH_VERIFY_SSL)).

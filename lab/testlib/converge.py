@@ -1,10 +1,11 @@
-"""Drive change-to-traffic measurements in the lab (bench/convergence.py, tests/lab/test_on_change.py).
+"""Drive change-to-traffic measurements in the lab (bench/convergence.py, tests/lab/test_on_change.py,
+test_vips.py, test_faults.py).
 
 Endpoint-only changes move the pods of the lab's `default/s2` Deployment, which the pod-mode
 Service `default/direct` (host direct.pctest) exposes: the edges send to the pods' own addresses,
 so a pod change is a change of the edges' targets. Structural changes add pod-mode Services of
 their own (`default/conv-<n>`, host conv-<n>.pctest, the s2 pods). bin/k8sedge-watch runs in the
-background; bench/_pod_probe.py, in the lab's client namespace, asks both edges which pod answers,
+background; pod_probe.py, in the lab's client namespace, asks both edges which pod answers,
 request after request, and the time at which every edge shows the change is read from its lines.
 Every wait is bounded.
 """
@@ -143,7 +144,7 @@ def last_of(answers: list[Answer], edges: list[str], pod: str, quiet: float) -> 
 
 
 class Probe:
-    """bench/_pod_probe.py in the client namespace, its lines read as they come."""
+    """pod_probe.py in the client namespace, its lines read as they come."""
 
     def __init__(self, host_header: str = HOST, edges: tuple[str, ...] = EDGES, seconds: float = 60, vips: tuple[str, ...] = (),
                  every: float = 0.005) -> None:
@@ -151,7 +152,7 @@ class Probe:
         self.vips = list(vips)  # asked too, in turn with the edges; a change is judged through the edges
         self.lines: list[str] = []
         self.process = subprocess.Popen(
-            [LABCTL, "exec", "client", "--", str(REPO / ".venv/bin/python"), "-m", "bench._pod_probe", "--edges", ",".join(self.edges + self.vips),
+            [LABCTL, "exec", "client", "--", str(REPO / ".venv/bin/python"), "-m", "lab.testlib.pod_probe", "--edges", ",".join(self.edges + self.vips),
              "--host", host_header, "--seconds", str(seconds),
              "--every", str(every)],
             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)

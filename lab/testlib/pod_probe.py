@@ -1,6 +1,6 @@
 """Which pod answers through each edge, request after request.
 
-Run in the lab's client namespace by bench/_converge.py: HTTP GETs with a Host header, each on a
+Run in the lab's client namespace by converge.py: HTTP GETs with a Host header, each on a
 new connection, to the edges in turn, every --every seconds, for at most --seconds (at most 120,
 and 50,000 requests). One line per request, flushed at once, so the caller reads it live and
 stops the probe (SIGTERM) once it has seen what it waits for:
@@ -35,7 +35,7 @@ def ask(edge: str, host: str, timeout: float) -> str | None:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench._pod_probe")
+    parser = argparse.ArgumentParser(prog="python -m lab.testlib.pod_probe")
     parser.add_argument("--edges", required=True, help="comma-separated edge addresses")
     parser.add_argument("--host", required=True, help="Host header")
     parser.add_argument("--seconds", type=float, default=30.0)

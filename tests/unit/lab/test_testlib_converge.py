@@ -1,7 +1,8 @@
-"""What the convergence benchmark reads from the probe's lines: when every edge shows a change."""
+"""What the convergence benchmark and the lab tests read from the probe's lines: when every edge
+shows a change (lab/testlib/converge.py)."""
 from __future__ import annotations
 
-from bench._converge import Answer, first_seen, last_of, parse_answers
+from lab.testlib.converge import Answer, first_seen, last_of, parse_answers
 
 EDGES = ["10.213.0.11", "10.213.0.12"]
 

@@ -1,0 +1,165 @@
+#!/usr/bin/python
+# Copyright: k8sedge developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: edge_state
+short_description: Read and write the one state record of an edge host
+version_added: 0.1.0
+description:
+  - Every edge host keeps one state record, a versioned JSON file that this module alone writes
+    (atomically) and that a run reads once, at its start. It holds what the proxy serves now
+    (C(serving)), the last configuration that passed its probes there (C(last_good)) and where the
+    host stands in a rollout (C(rollout)), which role C(edge_keepalived)'s check reads to keep the
+    VIPs off a host that serves a config no probe proved. The schema is in C(docs/architecture.md).
+  - Without O(serving), O(restore), O(promote) or O(status) it only reads. Updates apply in this
+    order; O(serving) or O(restore), then O(promote), then O(status). It writes only when the record changes, so C(rollout.since)
+    is when the status began.
+  - A record that cannot be read is an error naming the file, never a fresh start, since it holds
+    the last-known-good.
+author:
+  - k8sedge developers (@k8sedge)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: Says whether it would write and returns the record it would write; writes nothing.
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+options:
+  path:
+    description: The state record; its directory is created if missing.
+    type: path
+    default: /var/lib/k8sedge/state.json
+  serving:
+    description: What the proxy runs now, recorded by the proxy roles once the engine runs it.
+    type: dict
+    suboptions:
+      generation:
+        description: The model generation.
+        type: str
+        required: true
+      routes:
+        description: The pod-network routes its config needs (C({cidr, via}) each).
+        type: list
+        elements: dict
+        required: true
+      backends:
+        description: The model's backends, what the next run's fail-static guard compares with.
+        type: list
+        elements: dict
+        required: true
+      release:
+        description: The nginx release directory it runs (role C(edge_nginx)).
+        type: str
+  restore:
+    description: Record that the host serves its last-known-good again (after a rollback). Not with O(serving).
+    type: bool
+    default: false
+  promote:
+    description: Make what the host serves its last-known-good (after its probes passed).
+    type: bool
+    default: false
+  status:
+    description:
+      - Start a rollout status. C(applying) (the host is taking O(generation)), C(passed) (what it
+        serves passed its probes), C(failed) (O(failed_generation) failed and could not be rolled
+        back), C(rolled-back) (O(failed_generation) failed, the host serves its last-known-good).
+    type: str
+    choices: [applying, passed, failed, rolled-back]
+  generation:
+    description: With O(status=applying), the generation the rollout puts in place.
+    type: str
+    default: ""
+  failed_generation:
+    description: With O(status=failed) or O(status=rolled-back), the generation that failed.
+    type: str
+    default: ""
+  return_backends:
+    description: Return the backends in RV(record) too (megabytes on a large cluster; the guard needs them).
+    type: bool
+    default: false
+"""
+
+EXAMPLES = r"""
+- name: Read the state record
+  k8sedge.lb.edge_state:
+    return_backends: true
+  register: state
+
+- name: Record that this host is applying the new generation
+  k8sedge.lb.edge_state:
+    status: applying
+    generation: "{{ model.generation }}"
+"""
+
+RETURN = r"""
+record:
+  description: The record after the task (C({}) on a host that has none yet).
+  returned: always
+  type: dict
+  sample: {"version": 1, "serving": {"generation": "9f2c...", "routes": []}, "rollout": {"status": "passed", "since": 1795792800}}
+"""
+
+import json
+import os
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.k8sedge.lb.plugins.module_utils._edge_state import STATUSES, StateError, parse, update, without_backends
+from ansible_collections.k8sedge.lb.plugins.module_utils._files import write_atomically
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "path": {"type": "path", "default": "/var/lib/k8sedge/state.json"},
+            "serving": {"type": "dict", "options": {
+                "generation": {"type": "str", "required": True},
+                "routes": {"type": "list", "elements": "dict", "required": True},
+                "backends": {"type": "list", "elements": "dict", "required": True},
+                "release": {"type": "str"}}},
+            "restore": {"type": "bool", "default": False},
+            "promote": {"type": "bool", "default": False},
+            "status": {"type": "str", "choices": list(STATUSES)},
+            "generation": {"type": "str", "default": ""},
+            "failed_generation": {"type": "str", "default": ""},
+            "return_backends": {"type": "bool", "default": False},
+        },
+        mutually_exclusive=[("serving", "restore")],
+        supports_check_mode=True,
+    )
+    params = module.params
+    path = params["path"]
+    serving = params["serving"]
+    if serving is not None and serving["release"] is None:
+        serving = {k: v for k, v in serving.items() if k != "release"}
+    try:
+        with open(path, "rb") as f:
+            previous = parse(f.read(), path)
+    except FileNotFoundError:
+        previous = {}
+    except OSError as exc:
+        module.fail_json(msg=f"reading {path}: {exc}")
+    try:
+        record = update(previous, int(time.time()), serving, params["restore"], params["promote"], params["status"],
+                        params["generation"], params["failed_generation"])
+    except StateError as exc:
+        module.fail_json(msg=f"{path}: {exc}")
+    if record is not None and not module.check_mode:
+        try:
+            os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+            write_atomically(path, json.dumps(record, sort_keys=True).encode(), 0o644)
+        except OSError as exc:
+            module.fail_json(msg=f"writing {path}: {exc}")
+    after = record if record is not None else previous
+    module.exit_json(changed=record is not None, record=after if params["return_backends"] else without_backends(after))
+
+
+if __name__ == "__main__":
+    main()
