@@ -21,7 +21,8 @@ FIXTURES = Path(__file__).parents[1] / "module_utils" / "fixtures"
 HAPROXY_MODEL = yaml.safe_load((FIXTURES / "haproxy_view_model.yaml").read_text())
 NGINX_MODEL = yaml.safe_load((FIXTURES / "nginx_view.yaml").read_text())["model"]
 FACTS = {"interfaces": ["lo", "eth0"], "eth0": {"ipv4": {"address": "10.213.0.11", "netmask": "255.255.255.0"}}}
-KEEPALIVED = {"host": "edge1", "hosts": ["edge1"], "hostvars": {}, "interface": "eth0", "pool_vips": {"default": ["10.213.0.200"]}}
+KEEPALIVED = {"host": "edge1", "hosts": ["edge1"], "hostvars": {},
+              "peer_vars": {"pools": "p", "address": "a", "interface": "i"}, "interface": "eth0", "pool_vips": {"default": ["10.213.0.200"]}}
 HOSTS = [{"name": "edge1", "address": "10.213.0.11", "engine": "haproxy", "pools": ["default"]}]
 
 

@@ -22,6 +22,8 @@ keepalived_view = FilterModule().filters()["keepalived_view"]
 keepalived_domains = DomainsModule().filters()["keepalived_domains"]
 FACTS = {"interfaces": ["lo", "eth0"], "eth0": {"ipv4": {"address": "10.213.0.11", "netmask": "255.255.255.0"}}}
 VIPS = {"default": ["10.213.0.200", "10.213.0.201"]}
+# The role names the variables a peer keeps its pools, VRRP address and interface in.
+PEER_VARS = {"pools": "edge_keepalived_pools", "address": "edge_keepalived_address", "interface": "edge_keepalived_interface"}
 
 
 def test_peers_come_from_their_variables_then_facts_then_ansible_host():
@@ -33,7 +35,7 @@ def test_peers_come_from_their_variables_then_facts_then_ansible_host():
         "edge4": {"ansible_host": "10.213.0.14", "edge_keepalived_pools": ["default", "web"]},
         "edge5": {"ansible_host": "10.213.0.15", "edge_keepalived_pools": ["web"]},
     }
-    view = keepalived_view(FACTS, host="edge1", hosts=list(hostvars), hostvars=hostvars, interface="eth0", pool_vips=VIPS,
+    view = keepalived_view(FACTS, host="edge1", hosts=list(hostvars), hostvars=hostvars, peer_vars=PEER_VARS, interface="eth0", pool_vips=VIPS,
                            unicast=True)
     assert view["instances"][0]["unicast"] == [{"source": "10.213.0.11", "peers": ["10.213.0.14", "10.213.0.52", "10.213.0.53"]}]
     # Four hosts serve the pool: two VIPs are primary on edge1 and edge2.
@@ -42,13 +44,13 @@ def test_peers_come_from_their_variables_then_facts_then_ansible_host():
 
 def test_errors_are_ansible_filter_errors():
     with pytest.raises(AnsibleFilterError, match=r"^k8sedge.lb.keepalived_view: host edge1: interface: eth1 does not exist"):
-        keepalived_view(FACTS, host="edge1", hosts=["edge1"], hostvars={}, interface="eth1", pool_vips=VIPS)
-    with pytest.raises(AnsibleFilterError, match=r"host edge1: edge_keepalived_pools: expected a list of pool names, got \"default\""):
-        keepalived_view(FACTS, host="edge1", hosts=["edge1"], hostvars={}, interface="eth0", pool_vips=VIPS, pools="default")
+        keepalived_view(FACTS, host="edge1", hosts=["edge1"], hostvars={}, peer_vars=PEER_VARS, interface="eth1", pool_vips=VIPS)
+    with pytest.raises(AnsibleFilterError, match=r"host edge1: pools: expected a list of pool names, got \"default\""):
+        keepalived_view(FACTS, host="edge1", hosts=["edge1"], hostvars={}, peer_vars=PEER_VARS, interface="eth0", pool_vips=VIPS, pools="default")
     with pytest.raises(AnsibleFilterError, match=r"^k8sedge.lb.keepalived_view: host edge1: check: expected track script settings .*got \"pol\""):
-        keepalived_view(FACTS, host="edge1", hosts=["edge1"], hostvars={}, interface="eth0", pool_vips=VIPS, check={"pol": 1})
+        keepalived_view(FACTS, host="edge1", hosts=["edge1"], hostvars={}, peer_vars=PEER_VARS, interface="eth0", pool_vips=VIPS, check={"pol": 1})
     with pytest.raises(AnsibleFilterError, match=r"host edge1: hostvars: expected the variables of every host .*got \"edge2\""):
-        keepalived_view(FACTS, host="edge1", hosts=["edge1", "edge2"], hostvars={}, interface="eth0", pool_vips=VIPS)
+        keepalived_view(FACTS, host="edge1", hosts=["edge1", "edge2"], hostvars={}, peer_vars=PEER_VARS, interface="eth0", pool_vips=VIPS)
 
 
 def test_domains_filter():
@@ -74,7 +76,7 @@ def render(view: dict, libexec: Path) -> str:
 def test_the_template_decides_nothing_the_view_did_not():
     """The template spells keepalived's syntax; every condition in it is a flag the view set."""
     text = (ROLE / "templates/keepalived.conf.j2").read_text()
-    view = keepalived_view(FACTS, host="edge1", hosts=["edge1"], hostvars={}, interface="eth0", pool_vips=VIPS)
+    view = keepalived_view(FACTS, host="edge1", hosts=["edge1"], hostvars={}, peer_vars=PEER_VARS, interface="eth0", pool_vips=VIPS)
     conditions = re.findall(r"{%-?\s*(?:el)?if\s+(.*?)\s*-?%}", text)
     assert conditions
     for condition in conditions:
@@ -84,7 +86,7 @@ def test_the_template_decides_nothing_the_view_did_not():
 
 @pytest.mark.parametrize("preempt", [True, False])
 def test_nopreempt_is_in_every_instance_exactly_when_the_view_says(tmp_path, preempt):
-    view = keepalived_view(FACTS, host="edge1", hosts=["edge1"], hostvars={}, interface="eth0", pool_vips=VIPS, preempt=preempt)
+    view = keepalived_view(FACTS, host="edge1", hosts=["edge1"], hostvars={}, peer_vars=PEER_VARS, interface="eth0", pool_vips=VIPS, preempt=preempt)
     config = render(view, tmp_path)
     assert config.count("    nopreempt\n") == (0 if preempt else 2) and config.count("vrrp_instance ") == 2
 
@@ -111,7 +113,7 @@ def test_rendered_config_passes_keepalived_t(tmp_path, settings):
     auth.write_text("authentication {\n    auth_type PASS\n    auth_pass secret1\n}\n")
     facts = {"interfaces": [interface], interface: {"ipv4": {"address": "10.213.0.11", "netmask": "255.255.255.0"}}}
     hostvars = {"edge2": {"ansible_host": "10.213.0.12"}}
-    view = keepalived_view(facts, host="edge1", hosts=["edge1", "edge2"], hostvars=hostvars, interface=interface, pool_vips=VIPS,
+    view = keepalived_view(facts, host="edge1", hosts=["edge1", "edge2"], hostvars=hostvars, peer_vars=PEER_VARS, interface=interface, pool_vips=VIPS,
                            version=settings.get("version", 3), advert_int=settings.get("advert_int", 0.2),
                            unicast=settings.get("unicast", False), preempt=settings.get("preempt", True),
                            auth_file=str(auth) if settings.get("auth") else "",

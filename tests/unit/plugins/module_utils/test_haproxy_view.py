@@ -114,7 +114,7 @@ def test_a_route_whose_certificate_is_not_given_is_left_out_and_the_rest_served(
     assert {k: v for k, v in result.items() if k != "findings"} == {k: v for k, v in base.items() if k != "findings"}
     [finding] = [f for f in result["findings"] if f not in base["findings"]]
     assert (finding["where"], finding["field"]) == ("frontend default-http-443", "routes[0].certificate")
-    assert all(name in finding["message"] for name in ("api.pctest/", "default_api_80", "certificate api", "edge_haproxy_certificates"))
+    assert all(name in finding["message"] for name in ("api.pctest/", "default_api_80", "certificate api", "not given in certificates"))
 
 
 def test_a_tls_frontend_without_a_certificate_given_is_left_out_with_its_redirects():

@@ -80,7 +80,7 @@ def test_hosts_only_hold_the_vips_of_their_pools():
     assert view(members=(Member("edge1", ("web",)),), pool_vips={"default": ["10.213.0.200"], "web": ["10.213.0.210"]})[
         "domain"]["router_ids"] == [{"router_id": 51, "vip": "10.213.0.210"}]
     assert [(f["where"], f["field"]) for f in view(members=(Member("edge1", ("api",)),))["findings"]] == [
-        ("pool api", "edge_keepalived_pool_vips")]
+        ("pool api", "pool_vips")]
 
 
 def test_interface_names_with_dashes_find_their_facts():
@@ -92,28 +92,28 @@ def test_interface_names_with_dashes_find_their_facts():
     ({"interface": "eth9"}, r"^host edge1: interface: eth9 does not exist on this host \(it has: br-lan, eth0, lo\)"),
     ({"interface": "eth0; rm"}, r"host edge1: interface: expected an interface name"),
     ({"pool_vips": {"default": ["10.9.0.200"]}},
-     r"^host edge1: edge_keepalived_pool_vips.default: VIP 10.9.0.200 is outside 10.213.0.0/24, the subnet of eth0$"),
+     r"^host edge1: pool_vips.default: VIP 10.9.0.200 is outside 10.213.0.0/24, the subnet of eth0$"),
     ({"pool_vips": {"default": ["10.213.0.255"]}}, r"VIP 10.213.0.255 is outside 10.213.0.0/24"),
-    ({"pool_vips": {"default": ["10.213.0.200/24"]}}, r"edge_keepalived_pool_vips.default: expected an IPv4 address \(no prefix\)"),
+    ({"pool_vips": {"default": ["10.213.0.200/24"]}}, r"pool_vips.default: expected an IPv4 address \(no prefix\)"),
     ({"pool_vips": {"default": ["10.213.0.200"], "web": ["10.213.0.200"]}}, r"VIP 10.213.0.200 is listed twice"),
     ({"pool_vips": {"default": ["10.213.0.12"]}}, r"VIP 10.213.0.12 is the address of edge2"),
-    ({"pool_vips": {"default": "10.213.0.200"}}, r"edge_keepalived_pool_vips.default: expected a list of VIPs"),
+    ({"pool_vips": {"default": "10.213.0.200"}}, r"pool_vips.default: expected a list of VIPs"),
     ({"pool_vips": {"Bad Pool": []}}, r"expected pool names"),
     ({"router_ids": {"10.213.0.200": 60, "10.213.0.201": 60}},
-     r"^host edge1: edge_keepalived_router_ids: duplicate virtual_router_id 60: VIPs 10.213.0.200 and 10.213.0.201 are in one"
+     r"^host edge1: router_ids: duplicate virtual_router_id 60: VIPs 10.213.0.200 and 10.213.0.201 are in one"
      r" broadcast domain"),
     ({"router_ids": {"10.213.0.201": 50}}, r"duplicate virtual_router_id 50: VIPs 10.213.0.200 and 10.213.0.201"),
     ({"router_id_base": 255}, r"VIP 10.213.0.201 would get router id 256, past 255"),
-    ({"router_ids": {"10.213.0.200": 0}}, r"edge_keepalived_router_ids.10.213.0.200: expected an integer from 1 to 255"),
+    ({"router_ids": {"10.213.0.200": 0}}, r"router_ids.10.213.0.200: expected an integer from 1 to 255"),
     ({"version": 2, "advert_int": 0.2}, r"VRRPv2 advertises in whole seconds"),
     ({"advert_int": 0.005}, r"VRRPv3 advertises in hundredths of a second"),
     ({"advert_int": 41}, r"VRRPv3 advertises in hundredths"),
     ({"auth_file": "/etc/keepalived/auth.conf"}, r"VRRPv3 has no authentication"),
-    ({"version": 4}, r"edge_keepalived_vrrp_version: expected 2 or 3"),
-    ({"priority": 255}, r"edge_keepalived_priority: expected an integer from 1 to 254"),
+    ({"version": 4}, r"version: expected 2 or 3"),
+    ({"priority": 255}, r"priority: expected an integer from 1 to 254"),
     ({"priority": 20, "priority_step": 30}, r"pool default: 2 hosts from priority 20 in steps of 30 go down to -10"),
-    ({"host": "edge3"}, r"^host edge3: edge_keepalived_group: this host is not among the hosts that share the VIPs \(edge1, edge2\)"),
-    ({"address": "10.9.9.9"}, r"edge_keepalived_address: 10.9.9.9 is outside 10.213.0.0/24"),
+    ({"host": "edge3"}, r"^host edge3: hosts: this host is not among the hosts that share the VIPs \(edge1, edge2\)"),
+    ({"address": "10.9.9.9"}, r"address: 10.9.9.9 is outside 10.213.0.0/24"),
 ])
 def test_refusals_name_host_object_and_field(changes, message):
     with pytest.raises(ViewError, match=message):
@@ -141,16 +141,16 @@ def test_track_scripts():
 
 
 @pytest.mark.parametrize("check, message", [
-    (CheckOptions(proxy="envoy"), r"edge_keepalived_proxy: expected one of haproxy, nginx"),
-    (CheckOptions(poll=0.95), r"edge_keepalived_check_poll: expected 0 \(one probe a run\) up to 0.9 s"),
-    (CheckOptions(timeout=1), r"edge_keepalived_check_timeout: expected 0.01 to 0.9 s"),
-    (CheckOptions(proxy="nginx", admin_address="localhost"), r"edge_keepalived_proxy_admin_address: expected an IP address"),
-    (CheckOptions(proxy="nginx", admin_port=0), r"edge_keepalived_proxy_admin_port: expected a port number 1-65535"),
-    (CheckOptions(socket="admin.sock"), r"edge_keepalived_proxy_socket: expected an absolute path"),
-    (CheckOptions(state_file="/var/lib/k8sedge/st ate.json"), r"edge_keepalived_state_file: expected an absolute path"),
-    (CheckOptions(state_file="relative"), r"edge_keepalived_state_file: expected an absolute path"),
-    (CheckOptions(config_weight=-10), r"edge_keepalived_config_weight: -10 must outweigh the priority spread of 10"),
-    (CheckOptions(config_weight=5), r"edge_keepalived_config_weight: expected an integer from -253 to 0"),
+    (CheckOptions(proxy="envoy"), r"check.proxy: expected one of haproxy, nginx"),
+    (CheckOptions(poll=0.95), r"check.poll: expected 0 \(one probe a run\) up to 0.9 s"),
+    (CheckOptions(timeout=1), r"check.timeout: expected 0.01 to 0.9 s"),
+    (CheckOptions(proxy="nginx", admin_address="localhost"), r"check.admin_address: expected an IP address"),
+    (CheckOptions(proxy="nginx", admin_port=0), r"check.admin_port: expected a port number 1-65535"),
+    (CheckOptions(socket="admin.sock"), r"check.socket: expected an absolute path"),
+    (CheckOptions(state_file="/var/lib/k8sedge/st ate.json"), r"check.state_file: expected an absolute path"),
+    (CheckOptions(state_file="relative"), r"check.state_file: expected an absolute path"),
+    (CheckOptions(config_weight=-10), r"check.config_weight: -10 must outweigh the priority spread of 10"),
+    (CheckOptions(config_weight=5), r"check.config_weight: expected an integer from -253 to 0"),
 ])
 def test_check_refusals(check, message):
     with pytest.raises(ViewError, match=message):
@@ -158,7 +158,7 @@ def test_check_refusals(check, message):
 
 
 def test_a_config_weight_needs_preempt():
-    with pytest.raises(ViewError, match=r"moves no VIP with edge_keepalived_preempt false"):
+    with pytest.raises(ViewError, match=r"moves no VIP with preempt false"):
         view(preempt=False, check=CheckOptions(config_weight=-100))
 
 
@@ -175,7 +175,7 @@ def test_domain_conflicts():
     clash = domain_conflicts(agreeing + [domain("edge3", "10.213.0.0/24", (50, "10.213.0.210"))])
     assert clash == ["duplicate virtual_router_id 50 in broadcast domain 10.213.0.0/24: 10.213.0.200 on edge1, "
                      "10.213.0.200 on edge2, 10.213.0.210 on edge3; each VIP needs its own id "
-                     "(edge_keepalived_router_ids, edge_keepalived_router_id_base)"]
+                     "(router_ids, router_id_base)"]
     moved = domain_conflicts([domain("edge1", "10.213.0.0/24", (50, "10.213.0.200")),
                               domain("edge2", "10.213.0.0/24", (51, "10.213.0.200"))])
     assert moved == ["VIP 10.213.0.200 has different virtual_router_ids in 10.213.0.0/24: 50 on edge1, 51 on edge2; "

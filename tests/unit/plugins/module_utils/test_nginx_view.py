@@ -257,7 +257,7 @@ def test_a_route_whose_certificate_is_not_given_is_left_out_and_the_rest_served(
         k: v for k, v in view().items() if k not in ("findings", "digest")}
     [finding] = result["findings"]
     assert (finding["where"], finding["field"]) == ("frontend default-http-443", "routes[0].certificate")
-    assert all(name in finding["message"] for name in ("api.example.com/", "default_api_8080", "certificate api", "edge_nginx_certificates"))
+    assert all(name in finding["message"] for name in ("api.example.com/", "default_api_8080", "certificate api", "not in certificates"))
 
 
 def test_a_tls_frontend_without_a_certificate_given_is_left_out_with_its_redirects():
@@ -317,7 +317,7 @@ def test_pod_routes_only_when_a_served_backend_is_in_pod_mode():
     ({"admin_port": 9999}, r"frontend default-tcp-9999: port 9999/tcp on every address is also used by the admin listener .*: add 9999"
                            r" to edge_info's reserved_ports option"),
     ({"pools": ("default", "internal")}, r"frontend internal-tcp-8443: port 8443/tcp on every address is also used by frontend default-tcp-8443:"
-                                         r" give pools default and internal distinct addresses in edge_nginx_pool_addresses"),
+                                         r" give pools default and internal distinct addresses in pool_addresses"),
     ({"pools": ("default", "internal"), "pool_addresses": {"internal": "10.213.0.201"}}, None),  # nginx serves it via the wildcard
     ({"pools": ("default", "internal"), "pool_addresses": {"default": "10.213.0.201", "internal": "10.213.0.201"}}, "frontend internal-tcp-8443"),
     ({"admin_port": 80}, None),  # the http module shares a port between servers

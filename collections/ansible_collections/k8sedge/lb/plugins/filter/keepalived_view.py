@@ -37,9 +37,15 @@ options:
     required: true
   hostvars:
     description:
-      - C(hostvars), to read the other hosts' C(edge_keepalived_pools) (default C([default])) and
-        VRRP address (C(edge_keepalived_address), else the primary IPv4 of their
-        C(edge_keepalived_interface) from their facts, else C(ansible_host)).
+      - C(hostvars), to read the other hosts' pools (default C([default])) and VRRP address (else
+        the primary IPv4 of their interface from their facts, else C(ansible_host)), from the
+        variables O(peer_vars) names.
+    type: dict
+    required: true
+  peer_vars:
+    description:
+      - Which variable of another host holds its C(pools), its VRRP C(address) and its C(interface)
+        (role C(edge_keepalived) passes its own C(edge_keepalived_pools), ...).
     type: dict
     required: true
   interface:
@@ -184,14 +190,14 @@ def _is_ipv4(value: Any) -> bool:
     return True
 
 
-def _peer(c: Checker, name: str, variables: Any) -> Member:
+def _peer(c: Checker, name: str, variables: Any, names: Mapping[str, str]) -> Member:
     """Another host's pools and VRRP address, as far as its variables and facts tell."""
     variables = c.mapping(f"hostvars.{name}", variables)
-    pools = variables.get("edge_keepalived_pools", ["default"])
-    address = str(variables.get("edge_keepalived_address") or "")
+    pools = variables.get(names["pools"], ["default"])
+    address = str(variables.get(names["address"]) or "")
     if not address:
         facts = variables.get("ansible_facts")
-        interface = str(variables.get("edge_keepalived_interface") or "")
+        interface = str(variables.get(names["interface"]) or "")
         entry = facts.get(re.sub(r"[-:]", "_", interface)) if isinstance(facts, Mapping) else None
         ipv4 = entry.get("ipv4") if isinstance(entry, Mapping) else None
         address = str(ipv4.get("address") or "") if isinstance(ipv4, Mapping) else ""
@@ -200,9 +206,12 @@ def _peer(c: Checker, name: str, variables: Any) -> Member:
     return Member(str(name), tuple(pools) if isinstance(pools, (list, tuple)) else (pools,), address)
 
 
-def _members(c: Checker, host: str, hosts: Any, hostvars: Any, pools: Any) -> tuple[Member, ...]:
+def _members(c: Checker, host: str, hosts: Any, hostvars: Any, peer_vars: Any, pools: Any) -> tuple[Member, ...]:
     if isinstance(pools, str) or not isinstance(pools, (list, tuple)):
-        raise c.fail("edge_keepalived_pools", "a list of pool names", pools)
+        raise c.fail("pools", "a list of pool names", pools)
+    names = c.mapping("peer_vars", peer_vars)
+    for key in ("pools", "address", "interface"):
+        c.text(f"peer_vars.{key}", names.get(key))
     members = []
     for i, name in enumerate(c.sequence("hosts", hosts)):
         if c.text(f"hosts[{i}]", name) == host:
@@ -210,7 +219,7 @@ def _members(c: Checker, host: str, hosts: Any, hostvars: Any, pools: Any) -> tu
         elif not isinstance(hostvars, Mapping) or name not in hostvars:
             raise c.fail("hostvars", "the variables of every host that shares the VIPs", name)
         else:
-            members.append(_peer(c, name, hostvars[name]))
+            members.append(_peer(c, name, hostvars[name], names))
     return tuple(members)
 
 
@@ -222,14 +231,14 @@ def _check(c: Checker, check: Any) -> CheckOptions:
     return CheckOptions(**given)
 
 
-def _keepalived_view(facts: Any, host: Any, hosts: Any, hostvars: Any, interface: Any, pool_vips: Any, pools: Any = ("default",),
-                     address: Any = "", version: Any = 3, advert_int: Any = 0.2, preempt: Any = True, unicast: Any = False,
+def _keepalived_view(facts: Any, host: Any, hosts: Any, hostvars: Any, peer_vars: Any, interface: Any, pool_vips: Any,
+                     pools: Any = ("default",), address: Any = "", version: Any = 3, advert_int: Any = 0.2, preempt: Any = True, unicast: Any = False,
                      auth_file: Any = "", router_id_base: Any = 50, router_ids: Any = None, priority: Any = 250,
                      priority_step: Any = 10, check: Any = None) -> dict[str, Any]:
     try:
         c = Checker(f"host {host}")
         options = ViewOptions(
-            host=str(host), interface=interface, pool_vips=pool_vips, members=_members(c, str(host), hosts, hostvars, pools),
+            host=str(host), interface=interface, pool_vips=pool_vips, members=_members(c, str(host), hosts, hostvars, peer_vars, pools),
             address=address or "", version=version, advert_int=advert_int, preempt=preempt, unicast=unicast,
             auth_file=auth_file or "", router_id_base=router_id_base, router_ids=router_ids or {}, priority=priority,
             priority_step=priority_step, check=_check(c, check),

@@ -116,7 +116,7 @@ def _uncertified(frontends: list[dict[str, Any]], options: ViewOptions,
                 certificate = route.get("certificate")
                 if certificate and c.name(f"routes[{i}].certificate", certificate) not in options.certificates:
                     findings.append(c.finding(f"routes[{i}].certificate", f"route {host}{path} to backend {backend} needs"
-                                              f" certificate {certificate}, which is not given in edge_haproxy_certificates"
+                                              f" certificate {certificate}, which is not given in certificates"
                                               " (certificates come from Ansible, files or vault; cluster Secrets are never read):"
                                               " the route and its redirect from plain HTTP are left out"))
                     refused.add((frontend["pool"], host, path, path_type, backend))
@@ -319,8 +319,8 @@ def haproxy_view(model: Any, options: ViewOptions) -> dict[str, Any]:
             udp = Checker(f"frontend {name}")
             message = f"UDP (port {frontend.get('port')}) cannot be served by haproxy; serve pool {pool} with the nginx engine (role edge_nginx)"
             if options.udp_frontends == "fail":
-                raise udp.refuse("protocol", message + ", or set edge_haproxy_udp_frontends: skip (the default) to leave UDP to another edge")
-            findings.append(udp.finding("protocol", message + ": skipped (edge_haproxy_udp_frontends: skip)"))
+                raise udp.refuse("protocol", message + ", or set udp_frontends: skip (the default) to leave UDP to another edge")
+            findings.append(udp.finding("protocol", message + ": skipped (udp_frontends: skip)"))
             continue
         served.append(frontend)
     served, refused = _uncertified(served, options, findings)
@@ -335,14 +335,14 @@ def haproxy_view(model: Any, options: ViewOptions) -> dict[str, Any]:
         # what is left to clash here is the operator's choice of admin port or of pools.
         at = Checker(f"frontend {view['name']}")
         if view["port"] == options.admin_port:
-            raise at.refuse("port", f"{view['port']} is already taken by the admin listener (edge_haproxy_admin_port): add"
+            raise at.refuse("port", f"{view['port']} is already taken by the admin listener (admin_port): add"
                                     f" {view['port']} to edge_info's reserved_ports option, so that claims on it are refused per"
                                     " object, or choose another admin port")
         if view["port"] in ports:
             other = ports[view["port"]]
             raise at.refuse("port", f"{view['port']} is already taken by frontend {other['name']}: pools {other['pool']} and"
                                     f" {frontend['pool']} have their own ports and this host binds both on one address: serve them"
-                                    " from different edges (edge_haproxy_pools)")
+                                    " from different edges (pools)")
         ports[view["port"]] = {"name": view["name"], "pool": frontend["pool"]}
         view_frontends.append(view)
         map_files += files

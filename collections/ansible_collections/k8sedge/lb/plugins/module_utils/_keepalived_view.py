@@ -129,7 +129,7 @@ def _interface_network(c: Checker, facts: Mapping[str, Any], options: ViewOption
     present = sorted(str(interface) for interface in c.sequence("facts.interfaces", facts.get("interfaces") or []))
     if name not in present:
         raise c.refuse("interface", f"{name} does not exist on this host (it has: {', '.join(present) or 'none'});"
-                                    " set edge_keepalived_interface to the interface that carries the VIPs")
+                                    " set interface to the interface that carries the VIPs")
     # Facts name an interface's entry with - and : spelt _ (br-lan -> ansible_br_lan).
     details = facts.get(re.sub(r"[-:]", "_", name))
     ipv4 = details.get("ipv4") if isinstance(details, Mapping) else None
@@ -141,30 +141,30 @@ def _interface_network(c: Checker, facts: Mapping[str, Any], options: ViewOption
     if primary is None:
         raise c.refuse("interface", f"{name} has no IPv4 address; the VIPs need an interface with one")
     if options.address:
-        source = c.grammar("edge_keepalived_address", options.address, _ipv4, "an IPv4 address (no prefix)")
+        source = c.grammar("address", options.address, _ipv4, "an IPv4 address (no prefix)")
         if source not in primary.network:
-            raise c.refuse("edge_keepalived_address", f"{source} is outside {primary.network}, the subnet of {name}")
+            raise c.refuse("address", f"{source} is outside {primary.network}, the subnet of {name}")
         return ipaddress.IPv4Interface(f"{source}/{primary.network.prefixlen}"), name
     return primary, name
 
 
 def _advert_int(c: Checker, options: ViewOptions) -> str:
-    value = c.number("edge_keepalived_advert_int", options.advert_int)
+    value = c.number("advert_int", options.advert_int)
     if options.version == 2:
         if value != int(value) or not 1 <= value <= 255:
-            raise c.refuse("edge_keepalived_advert_int", f"VRRPv2 advertises in whole seconds from 1 to 255, got {value:g}; "
-                                                         "sub-second intervals need edge_keepalived_vrrp_version 3")
+            raise c.refuse("advert_int", f"VRRPv2 advertises in whole seconds from 1 to 255, got {value:g}; "
+                                                         "sub-second intervals need version 3")
         return str(int(value))
     centiseconds = round(value * 100)
     if abs(centiseconds - value * 100) > 1e-6 or not 1 <= centiseconds <= 4095:
-        raise c.refuse("edge_keepalived_advert_int", f"VRRPv3 advertises in hundredths of a second from 0.01 to 40.95, got {value:g}")
+        raise c.refuse("advert_int", f"VRRPv3 advertises in hundredths of a second from 0.01 to 40.95, got {value:g}")
     return f"{centiseconds / 100:g}"
 
 
 def _pool_vips(c: Checker, options: ViewOptions, network: ipaddress.IPv4Network,
                members: Sequence[Member]) -> list[tuple[str, list[ipaddress.IPv4Address]]]:
     """pool -> VIPs, pools sorted by name, each VIP checked against the interface's subnet."""
-    what = "edge_keepalived_pool_vips"
+    what = "pool_vips"
     c.mapping(what, options.pool_vips)
     taken = {m.address: m.name for m in members if m.address}
     seen: dict[ipaddress.IPv4Address, str] = {}
@@ -190,23 +190,23 @@ def _pool_vips(c: Checker, options: ViewOptions, network: ipaddress.IPv4Network,
 
 
 def _router_ids(c: Checker, options: ViewOptions, pools: list[tuple[str, list[ipaddress.IPv4Address]]]) -> dict[ipaddress.IPv4Address, int]:
-    """VIP -> virtual_router_id: edge_keepalived_router_ids, else base + the VIP's position."""
-    pinned = {c.grammar("edge_keepalived_router_ids", vip, _ipv4, "VIPs (IPv4 addresses)"):
-              c.integer(f"edge_keepalived_router_ids.{vip}", rid, *_ROUTER_ID)
-              for vip, rid in c.mapping("edge_keepalived_router_ids", options.router_ids).items()}
-    base = c.integer("edge_keepalived_router_id_base", options.router_id_base, *_ROUTER_ID)
+    """VIP -> virtual_router_id: router_ids, else base + the VIP's position."""
+    pinned = {c.grammar("router_ids", vip, _ipv4, "VIPs (IPv4 addresses)"):
+              c.integer(f"router_ids.{vip}", rid, *_ROUTER_ID)
+              for vip, rid in c.mapping("router_ids", options.router_ids).items()}
+    base = c.integer("router_id_base", options.router_id_base, *_ROUTER_ID)
     ids: dict[ipaddress.IPv4Address, int] = {}
     owner: dict[int, ipaddress.IPv4Address] = {}
     in_order = [vip for _pool, vips in pools for vip in vips]
     for position, vip in enumerate(in_order):
         rid = pinned.get(vip, base + position)
         if not _ROUTER_ID[0] <= rid <= _ROUTER_ID[1]:
-            raise c.refuse("edge_keepalived_router_id_base", f"VIP {vip} would get router id {rid}, past 255; "
-                                                             "lower the base or pin ids in edge_keepalived_router_ids")
+            raise c.refuse("router_id_base", f"VIP {vip} would get router id {rid}, past 255; "
+                                                             "lower the base or pin ids in router_ids")
         if rid in owner:
-            raise c.refuse("edge_keepalived_router_ids", f"duplicate virtual_router_id {rid}: VIPs {owner[rid]} and {vip} are in one"
-                                                         " broadcast domain and need distinct ids (edge_keepalived_router_ids,"
-                                                         " edge_keepalived_router_id_base)")
+            raise c.refuse("router_ids", f"duplicate virtual_router_id {rid}: VIPs {owner[rid]} and {vip} are in one"
+                                                         " broadcast domain and need distinct ids (router_ids,"
+                                                         " router_id_base)")
         owner[rid] = vip
         ids[vip] = rid
     return ids
@@ -215,25 +215,25 @@ def _router_ids(c: Checker, options: ViewOptions, pools: list[tuple[str, list[ip
 def _check_lines(c: Checker, options: ViewOptions, serving: int) -> list[dict[str, Any]]:
     """The vrrp_script blocks: the proxy's health (FAULT when down) and, if tracked, its config."""
     check = options.check
-    c.choice("edge_keepalived_proxy", check.proxy, _PROXIES)
-    interval = c.integer("edge_keepalived_check_interval", check.interval, 1, 60)
-    poll = c.number("edge_keepalived_check_poll", check.poll)
-    timeout = c.number("edge_keepalived_check_timeout", check.timeout)
+    c.choice("check.proxy", check.proxy, _PROXIES)
+    interval = c.integer("check.interval", check.interval, 1, 60)
+    poll = c.number("check.poll", check.poll)
+    timeout = c.number("check.timeout", check.timeout)
     if not 0 <= poll <= interval - WATCH_MARGIN:
-        raise c.refuse("edge_keepalived_check_poll", f"expected 0 (one probe a run) up to {interval - WATCH_MARGIN:g} s, got {poll:g}")
+        raise c.refuse("check.poll", f"expected 0 (one probe a run) up to {interval - WATCH_MARGIN:g} s, got {poll:g}")
     if not 0.01 <= timeout <= interval - WATCH_MARGIN:
-        raise c.refuse("edge_keepalived_check_timeout", f"expected 0.01 to {interval - WATCH_MARGIN:g} s (a probe must end within the"
+        raise c.refuse("check.timeout", f"expected 0.01 to {interval - WATCH_MARGIN:g} s (a probe must end within the"
                                                         f" check interval), got {timeout:g}")
-    fall = c.integer("edge_keepalived_check_fall", check.fall, 1, 100)
-    rise = c.integer("edge_keepalived_check_rise", check.rise, 1, 100)
+    fall = c.integer("check.fall", check.fall, 1, 100)
+    rise = c.integer("check.rise", check.rise, 1, 100)
     program = _path(c, "check program", check.program)
     status_dir = _path(c, "check status directory", check.status_dir)
     if check.proxy == "haproxy":
-        target = ["--socket", _path(c, "edge_keepalived_proxy_socket", check.socket)]
+        target = ["--socket", _path(c, "check.socket", check.socket)]
     else:
         given = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(check.admin_address, check.admin_address)
-        address = c.grammar("edge_keepalived_proxy_admin_address", given, _ip_text, "an IP address")
-        port = c.port("edge_keepalived_proxy_admin_port", check.admin_port)
+        address = c.grammar("check.admin_address", given, _ip_text, "an IP address")
+        port = c.port("check.admin_port", check.admin_port)
         target = ["--host", address, "--port", str(port), "--path", "/stub_status"]
     watch = f"{interval - WATCH_MARGIN:g}" if poll else "0"
     proxy = [program, "proxy", *target, "--timeout", f"{timeout:g}", "--watch", watch, "--poll", f"{poll:g}",
@@ -241,17 +241,17 @@ def _check_lines(c: Checker, options: ViewOptions, serving: int) -> list[dict[st
     # keepalived kills a run that outlives its timeout and counts it as failed: allow a slow start.
     scripts = [{"name": "k8sedge_proxy", "command": " ".join(proxy), "interval": interval, "timeout": interval + 1,
                 "fall": fall, "rise": rise, "weight": 0}]
-    if c.flag("edge_keepalived_track_config", check.track_config):
-        weight = c.integer("edge_keepalived_config_weight", check.config_weight, -253, 0)
+    if c.flag("check.track_config", check.track_config):
+        weight = c.integer("check.config_weight", check.config_weight, -253, 0)
         if weight and not options.preempt:
-            raise c.refuse("edge_keepalived_config_weight", "a negative weight only lowers the priority, which moves no VIP with"
-                                                            " edge_keepalived_preempt false; use 0 (FAULT: the host gives its VIPs up)")
+            raise c.refuse("check.config_weight", "a negative weight only lowers the priority, which moves no VIP with"
+                                                            " preempt false; use 0 (FAULT: the host gives its VIPs up)")
         spread = (serving - 1) * options.priority_step
         if weight and -weight <= spread:
-            raise c.refuse("edge_keepalived_config_weight", f"{weight} must outweigh the priority spread of {spread} ({serving} hosts,"
+            raise c.refuse("check.config_weight", f"{weight} must outweigh the priority spread of {spread} ({serving} hosts,"
                                                             f" step {options.priority_step}) so a stale host ranks below every healthy one")
-        config = [program, "config", "--state", _path(c, "edge_keepalived_state_file", check.state_file),
-                  "--grace", str(c.integer("edge_keepalived_config_grace", check.grace, 0, 86400)), "--status-dir", status_dir]
+        config = [program, "config", "--state", _path(c, "check.state_file", check.state_file),
+                  "--grace", str(c.integer("check.grace", check.grace, 0, 86400)), "--status-dir", status_dir]
         scripts.append({"name": "k8sedge_config", "command": " ".join(config), "interval": interval, "timeout": interval + 1,
                         "fall": fall, "rise": rise, "weight": weight})
     for script in scripts:
@@ -264,13 +264,13 @@ def _members(c: Checker, options: ViewOptions) -> list[Member]:
     members = list(options.members)
     names = [m.name for m in members]
     if options.host not in names:
-        raise c.refuse("edge_keepalived_group", f"this host is not among the hosts that share the VIPs ({', '.join(map(str, names)) or 'none'})")
+        raise c.refuse("hosts", f"this host is not among the hosts that share the VIPs ({', '.join(map(str, names)) or 'none'})")
     for member in members:
         other = Checker(f"host {g.show(member.name)}")
         if not isinstance(member.name, str) or not member.name:
             raise other.fail("name", "a host name", member.name)
         for pool in member.pools:
-            other.matches("edge_keepalived_pools", pool, _NAME, "pool names of a-z, 0-9, _.-")
+            other.matches("pools", pool, _NAME, "pool names of a-z, 0-9, _.-")
         if member.address:
             other.grammar("VRRP address", member.address, _ipv4, "an IPv4 address (no prefix)")
     return members
@@ -281,23 +281,23 @@ def keepalived_view(facts: Any, options: ViewOptions) -> dict[str, Any]:
     c = Checker(f"host {options.host}")
     facts = c.mapping("facts", facts)
     if options.version not in (2, 3) or isinstance(options.version, bool):
-        raise c.fail("edge_keepalived_vrrp_version", "2 or 3", options.version)
+        raise c.fail("version", "2 or 3", options.version)
     members = _members(c, options)
     primary, interface = _interface_network(c, facts, options)
     own = Member(options.host, next(m.pools for m in members if m.name == options.host), str(primary.ip))
     members = [own if m.name == options.host else m for m in members]
     advert_int = _advert_int(c, options)
-    preempt = c.flag("edge_keepalived_preempt", options.preempt)
-    unicast = c.flag("edge_keepalived_unicast", options.unicast)
+    preempt = c.flag("preempt", options.preempt)
+    unicast = c.flag("unicast", options.unicast)
     if options.auth_file:
         if options.version != 2:
-            raise c.refuse("edge_keepalived_auth_pass", "VRRPv3 has no authentication (RFC 5798); use edge_keepalived_vrrp_version 2"
+            raise c.refuse("auth_file", "VRRPv3 has no authentication (RFC 5798); use version 2"
                                                         " or leave the password empty")
         _path(c, "auth file", options.auth_file)
     pools = _pool_vips(c, options, primary.network, members)
     router_ids = _router_ids(c, options, pools)
-    top = c.integer("edge_keepalived_priority", options.priority, *_VRRP_PRIORITY)
-    step = c.integer("edge_keepalived_priority_step", options.priority_step, 1, 253)
+    top = c.integer("priority", options.priority, *_VRRP_PRIORITY)
+    step = c.integer("priority_step", options.priority_step, 1, 253)
 
     instances: list[dict[str, Any]] = []
     findings: list[Finding] = []
@@ -309,15 +309,15 @@ def keepalived_view(facts: Any, options: ViewOptions) -> dict[str, Any]:
         largest = max(largest, len(serving))
         lowest = top - (len(serving) - 1) * step
         if lowest < _VRRP_PRIORITY[0]:
-            raise c.refuse("edge_keepalived_priority", f"pool {pool}: {len(serving)} hosts from priority {top} in steps of {step} go"
-                                                       f" down to {lowest}; VRRP priorities are 1 to 254 (edge_keepalived_priority,"
-                                                       " edge_keepalived_priority_step)")
+            raise c.refuse("priority", f"pool {pool}: {len(serving)} hosts from priority {top} in steps of {step} go"
+                                                       f" down to {lowest}; VRRP priorities are 1 to 254 (priority,"
+                                                       " priority_step)")
         peers = [m for m in serving if m is not own]
         if unicast:
             missing = [m.name for m in peers if not m.address]
             if missing:
-                raise c.refuse("edge_keepalived_unicast", f"pool {pool}: unicast needs the VRRP address of {', '.join(missing)}: set"
-                                                          " edge_keepalived_address or ansible_host to it, or gather its facts in the"
+                raise c.refuse("unicast", f"pool {pool}: unicast needs the VRRP address of {', '.join(missing)}: set"
+                                                          " address or ansible_host to it, or gather its facts in the"
                                                           " same play")
         for index, vip in enumerate(vips):
             # The VIPs of a pool take turns: VIP k is primary on the (k mod n)-th serving host.
@@ -333,7 +333,7 @@ def keepalived_view(facts: Any, options: ViewOptions) -> dict[str, Any]:
                 "unicast": [{"source": own.address, "peers": sorted(m.address for m in peers)}] if unicast else [],
             })
     for pool in sorted(set(own.pools) - set(options.pool_vips)):
-        findings.append(Checker(f"pool {pool}").finding("edge_keepalived_pool_vips", "no VIPs: this host holds none for it"))
+        findings.append(Checker(f"pool {pool}").finding("pool_vips", "no VIPs: this host holds none for it"))
     return {
         "interface": interface,
         "address": own.address,
@@ -379,7 +379,7 @@ def domain_conflicts(domains: Any) -> list[str]:
             if len({vip for vip, _host in users}) > 1:
                 listed = ", ".join(f"{vip} on {host}" for vip, host in sorted(users))
                 problems.append(f"duplicate virtual_router_id {rid} in broadcast domain {network_name}: {listed}; "
-                                "each VIP needs its own id (edge_keepalived_router_ids, edge_keepalived_router_id_base)")
+                                "each VIP needs its own id (router_ids, router_id_base)")
         for vip, users in sorted(network["vips"].items()):
             if len({rid for rid, _host in users}) > 1:
                 listed = ", ".join(f"{rid} on {host}" for rid, host in sorted(users))

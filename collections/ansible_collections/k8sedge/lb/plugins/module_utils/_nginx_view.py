@@ -153,7 +153,7 @@ def _uncertified(frontends: list[tuple[str, str, dict[str, Any]]], ctx: _Context
                     ctx.findings.append(c.finding(
                         f"routes[{i}].certificate",
                         f"route {route.host}{route.path} to backend {route.backend.name} needs certificate {route.certificate}, which"
-                        f" is not in edge_nginx_certificates (have: {', '.join(sorted(ctx.options.certificates)) or 'none'};"
+                        f" is not in certificates (have: {', '.join(sorted(ctx.options.certificates)) or 'none'};"
                         " certificates come from Ansible, files or vault, cluster Secrets are never read): the route and its"
                         " redirect from plain HTTP are not served"))
                     ctx.uncertified.add((pool, route.host, route.path, route.path_type, route.backend.name))
@@ -326,7 +326,7 @@ def _claim_port(ports: dict[tuple[int, str], list[tuple[str, str, str, str]]], p
     for other_module, other_address, other, other_pool in ports.get((port, transport), []):
         if address == other_address or (other_module != module and not (address and other_address)):
             if other_pool:
-                fix = f"give pools {other_pool} and {pool} distinct addresses in edge_nginx_pool_addresses"
+                fix = f"give pools {other_pool} and {pool} distinct addresses in pool_addresses"
             else:
                 fix = (f"add {port} to edge_info's reserved_ports option, so that claims on it are refused per object,"
                        " or choose another admin port")
@@ -372,7 +372,7 @@ def nginx_view(model: Any, options: ViewOptions) -> dict[str, Any]:
     tls_ports = {pool: Checker(f"frontend {name}").port("port", raw.get("port")) for name, pool, raw in frontends
                  if raw.get("protocol") == "http" and raw.get("tls") is True}
     ports: dict[tuple[int, str], list[tuple[str, str, str, str]]] = {}
-    _claim_port(ports, options.admin_port, "tcp", "http", options.admin_address, "the admin listener (edge_nginx_admin_port)", "")
+    _claim_port(ports, options.admin_port, "tcp", "http", options.admin_address, "the admin listener (admin_port)", "")
     http_servers, stream_servers, maps = [], [], []
     for name, pool, raw in frontends:  # the model's order: pool, protocol, port
         at = Checker(f"frontend {name}")
