@@ -184,11 +184,30 @@ def state(tmp_path: Path, rollout: object, serving: str | None = GEN) -> str:
     ({"status": "passed", "since": True}, GEN, "rollout.since: expected unix seconds"),
     ([GEN], GEN, "rollout: expected an object"),
     ('{"version": 1, "rollout": ', GEN, "unreadable"),
-    ("[1]", GEN, "rollout: expected an object"),
+    ("[1]", GEN, "unreadable (expected an object)"),
 ])
 def test_config_reason(tmp_path, rollout, serving, verdict):
     reason = check.config_reason(state(tmp_path, rollout, serving), 120, NOW)
     assert (reason is None) if verdict is None else (verdict in reason), reason
+
+
+def test_the_record_is_parsed_again_only_when_it_changed(tmp_path, monkeypatch):
+    cache = str(tmp_path / "state.cache")
+    path = state(tmp_path, {"status": "failed", "failed_generation": GEN, "since": NOW})
+    assert "failed its probes" in check.config_reason(path, 120, NOW, cache)
+    parsed, loads = [], json.loads
+
+    def counted(text, **kwargs):
+        if isinstance(text, bytes):  # the record (the cache is read as text)
+            parsed.append(text)
+        return loads(text, **kwargs)
+
+    monkeypatch.setattr(check.json, "loads", counted)
+    assert "failed its probes" in check.config_reason(path, 120, NOW, cache) and parsed == []  # from the cache
+    state(tmp_path, {"status": "passed", "since": NOW + 1})  # a new record: another size, another mtime
+    assert check.config_reason(path, 120, NOW, cache) is None and len(parsed) == 1
+    Path(cache).write_text("{damaged")
+    assert check.config_reason(path, 120, NOW, cache) is None and len(parsed) == 2
 
 
 def test_no_record_or_no_rollout_yet_is_healthy(tmp_path):
