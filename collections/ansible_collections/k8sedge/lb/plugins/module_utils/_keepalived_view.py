@@ -153,7 +153,7 @@ def _advert_int(c: Checker, options: ViewOptions) -> str:
     if options.version == 2:
         if value != int(value) or not 1 <= value <= 255:
             raise c.refuse("advert_int", f"VRRPv2 advertises in whole seconds from 1 to 255, got {value:g}; "
-                                                         "sub-second intervals need version 3")
+                           "sub-second intervals need version 3")
         return str(int(value))
     centiseconds = round(value * 100)
     if abs(centiseconds - value * 100) > 1e-6 or not 1 <= centiseconds <= 4095:
@@ -202,11 +202,11 @@ def _router_ids(c: Checker, options: ViewOptions, pools: list[tuple[str, list[ip
         rid = pinned.get(vip, base + position)
         if not _ROUTER_ID[0] <= rid <= _ROUTER_ID[1]:
             raise c.refuse("router_id_base", f"VIP {vip} would get router id {rid}, past 255; "
-                                                             "lower the base or pin ids in router_ids")
+                           "lower the base or pin ids in router_ids")
         if rid in owner:
             raise c.refuse("router_ids", f"duplicate virtual_router_id {rid}: VIPs {owner[rid]} and {vip} are in one"
-                                                         " broadcast domain and need distinct ids (router_ids,"
-                                                         " router_id_base)")
+                           " broadcast domain and need distinct ids (router_ids,"
+                           " router_id_base)")
         owner[rid] = vip
         ids[vip] = rid
     return ids
@@ -223,7 +223,7 @@ def _check_lines(c: Checker, options: ViewOptions, serving: int) -> list[dict[st
         raise c.refuse("check.poll", f"expected 0 (one probe a run) up to {interval - WATCH_MARGIN:g} s, got {poll:g}")
     if not 0.01 <= timeout <= interval - WATCH_MARGIN:
         raise c.refuse("check.timeout", f"expected 0.01 to {interval - WATCH_MARGIN:g} s (a probe must end within the"
-                                                        f" check interval), got {timeout:g}")
+                       f" check interval), got {timeout:g}")
     fall = c.integer("check.fall", check.fall, 1, 100)
     rise = c.integer("check.rise", check.rise, 1, 100)
     program = _path(c, "check program", check.program)
@@ -245,11 +245,11 @@ def _check_lines(c: Checker, options: ViewOptions, serving: int) -> list[dict[st
         weight = c.integer("check.config_weight", check.config_weight, -253, 0)
         if weight and not options.preempt:
             raise c.refuse("check.config_weight", "a negative weight only lowers the priority, which moves no VIP with"
-                                                            " preempt false; use 0 (FAULT: the host gives its VIPs up)")
+                           " preempt false; use 0 (FAULT: the host gives its VIPs up)")
         spread = (serving - 1) * options.priority_step
         if weight and -weight <= spread:
             raise c.refuse("check.config_weight", f"{weight} must outweigh the priority spread of {spread} ({serving} hosts,"
-                                                            f" step {options.priority_step}) so a stale host ranks below every healthy one")
+                           f" step {options.priority_step}) so a stale host ranks below every healthy one")
         config = [program, "config", "--state", _path(c, "check.state_file", check.state_file),
                   "--grace", str(c.integer("check.grace", check.grace, 0, 86400)), "--status-dir", status_dir]
         scripts.append({"name": "k8sedge_config", "command": " ".join(config), "interval": interval, "timeout": interval + 1,
@@ -292,7 +292,7 @@ def keepalived_view(facts: Any, options: ViewOptions) -> dict[str, Any]:
     if options.auth_file:
         if options.version != 2:
             raise c.refuse("auth_file", "VRRPv3 has no authentication (RFC 5798); use version 2"
-                                                        " or leave the password empty")
+                           " or leave the password empty")
         _path(c, "auth file", options.auth_file)
     pools = _pool_vips(c, options, primary.network, members)
     router_ids = _router_ids(c, options, pools)
@@ -310,15 +310,15 @@ def keepalived_view(facts: Any, options: ViewOptions) -> dict[str, Any]:
         lowest = top - (len(serving) - 1) * step
         if lowest < _VRRP_PRIORITY[0]:
             raise c.refuse("priority", f"pool {pool}: {len(serving)} hosts from priority {top} in steps of {step} go"
-                                                       f" down to {lowest}; VRRP priorities are 1 to 254 (priority,"
-                                                       " priority_step)")
+                           f" down to {lowest}; VRRP priorities are 1 to 254 (priority,"
+                           " priority_step)")
         peers = [m for m in serving if m is not own]
         if unicast:
             missing = [m.name for m in peers if not m.address]
             if missing:
                 raise c.refuse("unicast", f"pool {pool}: unicast needs the VRRP address of {', '.join(missing)}: set"
-                                                          " address or ansible_host to it, or gather its facts in the"
-                                                          " same play")
+                               " address or ansible_host to it, or gather its facts in the"
+                               " same play")
         for index, vip in enumerate(vips):
             # The VIPs of a pool take turns: VIP k is primary on the (k mod n)-th serving host.
             rank = (serving.index(own) - index) % len(serving)
