@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ansible._internal._templating._template_vars import generate_ansible_template_vars
+from ansible.errors import AnsibleError
 from ansible.parsing.dataloader import DataLoader
 from ansible.plugins.loader import init_plugin_loader
 from ansible.template import Templar, trust_as_template
@@ -61,7 +62,8 @@ class Role:
         return Templar(loader=self.loader, variables=variables).template(variables[name])
 
     def _task(self, task: dict[str, Any], variables: dict[str, Any]) -> None:
-        action = next(key for key in task if key.startswith("ansible.builtin.") or key in ("k8sedge.lb.haproxy_config", "k8sedge.lb.nginx_release"))
+        action = next(key for key in task if key.startswith("ansible.builtin.") or key in (
+            "k8sedge.lb.haproxy_render", "k8sedge.lb.haproxy_config", "k8sedge.lb.nginx_release"))
         if action == "ansible.builtin.debug":
             return
         args = task[action]
@@ -79,6 +81,8 @@ class Role:
                 path.chmod(int(templar.template(args["mode"]), 8))
             elif action == "ansible.builtin.copy":
                 self._write(Path(templar.template(args["dest"])), templar.template(args["content"]), templar.template(args["mode"]))
+            elif action == "k8sedge.lb.haproxy_render":
+                variables[task["register"]] = self._haproxy_render(templar, {key: templar.template(value) for key, value in args.items()})
             elif action == "k8sedge.lb.haproxy_config":
                 # The module's staging half (the same module_utils code, importable once loaded_roles() put
                 # the collection loader in place); validation and install are the binary's and the host's.
@@ -95,6 +99,25 @@ class Role:
                 self._write(Path(templar.template(args["dest"])), self._template(templar, templar.template(args["src"]), args), templar.template(args["mode"]))
             else:
                 raise AssertionError(f"roles/{self.name}: task {task.get('name')!r} uses {action}, which this test does not stand in for")
+
+    def _haproxy_render(self, templar: Any, args: dict[str, Any]) -> dict[str, Any]:
+        """What the action k8sedge.lb.haproxy_render does (its own code; importable once
+        loaded_roles() put the collection loader in place): arguments checked, the role's template
+        rendered by the action's renderer."""
+        from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+        from ansible_collections.k8sedge.lb.plugins.module_utils._errors import EdgeError
+        from ansible_collections.k8sedge.lb.plugins.plugin_utils._haproxy_render import (
+            ARGUMENT_SPEC, ansible_managed, render_haproxy, view_options)
+        validated = ArgumentSpecValidator(ARGUMENT_SPEC).validate(args)
+        assert not validated.error_messages, validated.error_messages
+        args = validated.validated_parameters
+        source = self.path / "templates" / args["template"]
+        variables = {"ansible_managed": ansible_managed(templar, args["template"], str(source), templar.available_variables),
+                     **args["variables"]}
+        try:
+            return render_haproxy(args["model"], view_options(args), source.read_text(), variables)
+        except EdgeError as exc:
+            raise AnsibleError(f"k8sedge.lb.haproxy_render: {exc}") from None
 
     def _template(self, templar: Any, src: str, args: dict[str, Any]) -> str:
         """What ansible.builtin.template's action plugin does with the file (its defaults:
@@ -115,7 +138,7 @@ class Role:
 
 @contextmanager
 def loaded_roles() -> Iterator[dict[str, Role]]:
-    """Both roles, with Ansible's collection loader in place so that `k8sedge.lb.haproxy_view` and
+    """Both roles, with Ansible's collection loader in place so that `k8sedge.lb.haproxy_render` and
     `k8sedge.lb.nginx_view` resolve as in a play. The loader must import `ansible_collections`
     itself: the modules imported before from the plain path are set aside and put back."""
     def ours(name: str) -> bool:
@@ -128,7 +151,7 @@ def loaded_roles() -> Iterator[dict[str, Role]]:
     try:
         yield {
             "haproxy": Role("edge_haproxy", [
-                ("tasks/main.yml", "Build the haproxy view of the model"),
+                ("tasks/main.yml", "Build the haproxy view of the model and render the config"),
                 ("tasks/main.yml", "Stage the configuration, validate it and put it in place"),
             ]),
             "nginx": Role("edge_nginx", [("tasks/view.yml", None), ("tasks/release.yml", None)]),

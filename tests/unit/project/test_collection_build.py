@@ -23,7 +23,7 @@ FQCN = "k8sedge.lb"
 # plugins/ directories ansible-doc documents, and its type for each. Action plugins are documented
 # by the module of the same name, doc fragments through the plugins that extend them.
 DOC_TYPES = {"modules": "module", "filter": "filter", "inventory": "inventory"}
-NOT_DOCUMENTED = {"action", "doc_fragments", "module_utils"}
+NOT_DOCUMENTED = {"action", "doc_fragments", "module_utils", "plugin_utils"}
 EVENT_SOURCES = "extensions/eda/plugins/event_source"
 # Planted in the copy that is built: a tarball that carries them ships build output.
 JUNK = ("tests/output/junk.txt", "plugins/modules/__pycache__/junk.cpython-311.pyc")

@@ -1,5 +1,6 @@
 """The k8sedge.lb.haproxy_view filter: errors as AnsibleFilterError, and what it feeds the role's
-template is a config the real haproxy accepts (`haproxy -c`, when haproxy is installed)."""
+template (rendered as k8sedge.lb.haproxy_render renders it) is a config the real haproxy accepts
+(`haproxy -c`, when haproxy is installed)."""
 from __future__ import annotations
 
 import copy
@@ -8,14 +9,13 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import jinja2
 import pytest
 import yaml
 from ansible.errors import AnsibleFilterError
-from ansible.plugins.filter.core import comment
 
 from ansible_collections.k8sedge.lb.plugins.filter.haproxy_view import FilterModule
 from ansible_collections.k8sedge.lb.plugins.module_utils._haproxy_files import stage, tree_files
+from ansible_collections.k8sedge.lb.plugins.plugin_utils._haproxy_render import environment
 
 REPO = Path(__file__).resolve().parents[4]
 MODEL = yaml.safe_load((REPO / "tests/unit/plugins/module_utils/fixtures/haproxy_view_model.yaml").read_text())
@@ -35,10 +35,8 @@ def fixture_certificate(tmp_path_factory):
 
 def render(view: dict, root: Path, certificates: dict) -> Path:
     """What the role stages: the template's haproxy.cfg, the view's maps, the certificates it names."""
-    environment = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
-    environment.filters.update(comment=comment, to_json=json.dumps)
-    config = environment.from_string(TEMPLATE.read_text()).render(
-        ansible_managed="Ansible managed", __edge_haproxy_view=view, edge_haproxy_chroot="/", edge_haproxy_hard_stop_after="5m",
+    config = environment().from_string(TEMPLATE.read_text()).render(
+        ansible_managed="Ansible managed", view=view, edge_haproxy_chroot="/", edge_haproxy_hard_stop_after="5m",
         edge_haproxy_stats_socket=str(root / "admin.sock"))
     stage(str(root), tree_files(config, view["maps"], {entry["name"]: certificates[entry["name"]] for entry in view["certificates"]}))
     return root / "haproxy.cfg"

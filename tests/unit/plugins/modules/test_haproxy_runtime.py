@@ -2,6 +2,7 @@
 sends nothing, a run sends the plan and proves it, a missing server asks for a reload."""
 from __future__ import annotations
 
+import json
 import re
 import socket
 import threading
@@ -127,3 +128,12 @@ def test_no_socket_means_not_running(tmp_path):
     stale.bind(str(tmp_path / "stale.sock"))  # a file nobody listens on, as a stopped haproxy leaves
     stale.close()
     assert run(module(str(tmp_path / "stale.sock")))["running"] is False
+
+
+def test_the_desired_slots_as_json_text_are_the_same_plan(haproxy):
+    as_text = run(module(haproxy.sock.getsockname(), json.dumps(DESIRED), "d1", check_mode=True))
+    assert as_text["commands"] == run(module(haproxy.sock.getsockname(), DESIRED, "d1", check_mode=True))["commands"]
+    with pytest.raises(CliError, match=r"^backends: expected a list or its JSON text: "):
+        run(module(haproxy.sock.getsockname(), "[{", "d1"))
+    with pytest.raises(CliError, match=r"^backends: expected a list of objects"):
+        run(module(haproxy.sock.getsockname(), '{"backend": "b"}', "d1"))

@@ -49,10 +49,13 @@ options:
         type: list
         elements: dict
         required: true
-      backends:
-        description: The model's backends, what the next run's fail-static guard compares with.
-        type: list
-        elements: dict
+      model:
+        description:
+          - The model it serves, as C(edge_info) returns it under C(model), or its JSON text under
+            C(model_json). Its backends are recorded, what the next run's fail-static guard compares with.
+          - The JSON text is the fast way at scale; Ansible hands one string over far faster than
+            thousands of objects.
+        type: raw
         required: true
       release:
         description: The nginx release directory it runs (role C(edge_nginx)).
@@ -112,7 +115,9 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.k8sedge.lb.plugins.module_utils._edge_state import STATUSES, StateError, parse, update, without_backends
+from ansible_collections.k8sedge.lb.plugins.module_utils._errors import EdgeError
 from ansible_collections.k8sedge.lb.plugins.module_utils._files import write_atomically
+from ansible_collections.k8sedge.lb.plugins.module_utils._model import model_document
 
 
 def main() -> None:
@@ -122,7 +127,7 @@ def main() -> None:
             "serving": {"type": "dict", "options": {
                 "generation": {"type": "str", "required": True},
                 "routes": {"type": "list", "elements": "dict", "required": True},
-                "backends": {"type": "list", "elements": "dict", "required": True},
+                "model": {"type": "raw", "required": True},
                 "release": {"type": "str"}}},
             "restore": {"type": "bool", "default": False},
             "promote": {"type": "bool", "default": False},
@@ -137,8 +142,13 @@ def main() -> None:
     params = module.params
     path = params["path"]
     serving = params["serving"]
-    if serving is not None and serving["release"] is None:
-        serving = {k: v for k, v in serving.items() if k != "release"}
+    if serving is not None:
+        try:
+            backends = model_document(serving["model"])["backends"]
+        except EdgeError as exc:
+            module.fail_json(msg=f"serving: {exc}")
+        serving = {"generation": serving["generation"], "routes": serving["routes"], "backends": backends,
+                   **({"release": serving["release"]} if serving["release"] is not None else {})}
     try:
         with open(path, "rb") as f:
             previous = parse(f.read(), path)

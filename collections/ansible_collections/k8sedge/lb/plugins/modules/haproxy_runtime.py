@@ -13,7 +13,8 @@ description:
     and sends the C(set server <backend>/<server> addr <ip> port <port>),
     C(set server ... state ready|drain|maint) and C(set weight) commands that take them to the
     desired slots, then reads them back to prove it.
-  - The desired slots are the C(runtime) list of the P(k8sedge.lb.haproxy_view#filter) filter.
+  - The desired slots are the C(runtime) list of the P(k8sedge.lb.haproxy_view#filter) filter, or
+    RV(k8sedge.lb.haproxy_render#module:runtime_json).
     A backend or server the worker does not have is a structural change; the module fails and
     says a reload is needed.
   - Without O(backends) it only reports the running slots (RV(servers)).
@@ -39,8 +40,9 @@ options:
     description:
       - The desired slots, a list of C(backend) and C(servers), each server with C(name), C(address), C(port) and C(state), C(state) one
         of C(ready), C(drain) or C(maint).
-    type: list
-    elements: dict
+      - Or the JSON text of that list, as M(k8sedge.lb.haproxy_render) returns it in RV(k8sedge.lb.haproxy_render#module:runtime_json).
+        At scale Ansible hands one string over far faster than thousands of objects.
+    type: raw
   structure:
     description:
       - Wait until the worker that answers has this value in its C(proc.k8sedge_structure)
@@ -72,10 +74,10 @@ EXAMPLES = r"""
   k8sedge.lb.haproxy_runtime:
   register: running
 
-- name: Apply endpoint changes without a reload
+- name: Apply endpoint changes without a reload (rendered is k8sedge.lb.haproxy_render's result)
   k8sedge.lb.haproxy_runtime:
-    backends: "{{ view.runtime }}"
-    structure: "{{ view.structure }}"
+    backends: "{{ rendered.runtime_json }}"
+    structure: "{{ rendered.structure }}"
 """
 
 RETURN = r"""
@@ -105,6 +107,8 @@ structure:
   type: str
 """
 
+import json
+
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.k8sedge.lb.plugins.module_utils._haproxy_runtime import (
     STRUCTURE_VARIABLE, Cli, CliError, NotRunning, current_slots, desired_slots, plan)
@@ -114,8 +118,20 @@ def _lines(slots: dict) -> str:
     return "".join(f"{b}/{s} {v['address']}:{v['port']} {v['state']}\n" for b, servers in sorted(slots.items()) for s, v in sorted(servers.items()))
 
 
+def desired(value: object) -> list | None:
+    """The desired slots from O(backends): the list, or its JSON text."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            raise CliError(f"backends: expected a list or its JSON text: {exc}") from None
+    if value is not None and not (isinstance(value, list) and all(isinstance(entry, dict) for entry in value)):
+        raise CliError("backends: expected a list of objects (backend, servers) or its JSON text")
+    return value
+
+
 def run(module: AnsibleModule) -> dict:
-    params = module.params
+    params = dict(module.params, backends=desired(module.params["backends"]))
     cli = Cli(params["socket"])
     result: dict = {"changed": False, "running": True, "servers": {}, "commands": []}
     try:
@@ -155,7 +171,7 @@ def main() -> None:
     module = AnsibleModule(
         argument_spec={
             "socket": {"type": "path", "default": "/run/haproxy/admin.sock"},
-            "backends": {"type": "list", "elements": "dict"},
+            "backends": {"type": "raw"},
             "structure": {"type": "str"},
             "wait_seconds": {"type": "int", "default": 30},
             "socket_mode": {"type": "str"},

@@ -1,0 +1,74 @@
+"""The haproxy_render action: in one call on the controller it gives the bytes that
+ansible.builtin.template gives for the role's template and the haproxy_view filter's view, and
+errors name the object, the field, or the template and the variable."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[4]
+ENV = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(REPO / "collections"), "ANSIBLE_LOCALHOST_WARNING": "0"}
+MODEL = yaml.safe_load((REPO / "tests/unit/plugins/module_utils/fixtures/haproxy_view_model.yaml").read_text())
+TEMPLATE = REPO / "roles/edge_haproxy/templates/haproxy.cfg.j2"
+SETTINGS = {"edge_haproxy_chroot": "/var/lib/haproxy", "edge_haproxy_stats_socket": "/run/haproxy/admin.sock",
+            "edge_haproxy_hard_stop_after": "5m"}
+
+
+def play(tmp_path: Path, tasks: list[dict], model: dict) -> subprocess.CompletedProcess[str]:
+    (tmp_path / "model.json").write_text(json.dumps(model))
+    playbook = tmp_path / "play.yml"
+    playbook.write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False,
+                                         "vars": {"model_json": "{{ lookup('file', '" + str(tmp_path / "model.json") + "') }}"},
+                                         "tasks": tasks}]))
+    return subprocess.run([str(REPO / ".venv/bin/ansible-playbook"), "-i", "localhost,", "-c", "local",
+                           "-e", f"ansible_python_interpreter={REPO / '.venv/bin/python'}", str(playbook)],
+                          cwd=REPO, env=ENV, capture_output=True, text=True, timeout=120)
+
+
+def render_task(**overrides) -> dict:
+    return {"name": "render", "k8sedge.lb.haproxy_render": {"model": "{{ model_json }}", "template": str(TEMPLATE),
+                                                            "variables": SETTINGS, "pools": ["default", "blue"], **overrides},
+            "register": "rendered"}
+
+
+def test_the_action_gives_the_bytes_of_the_template_action(tmp_path):
+    tasks = [
+        {"name": "view", "ansible.builtin.set_fact": {"view": "{{ model_json | k8sedge.lb.haproxy_view(pools=['default', 'blue']) }}"}},
+        {"name": "template", "ansible.builtin.template": {"src": str(TEMPLATE), "dest": str(tmp_path / "template.cfg"), "mode": "0644"},
+         "vars": SETTINGS},
+        render_task(),
+        {"name": "write", "ansible.builtin.copy": {"content": "{{ rendered.config }}", "dest": str(tmp_path / "action.cfg"), "mode": "0644"}},
+        {"name": "answers", "ansible.builtin.copy": {
+            "content": "{{ {'rendered': rendered | dict2items | rejectattr('key', 'eq', 'config') | items2dict, 'view': view} | to_json }}",
+            "dest": str(tmp_path / "answers.json"), "mode": "0644"}},
+    ]
+    done = play(tmp_path, tasks, MODEL)
+    assert done.returncode == 0, done.stdout + done.stderr
+    config = (tmp_path / "action.cfg").read_bytes()
+    assert config == (tmp_path / "template.cfg").read_bytes()
+    assert config.startswith(b"#\n# Ansible managed\n#\n") and b"\nbackend default_s2_80\n" in config
+    answers = json.loads((tmp_path / "answers.json").read_text())
+    rendered, view = answers["rendered"], answers["view"]
+    assert json.loads(rendered["runtime_json"]) == view["runtime"]
+    for key in ("generation", "structure", "maps", "certificates", "routes", "findings"):
+        assert rendered[key] == view[key], key
+    assert rendered["findings"], "the fixture's TLS route without a certificate is a finding"
+    assert "backends" not in rendered and "frontends" not in rendered
+
+
+def test_a_value_that_would_break_a_line_is_refused_naming_the_frontend_and_field(tmp_path):
+    hostile = {**MODEL, "frontends": [dict(frontend, backend="x\nbackend evil") if frontend["name"] == "default-tcp-9999" else frontend
+                                      for frontend in MODEL["frontends"]]}
+    done = play(tmp_path, [render_task()], hostile)
+    assert done.returncode != 0
+    assert "k8sedge.lb.haproxy_render: frontend default-tcp-9999: backend: expected a name" in done.stdout, done.stdout
+
+
+def test_a_variable_the_template_needs_and_was_not_given_is_named(tmp_path):
+    done = play(tmp_path, [render_task(variables={"edge_haproxy_chroot": "/"})], MODEL)
+    assert done.returncode != 0
+    assert "haproxy.cfg.j2: 'edge_haproxy_stats_socket' is undefined" in done.stdout, done.stdout
