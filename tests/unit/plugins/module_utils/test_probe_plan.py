@@ -3,6 +3,7 @@ results; the fail-static guard."""
 from __future__ import annotations
 
 import copy
+import json
 
 import pytest
 from ansible.errors import AnsibleFilterError
@@ -304,6 +305,22 @@ def test_guard_filter_and_errors():
         fail_static(model_with(), {}, max_removed_share=30)
     with pytest.raises(GuardError, match="edge1: live model: backends: expected a list"):
         check(model_with(), {"edge1": {"backends": "x"}})
+
+
+def test_the_guard_takes_and_gives_json_text_as_the_state_record_and_edge_info_give_it():
+    """The fast way at scale: the model as edge_info's model_json, each host's serving as
+    edge_state's serving_json; the model comes back as text, the input itself when nothing is held."""
+    live = {"generation": "old", "routes": [], "backends": [backend("default_a_80", targets=2), backend("default_b_80", targets=4)]}
+    new = {"generation": "new", "errors": [], "warnings": [], "frontends": [], "routes": [],
+           "backends": [backend("default_a_80", targets=0), backend("default_b_80", targets=3)]}
+    as_text = fail_static(json.dumps(new), {"edge1": json.dumps(live), "edge2": ""})
+    as_objects = fail_static(copy.deepcopy(new), {"edge1": live, "edge2": {}})
+    assert json.loads(as_text.pop("model")) == as_objects.pop("model")
+    assert as_text == as_objects and as_text["held"]
+    unchanged = json.dumps(new | {"backends": [backend("default_a_80", targets=2), backend("default_b_80", targets=4)]})
+    assert fail_static(unchanged, {"edge1": json.dumps(live)})["model"] is unchanged
+    with pytest.raises(AnsibleFilterError, match="edge1: live model: expected the JSON text of the state record's serving"):
+        fail_static(unchanged, {"edge1": "{"})
 
 
 def test_a_route_whose_certificate_an_edge_was_not_given_is_not_probed_there():

@@ -15,6 +15,8 @@ description:
   - Unsafe is more than O(max_removed_share) of a host's targets removed (held backends counted as
     kept), which is what a partial read looks like. The caller decides what an unsafe result means
     (C(site.yml) stops unless the operator sets its override, which also applies held emptyings).
+  - Models may be given as JSON text, the fast way at scale (Ansible hands one string over far
+    faster than thousands of objects); RV(_value.model) is then JSON text too.
 author:
   - k8sedge developers (@k8sedge)
 positional: _input
@@ -24,7 +26,10 @@ options:
     type: raw
     required: true
   live:
-    description: Edge host to the model it serves now; an empty value for a host that serves nothing yet.
+    description:
+      - Edge host to what it serves now, the C(serving) part of its state record (its C(backends)
+        are compared) or that part's JSON text, as M(k8sedge.lb.edge_state) returns it in
+        RV(k8sedge.lb.edge_state#module:serving_json); an empty value for a host that serves nothing yet.
     type: dict
     required: true
   max_removed_share:
@@ -59,8 +64,10 @@ _value:
       type: list
       elements: str
     model:
-      description: The model to apply - the input with the held backends' targets kept and its generation for that.
-      type: dict
+      description:
+        - The model to apply - the input with the held backends' targets kept and its generation for that.
+        - JSON text when the input was; the input itself when nothing is held.
+      type: raw
     max_removed_share:
       description: The limit applied.
       type: float
@@ -71,8 +78,8 @@ from typing import Any
 
 from ansible.errors import AnsibleFilterError
 from ansible_collections.k8sedge.lb.plugins.module_utils._errors import EdgeError
-from ansible_collections.k8sedge.lb.plugins.module_utils._guard import GuardError, check
-from ansible_collections.k8sedge.lb.plugins.module_utils._model import model_document
+from ansible_collections.k8sedge.lb.plugins.module_utils._guard import GuardError, check, serving_document
+from ansible_collections.k8sedge.lb.plugins.module_utils._model import model_document, model_text
 
 
 def fail_static(model: Any, live: Any, max_removed_share: Any = 0.3) -> dict[str, Any]:
@@ -83,7 +90,11 @@ def fail_static(model: Any, live: Any, max_removed_share: Any = 0.3) -> dict[str
             max_removed_share = float(max_removed_share)
         if isinstance(max_removed_share, bool) or not isinstance(max_removed_share, (int, float)):
             raise GuardError(f"max_removed_share: expected a number from 0 to 1, got {max_removed_share!r}")
-        return check(model_document(model), live, float(max_removed_share))
+        verdict = check(model_document(model), {host: serving_document(host, value) for host, value in live.items()},
+                        float(max_removed_share))
+        if isinstance(model, str):
+            verdict["model"] = model_text(verdict["model"]) if verdict["held"] else model
+        return verdict
     except EdgeError as exc:
         raise AnsibleFilterError(f"k8sedge.lb.fail_static: {exc}") from None
 

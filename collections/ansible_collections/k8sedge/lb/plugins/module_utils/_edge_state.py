@@ -117,7 +117,9 @@ def update(previous: dict[str, Any], now: int, serving: dict[str, Any] | None = 
     last-known-good again (while `applying`, the rollout's generation follows either); `promote`
     makes what it serves last-known-good; `status` starts a rollout status (`generation` with
     `applying`, `failed_generation` with `failed` and `rolled-back`), keeping `since` when the
-    status and its fields do not change."""
+    status and its fields do not change. Nothing asked is a read: None, even with no record yet."""
+    if serving is None and not restore and not promote and status is None:
+        return None
     record = {"version": VERSION, **{k: v for k, v in previous.items() if k != "version"}}
     if restore:
         if serving is not None:

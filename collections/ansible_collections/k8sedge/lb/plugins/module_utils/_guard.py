@@ -15,6 +15,7 @@ controller that empties its pools when its API read fails).
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,6 +25,16 @@ from ansible_collections.k8sedge.lb.plugins.module_utils._model import generatio
 
 class GuardError(ApplyError):
     """A model or an option the guard cannot compare."""
+
+
+def serving_document(host: str, value: Any) -> Any:
+    """What a host serves (its state record's `serving`), from the record's part or its JSON text."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value) if value else None
+    except ValueError as exc:
+        raise GuardError(f"{host}: live model: expected the JSON text of the state record's serving: {exc}") from None
 
 
 def _targets(model: Mapping[str, Any], where: str) -> dict[str, set[tuple[str, int]]]:

@@ -26,7 +26,8 @@ from ansible_collections.k8sedge.lb.plugins.module_utils import _annotations as 
 from ansible_collections.k8sedge.lb.plugins.module_utils import _grammar as g
 from ansible_collections.k8sedge.lb.plugins.module_utils._grammar import InvalidValue
 
-__all__ = ["ClusterState", "InvalidValue", "ModelOptions", "build_model", "build_model_json", "generation", "model_document", "paused_gc"]
+__all__ = ["ClusterState", "InvalidValue", "ModelOptions", "build_model", "build_model_json", "generation", "model_document", "model_text",
+           "paused_gc"]
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 EXCLUDE_LABEL = "node.kubernetes.io/exclude-from-external-load-balancers"
@@ -1069,6 +1070,11 @@ def _served_json(model: dict[str, Any]) -> str:
     # A model is a tree (built here, or decoded from JSON): no cycle to look for, a third faster.
     return json.dumps({key: model[key] for key in ("backends", "frontends", "routes")}, sort_keys=True, separators=(",", ":"),
                       check_circular=False)
+
+
+def model_text(model: dict[str, Any]) -> str:
+    """A model as one compact JSON text (what edge_info returns as model_json)."""
+    return json.dumps(model, sort_keys=True, separators=(",", ":"), check_circular=False)
 
 
 def model_document(value: Any) -> dict[str, Any]:

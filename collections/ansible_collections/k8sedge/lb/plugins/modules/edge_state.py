@@ -83,16 +83,19 @@ options:
     description: With O(status=failed) or O(status=rolled-back), the generation that failed.
     type: str
     default: ""
-  return_backends:
-    description: Return the backends in RV(record) too (megabytes on a large cluster; the guard needs them).
+  serving_json:
+    description:
+      - Also return the record's C(serving), its backends included, as JSON text in RV(serving_json),
+        what the fail-static guard compares with. RV(record) never carries the backends (megabytes
+        on a large cluster; one string crosses Ansible far faster than their objects).
     type: bool
     default: false
 """
 
 EXAMPLES = r"""
-- name: Read the state record
+- name: Read the state record, and what the host serves for the guard
   k8sedge.lb.edge_state:
-    return_backends: true
+    serving_json: true
   register: state
 
 - name: Record that this host is applying the new generation
@@ -103,10 +106,14 @@ EXAMPLES = r"""
 
 RETURN = r"""
 record:
-  description: The record after the task (C({}) on a host that has none yet).
+  description: The record after the task (C({}) on a host that has none yet), without the backends.
   returned: always
   type: dict
   sample: {"version": 1, "serving": {"generation": "9f2c...", "routes": []}, "rollout": {"status": "passed", "since": 1795792800}}
+serving_json:
+  description: The record's C(serving) as JSON text, backends included; empty when the host serves nothing yet.
+  returned: when O(serving_json=true)
+  type: str
 """
 
 import json
@@ -134,7 +141,7 @@ def main() -> None:
             "status": {"type": "str", "choices": list(STATUSES)},
             "generation": {"type": "str", "default": ""},
             "failed_generation": {"type": "str", "default": ""},
-            "return_backends": {"type": "bool", "default": False},
+            "serving_json": {"type": "bool", "default": False},
         },
         mutually_exclusive=[("serving", "restore")],
         supports_check_mode=True,
@@ -168,7 +175,8 @@ def main() -> None:
         except OSError as exc:
             module.fail_json(msg=f"writing {path}: {exc}")
     after = record if record is not None else previous
-    module.exit_json(changed=record is not None, record=after if params["return_backends"] else without_backends(after))
+    answer = {"serving_json": json.dumps(after["serving"]) if "serving" in after else ""} if params["serving_json"] else {}
+    module.exit_json(changed=record is not None, record=without_backends(after), **answer)
 
 
 if __name__ == "__main__":
