@@ -1,0 +1,278 @@
+"""Benchmark: the whole rollout at scale, from `site.yml` starting to a new Service answering.
+
+The lab's Services plus N more that share s2's pods, each with its own host (`scale-<i>.pctest`):
+half NodePort Services (node port backends), half `backend: pod`. Per size:
+- the first run that serves them all (not judged; reported);
+- a no-change `site.yml` (must report changed=0 on both edges);
+- a structural change: one new pod-mode Service, then `site.yml` while a client in the lab asks
+  for its host through the pool's VIP and through each edge, a request every 5 ms on a new
+  connection. A sample is the time from `site.yml` starting to the first 200 through the VIP;
+  the time to the last edge answering is reported beside it.
+Wall times of the whole ansible-playbook process. Each run's task durations (callback
+bench_timer) are summed per phase, its probe report says how many probes it sent, its process
+tree's peak RSS is the controller's memory; haproxy's RSS on edge1 is read after the runs.
+
+The scale Services check their targets with `lb.k8sedge.io/health-check: none`: with haproxy's
+active checks every 2 s, 5,000 Services are about 10,000 check connections a second into the
+lab's userspace node-port proxies and echo pods, which two shared cores cannot carry. A real
+cluster's kube-proxy does. The new Service of each sample keeps the default TCP check.
+
+The baseline is what a user would run instead at the same size, without probes: the model-build
+baseline (kubernetes.core.k8s_info and Jinja, bench/playbooks/model_build_baseline.yml) followed
+by the no-change baseline (template + haproxy -c + reload, site_noop_baseline.yml), their wall
+times summed.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import time
+from pathlib import Path
+from statistics import median
+from typing import Any
+
+from bench import _lab, _process
+from bench.harness import BENCH, Goal, Measurement, Sample
+from lab.testlib import converge as c
+from lab.testlib import steps
+from lab.topology import KUBECONFIG, MODEL_OPTIONS, REPO
+
+TITLE = "The whole rollout at scale: a structural change through the VIP"
+GOAL = Goal("at 5,000 exposed Services: a new Service through the VIP under 10 s after site.yml starts (both edges under"
+            " 20 s), a no-change run under 15 s with changed=0, controller peak under 1 GB; at 1,000 under 6 s",
+            max_ours=10.0)
+TIME_BOUND = {"full": 5400, "quick": 900}
+SIZES = {"full": (100, 1000, 5000), "quick": (300,)}
+LIMITS = {5000: {"vip_s": 10.0, "edges_s": 20.0, "noop_s": 15.0, "peak_mb": 1024.0}, 1000: {"vip_s": 6.0}}
+SAMPLES = {"full": 3, "quick": 1}
+PREFIX = "scale"
+VIP = "10.213.0.200"  # the default pool's first VIP (inventory/lab)
+RUN_SECONDS = 900.0  # one site.yml at most
+BASELINE_VENV = REPO / ".venv-bench"
+
+SERVICE = """---
+apiVersion: v1
+kind: Service
+metadata:
+  name: {name}
+  namespace: default
+  labels: {{app: {prefix}}}
+  annotations: {{lb.k8sedge.io/expose: "true", lb.k8sedge.io/hosts: {name}.pctest, lb.k8sedge.io/backend: {backend},
+                lb.k8sedge.io/health-check: {check}}}
+spec:
+  type: {kind}
+  selector: {{app: s2}}
+  ports: [{{name: http, protocol: TCP, port: 80, targetPort: http}}]
+"""
+
+# Task name prefixes -> the phase a task belongs to (the first match wins).
+PHASES = (
+    ("read and guard", ("Read the edge model", "Take the model", "Read the model's", "Report what the model", "Read each edge",
+                        "Compare the new model", "Stop before", "Hold back", "Take the generation", "Report the backends",
+                        "Say that the guard", "Read whether the other engine")),
+    ("keepalived", ("Configure keepalived", "edge_keepalived")),
+    ("probes", ("Probe", "Derive the probes", "Take the edge hosts", "Describe the play", "Judge the probes", "Show what answered",
+                "Write the JSON report", "Create the report directory", "Write the report", "Fail on what did not answer")),
+)
+
+
+def services(names: list[str], node_ports: int, check: str = "none") -> str:
+    """Manifests of the Services: the first `node_ports` NodePort, the rest pod mode."""
+    return "".join(SERVICE.format(name=name, prefix=PREFIX, check=check,
+                                  kind="NodePort" if i < node_ports else "ClusterIP",
+                                  backend="nodeport" if i < node_ports else "pod")
+                   for i, name in enumerate(names))
+
+
+def _slices_of(prefix: str) -> int:
+    names = c.kubectl("get", "endpointslices", "-n", "default", "-o",
+                      "jsonpath={range .items[*]}{.metadata.labels.kubernetes\\.io/service-name}{'\\n'}{end}", timeout=300)
+    return sum(1 for line in names.splitlines() if line.startswith(prefix))
+
+
+def create(names: list[str], node_ports: int, deadline: float, check: str = "none") -> None:
+    """Create the Services (in batches, so no request grows too large) and wait for their EndpointSlices."""
+    for start in range(0, len(names), 500):
+        c.kubectl("create", "-f", "-", stdin=services(names[start:start + 500], max(0, node_ports - start), check),
+                  timeout=steps.left(deadline))
+    until = time.monotonic() + min(600.0, steps.left(deadline))
+    prefix = os.path.commonprefix(names) if len(names) > 1 else names[0]
+    while _slices_of(prefix) < len(names):
+        if time.monotonic() > until:
+            raise steps.LabError(f"the lab's controllers made EndpointSlices for {_slices_of(prefix)} of {len(names)} Services")
+        time.sleep(1)
+
+
+def delete(deadline: float) -> None:
+    """Delete the scale Services, and wait until they are gone."""
+    c.kubectl("delete", "service", "-n", "default", "-l", f"app={PREFIX}", "--ignore-not-found", timeout=steps.left(deadline))
+
+
+def phases(timings: Path) -> dict[str, float]:
+    """The run's task durations summed per phase; what is left is the proxy role's apply."""
+    totals: dict[str, float] = {"read and guard": 0.0, "apply": 0.0, "probes": 0.0, "keepalived": 0.0}
+    for task in json.loads(timings.read_text())["tasks"]:
+        phase = next((name for name, prefixes in PHASES if task["name"].startswith(prefixes)), "apply")
+        totals[phase] += task["seconds"]
+    return {name: round(seconds, 2) for name, seconds in totals.items()}
+
+
+class Site:
+    """site.yml against the lab, each run timed with its phases, probes and peak memory."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.report = workdir / "probe-report.json"
+        self.runs = 0
+
+    def start(self, *extra: str) -> tuple[subprocess.Popen[str], Path, Path, float]:
+        self.runs += 1
+        label = f"site-{self.runs}"
+        timings, rusage, log = (self.workdir / f"{label}.{suffix}" for suffix in ("timings.json", "rusage.json", "log"))
+        env = {**os.environ, "PATH": f"{REPO / '.venv/bin'}:{os.environ['PATH']}", "ANSIBLE_FORCE_COLOR": "0",
+               "ANSIBLE_CALLBACK_PLUGINS": str(BENCH / "callback_plugins"), "ANSIBLE_CALLBACKS_ENABLED": "bench_timer",
+               "BENCH_TIMINGS_FILE": str(timings)}
+        command = [str(REPO / ".venv/bin/ansible-playbook"), str(REPO / "playbooks/site.yml"), "-e",
+                   json.dumps({"edge_probe_report_path": str(self.report)}), *extra]
+        started = time.monotonic()
+        handle = log.open("w")
+        process = subprocess.Popen([str(REPO / ".venv/bin/python"), str(BENCH / "_process.py"), str(rusage), str(RUN_SECONDS),
+                                    *command], cwd=REPO, env=env, stdout=handle, stderr=subprocess.STDOUT, text=True)
+        handle.close()
+        return process, timings, log, started
+
+    def finish(self, running: tuple[subprocess.Popen[str], Path, Path, float]) -> dict[str, Any]:
+        process, timings, log, started = running
+        process.wait(timeout=RUN_SECONDS + _process.GRACE)
+        seconds = round(time.monotonic() - started, 3)
+        rusage = json.loads(log.with_name(log.name.replace(".log", ".rusage.json")).read_text())
+        output = log.read_text(errors="replace")
+        changed = {name: int(n) for name, n in re.findall(r"^(\S+)\s+:\s+ok=\d+\s+changed=(\d+)", output, re.MULTILINE)}
+        if rusage["returncode"] != 0:
+            ended = f"timed out after {RUN_SECONDS:.0f} s" if rusage["returncode"] is None else f"exited {rusage['returncode']}"
+            raise steps.LabError(f"site.yml {ended}:\n{output[-3000:]}")
+        report = json.loads(self.report.read_text()) if self.report.exists() else {}
+        return {"seconds": seconds, "changed": changed, "peak_rss_mb": round(rusage["peak_rss_mb"], 1),
+                "phases": phases(timings) if timings.exists() else {},
+                "probes": report.get("summary", {}).get("probes")}
+
+    def run(self, *extra: str) -> dict[str, Any]:
+        return self.finish(self.start(*extra))
+
+
+def structural(site: "Site", name: str, deadline: float) -> tuple[Sample, dict[str, Any]]:
+    """A new pod-mode Service, then site.yml: seconds from its start to the first answer through the
+    VIP, and to the last edge answering."""
+    create([name], 0, deadline, check="tcp")
+    probe = c.Probe(host_header=f"{name}.pctest", seconds=min(120.0, RUN_SECONDS), vips=(VIP,))
+    try:
+        running = site.start()
+        epoch = time.time() - (time.monotonic() - running[3])
+        run = site.finish(running)
+        answers = probe.answers()
+        vip = c.first_seen([a for a in answers if a.edge == VIP], [VIP], set(), epoch)
+        edges = c.first_seen([a for a in answers if a.edge in probe.edges], probe.edges, set(), epoch)
+    finally:
+        probe.stop()
+    figures = {**run, "vip_s": round(vip - epoch, 3) if vip else None, "edges_s": round(edges - epoch, 3) if edges else None}
+    if vip is None:
+        return Sample(None, peak_rss_mb=run["peak_rss_mb"], error=f"{name}: no answer through {VIP} during site.yml"), figures
+    return Sample(figures["vip_s"], peak_rss_mb=run["peak_rss_mb"]), figures
+
+
+def baseline(workdir: Path, deadline: float) -> float | None:
+    """k8s_info + Jinja (the model-build baseline), then template + reload (the no-change baseline), summed."""
+    if not (BASELINE_VENV / "bin/ansible-playbook").exists():
+        return None
+    model = workdir / "model.json"
+    options = " ".join(f"{k}={v}" for k, v in MODEL_OPTIONS.items())
+    read = subprocess.run([str(REPO / ".venv/bin/ansible"), "localhost", "-m", "k8sedge.lb.edge_info", "-a",
+                           f"kubeconfig={KUBECONFIG} model_format=json {options}"], cwd=REPO, capture_output=True, text=True,
+                          timeout=steps.left(deadline), env={**os.environ, "ANSIBLE_CALLBACK_RESULT_FORMAT": "json"})
+    model.write_text(json.loads(read.stdout[read.stdout.index("{"):])["model_json"])
+    total = 0.0
+    for playbook, extra in (("model_build_baseline.yml", ["-i", "localhost,", "-e", f"bench_kubeconfig={KUBECONFIG}"]),
+                            ("site_noop_baseline.yml", ["-i", str(REPO / "inventory/lab"), "-e", f"bench_model={model}"])):
+        started = time.monotonic()
+        done = subprocess.run([str(BASELINE_VENV / "bin/ansible-playbook"), *extra, str(BENCH / "playbooks" / playbook)], cwd=REPO,
+                              capture_output=True, text=True, timeout=steps.left(deadline),
+                              env={**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")})
+        if done.returncode != 0:
+            raise steps.LabError(f"baseline {playbook} exited {done.returncode}:\n{done.stdout[-2000:]}")
+        total += time.monotonic() - started
+    for edge in c.EDGES:
+        steps.on_host(edge, "rm", "-rf", "/etc/k8sedge-bench", deadline=deadline + steps.CLEANUP_RESERVE, check=False)
+    return round(total, 3)
+
+
+def haproxy_rss_mb(deadline: float) -> float:
+    ps = steps.on_host("edge1", "ps", "-o", "rss=", "-C", "haproxy", deadline=deadline)
+    return round(sum(int(kb) for kb in ps.stdout.split()) / 1024, 1)
+
+
+def measure_size(site: Site, size: int, count: int, workdir: Path, deadline: float) -> tuple[list[Sample], list[Sample], dict[str, Any]]:
+    started = time.monotonic()
+    # Names of their own per size: nothing left of the size before can be counted as this one's.
+    create([f"{PREFIX}{size}-{i:05d}" for i in range(size)], size // 2, deadline)
+    figures: dict[str, Any] = {"services": size, "node_port_services": size // 2, "seed_s": round(time.monotonic() - started, 1)}
+    figures["first_run"] = site.run()
+    figures["no_change"] = noop = site.run()
+    if any(noop["changed"].get(edge, 1) for edge in c.EDGES):
+        raise steps.LabError(f"{size} Services: the no-change run changed {noop['changed']}")
+    ours, details = [], []
+    for i in range(count):
+        if steps.left(deadline) < RUN_SECONDS:
+            figures["stopped_early"] = f"time bound reached in sample {i + 1} of {count}"
+            break
+        sample, detail = structural(site, f"{PREFIX}{size}-new-{i}", deadline)
+        ours.append(sample)
+        details.append(detail)
+    figures["structural"] = details
+    figures["haproxy_rss_mb_edge1"] = haproxy_rss_mb(deadline)
+    base = baseline(workdir, deadline)
+    figures["baseline_s"] = base
+    return ours, [Sample(base)] if base is not None else [], figures
+
+
+def misses(size: int, figures: dict[str, Any]) -> list[str]:
+    limits = LIMITS.get(size, {})
+    runs = figures["structural"]
+    found = []
+    for key in ("vip_s", "edges_s"):
+        values = [r[key] for r in runs if r.get(key) is not None]
+        if key in limits and values and median(values) > limits[key]:
+            found.append(f"{size} Services: {key} median {median(values)} s > {limits[key]} s")
+    if "noop_s" in limits and figures["no_change"]["seconds"] > limits["noop_s"]:
+        found.append(f"{size} Services: no-change run {figures['no_change']['seconds']} s > {limits['noop_s']} s")
+    peaks = [r["peak_rss_mb"] for r in [figures["first_run"], figures["no_change"], *runs]]
+    if "peak_mb" in limits and max(peaks) > limits["peak_mb"]:
+        found.append(f"{size} Services: controller peak {max(peaks)} MB > {limits['peak_mb']} MB")
+    return found
+
+
+def run(quick: bool, workdir: Path, deadline: float) -> Measurement:
+    mode = "quick" if quick else "full"
+    sizes, count = SIZES[mode], SAMPLES[mode]
+    measurement = Measurement(
+        parameters={"sizes": list(sizes), "samples_per_size": count,
+                    "measured": "wall time of ansible-playbook from its start to the first 200 through the VIP",
+                    "scale_services": "half NodePort, half backend: pod, all on s2's pods, health-check: none (see the docstring)"},
+        ours=[], baseline=[], ours_label="site.yml, one new Service", baseline_label="k8s_info + Jinja, then template + reload")
+    site = Site(workdir)
+    with _lab.lab(deadline):
+        try:
+            for size in sizes:
+                ours, base, figures = measure_size(site, size, count, workdir, deadline)
+                measurement.parameters[str(size)] = figures
+                measurement.misses += misses(size, figures)
+                # The largest size is what the goal judges.
+                measurement.ours, measurement.baseline = ours, base
+                # The edges forget the scale Services before the next size: the guard would stop a
+                # run that removes them all, so this one overrides it.
+                delete(deadline)
+                site.run("-e", "k8sedge_fail_static_override=true")
+        finally:
+            delete(deadline + steps.CLEANUP_RESERVE)
+    return measurement
