@@ -71,7 +71,7 @@ spec:
 PHASES = (
     ("read and guard", ("Read the edge model", "Take the model", "Read the model's", "Report what the model", "Read each edge",
                         "Compare the new model", "Stop before", "Hold back", "Take the generation", "Report the backends",
-                        "Say that the guard", "Read whether the other engine")),
+                        "Say that the guard", "Read whether the other engine", "Take what each edge proved")),
     ("keepalived", ("Configure keepalived", "edge_keepalived")),
     ("probes", ("Probe", "Derive the probes", "Take the edge hosts", "Describe the play", "Judge the probes", "Show what answered",
                 "Write the JSON report", "Create the report directory", "Write the report", "Fail on what did not answer")),

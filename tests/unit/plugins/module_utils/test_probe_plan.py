@@ -12,6 +12,7 @@ from ansible_collections.k8sedge.lb.plugins.filter.fail_static import fail_stati
 from ansible_collections.k8sedge.lb.plugins.filter.probe_plan import probe_plan
 from ansible_collections.k8sedge.lb.plugins.filter.probe_report import probe_report
 from ansible_collections.k8sedge.lb.plugins.module_utils._guard import GuardError, check
+from ansible_collections.k8sedge.lb.plugins.module_utils._probe_plan import check_digests
 
 
 def backend(name, port_name="http", protocol="http", proxy="none", targets=2, service=None, port=80):
@@ -337,3 +338,53 @@ def test_a_route_whose_certificate_an_edge_was_not_given_is_not_probed_there():
     assert "certificate shop is not given to this edge: the role leaves the route out" in reasons
     with pytest.raises(AnsibleFilterError, match=r"hosts\[0\].certificates: expected a list of certificate names"):
         probe_plan(MODEL, [{**HOSTS[0], "certificates": "shop"}])
+
+
+# --- what changed in full, the rest as a sample ---------------------------------------------------
+
+def checked(plan):
+    """The (frontend, label) pairs a plan probes through the edges."""
+    return {(p["frontend"], p["label"]) for p in plan["probes"] if p["kind"] == "edge"}
+
+
+def test_what_no_host_proved_is_probed_in_full():
+    plan = planned(sample=0)
+    assert plan["coverage"] == {"checks": 13, "changed": 13, "unchanged": 0, "unchanged_probed": 0,
+                                "unchanged_chosen_by": "all unchanged (no more than the sample of 0)"}
+    assert plan["probes"] == planned()["probes"]
+
+
+def test_unchanged_checks_are_a_seeded_sample_and_a_changed_backend_is_probed_in_full():
+    proven = {host["name"]: check_digests(MODEL) for host in HOSTS}
+    everything = checked(planned(proven=proven, sweep=True))
+    sample = planned(proven=proven, sample=2)
+    assert sample["coverage"] == {"checks": 13, "changed": 0, "unchanged": 13, "unchanged_probed": 2,
+                                  "unchanged_chosen_by": "random sample of 2, seed g1"}
+    assert len(checked(sample)) <= 2 and checked(sample) <= everything
+    assert sample["probes"] == planned(proven=proven, sample=2)["probes"], "the same generation probes the same sample"
+    moved = copy.deepcopy(MODEL)
+    next(b for b in moved["backends"] if b["name"] == "default_api_80")["targets"][0]["address"] = "10.213.0.99"
+    plan = probe_plan(moved, HOSTS, pool_vips={"default": ["10.213.0.200"]}, proven=proven, sample=0)
+    assert plan["coverage"]["changed"] == 2  # both api.pctest routes
+    assert checked(plan) == {("default-http-80", "api.pctest/v1 exact"), ("default-http-80", "api.pctest/v1")}
+    assert {p["via"] for p in plan["probes"] if p["kind"] == "target"} == {"10.213.0.99:31780", "10.213.0.22:31780"}
+
+
+def test_a_check_one_host_of_its_pool_did_not_prove_is_changed():
+    plan = planned(proven={"edge1": check_digests(MODEL)}, sample=0)
+    assert plan["coverage"]["changed"] == 13 and plan["coverage"]["unchanged"] == 0
+
+
+def test_sample_and_sweep_come_as_text_from_extra_vars_and_bad_values_are_named():
+    proven = {host["name"]: check_digests(MODEL) for host in HOSTS}
+    assert planned(proven=proven, sample="3", sweep="false")["coverage"]["unchanged_probed"] == 3
+    assert planned(proven=proven, sample="0", sweep="true")["coverage"]["unchanged_chosen_by"] == "full sweep"
+    with pytest.raises(AnsibleFilterError, match="options: sample: expected a count of 0 or more"):
+        planned(sample=-1)
+    with pytest.raises(AnsibleFilterError, match="options: sweep: expected true or false"):
+        planned(sweep="maybe")
+
+
+def test_the_report_carries_the_coverage():
+    plan = planned(proven={host["name"]: check_digests(MODEL) for host in HOSTS}, sample=1)
+    assert probe_report(plan, [])["coverage"] == plan["coverage"]

@@ -33,7 +33,7 @@ def test_the_model_and_its_json_text_record_the_same_backends(tmp_path):
         done = record(tmp_path, name, model)
         assert done.returncode == 0, done.stdout + done.stderr
     written = [json.loads((tmp_path / name).read_text()) for name in ("as-object.json", "as-text.json")]
-    assert written[0]["serving"] == written[1]["serving"] == {"generation": "a1b2", "routes": [], "backends": MODEL["backends"]}
+    assert written[0]["serving"] == written[1]["serving"] == {"generation": "a1b2", "routes": [], "backends": MODEL["backends"], "checks": []}
 
 
 def test_something_that_is_not_a_model_is_refused_naming_the_option(tmp_path):

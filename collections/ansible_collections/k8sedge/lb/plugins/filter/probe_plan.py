@@ -82,6 +82,24 @@ options:
     description: Seconds a TCP frontend with no known payload must keep a connection open.
     type: float
     default: 0.3
+  proven:
+    description:
+      - Edge host to the check digests its last-known-good config passed (the state record's
+        C(last_good.checks)). A check every host of its pool proved, with the same route and the
+        same backend (targets included), is unchanged; every other check is changed and probed in full.
+      - A host not here proved nothing; all its checks are changed.
+    type: dict
+    default: {}
+  sample:
+    description:
+      - How many unchanged checks to probe, chosen at random with the model's generation as the
+        seed (so the same run again probes the same ones). RV(_value.coverage) says how many and how.
+    type: int
+    default: 32
+  sweep:
+    description: Probe every unchanged check too. What a scheduled job should run.
+    type: bool
+    default: false
 """
 
 EXAMPLES = r"""
@@ -116,6 +134,11 @@ _value:
       description: The edge host names, in the order given.
       type: list
       elements: str
+    coverage:
+      description:
+        - C(checks) in all, C(changed) (probed in full), C(unchanged), C(unchanged_probed) and
+          C(unchanged_chosen_by) (a full sweep, all of them, or a random sample and its seed).
+      type: dict
 """
 
 from typing import Any
@@ -144,10 +167,29 @@ def _seconds(c: Checker, what: str, value: Any) -> float:
     raise c.fail(what, "seconds", value)
 
 
+def _flag(c: Checker, what: str, value: Any) -> bool:
+    """A boolean, or its text (extra vars arrive as text)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "yes", "1", "false", "no", "0"):
+        return value.strip().lower() in ("true", "yes", "1")
+    raise c.fail(what, "true or false", value)
+
+
+def _count(c: Checker, what: str, value: Any) -> int:
+    """A count of 0 or more, or its text."""
+    try:
+        if isinstance(value, (int, str)) and not isinstance(value, bool) and int(value) >= 0:
+            return int(value)
+    except ValueError:
+        pass
+    raise c.fail(what, "a count of 0 or more", value)
+
+
 def probe_plan(model: Any, hosts: Any, pool_vips: Any = None, through: Any = ("vip", "edge", "target"), targets_from: str = "edge",
                timeout: Any = 5.0, validate_certs: Any = True, ca_path: Any = "", http_status: Any = ("200-499",),
                http_not_regex: Any = "^k8sedge: no route", payloads: Any = None, udp_send: Any = "k8sedge-probe\n",
-               tcp_hold: Any = 0.3) -> dict[str, Any]:
+               tcp_hold: Any = 0.3, proven: Any = None, sample: Any = 32, sweep: Any = False) -> dict[str, Any]:
     c = Checker("options", PlanError)
     try:
         options = PlanOptions(
@@ -157,7 +199,9 @@ def probe_plan(model: Any, hosts: Any, pool_vips: Any = None, through: Any = ("v
             validate_certs=bool(validate_certs), ca_path=str(ca_path or ""), http_status=_texts(c, "http_status", http_status),
             http_not_regex=str(http_not_regex or ""),
             payloads={str(key): dict(c.mapping(f"payloads.{key}", value)) for key, value in c.mapping("payloads", payloads or {}).items()},
-            udp_send=str(udp_send), tcp_hold=_seconds(c, "tcp_hold", tcp_hold))
+            udp_send=str(udp_send), tcp_hold=_seconds(c, "tcp_hold", tcp_hold),
+            proven={str(host): frozenset(_texts(c, f"proven.{host}", digests or [])) for host, digests in c.mapping("proven", proven or {}).items()},
+            sample=_count(c, "sample", sample), sweep=_flag(c, "sweep", sweep))
         return plan(model_document(model), options)
     except EdgeError as exc:
         raise AnsibleFilterError(f"k8sedge.lb.probe_plan: {exc}") from None

@@ -5,6 +5,10 @@
 `plan()` derives, from the model alone, one check per thing a client can reach (an HTTP route,
 a TLS passthrough name, a TCP or UDP frontend) and sends it through every VIP of the pool, through
 every edge host directly and to every backend target directly, so a failure says where it is.
+What a host proved before (its last-known-good's check digests, `check_digests()`) need not be
+proven again in full: a check whose route and backend are the same as then is unchanged, and
+unchanged checks are probed as a bounded sample, chosen at random with a seed the report names
+(a full sweep is an option). Whatever changed since the last proven config is probed in full.
 `report()` turns the probes' results into a verdict per host, a table and failures that are
 classified: `backend` (its targets do not answer directly either), `edge` (the targets answer but
 not through this edge, or the engine on this edge counts them all down), `vip` (the edges answer
@@ -12,6 +16,8 @@ but not the VIP).
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import statistics
 from collections.abc import Mapping
@@ -58,6 +64,10 @@ class PlanOptions:
     payloads: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     udp_send: str = "k8sedge-probe\n"
     tcp_hold: float = 0.3
+    # host -> digests of the checks its last-known-good config passed; a host not here proved nothing.
+    proven: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    sample: int = 32  # unchanged checks probed per plan; every check when `sweep`
+    sweep: bool = False
 
 
 @dataclass(frozen=True)
@@ -73,6 +83,19 @@ class Check:
     edge_spec: dict[str, Any]  # the probe through an edge or VIP, minus name/address/port
     target_spec: dict[str, Any]  # the probe straight to a target
     certificate: str = ""  # the certificate the route needs (a TLS route, or the redirect to one)
+
+
+def digest(check: Check, backend: Mapping[str, Any]) -> str:
+    """What makes a check the same as before: where it is reached, what it routes to, and the
+    backend as the model has it (targets included, so an endpoint change is a change)."""
+    identity = [check.frontend, check.pool, check.port, check.protocol, check.label, check.certificate, backend]
+    return hashlib.sha256(json.dumps(identity, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:24]
+
+
+def check_digests(model: Mapping[str, Any]) -> list[str]:
+    """The digests of every check of a model, sorted: what a host that passed its probes proved."""
+    backends = _backends(check_model(model))
+    return sorted({digest(check, backends.get(check.backend, {})) for check in checks(model, PlanOptions())})
 
 
 def _fail(field_name: str, message: str) -> PlanError:
@@ -266,7 +289,8 @@ def plan(model: Mapping[str, Any], options: PlanOptions) -> dict[str, Any]:
     skipped: list[dict[str, Any]] = []
     seen_targets: set[tuple[str, str, str]] = set()
     timing = {"timeout": options.timeout}
-    for check in checks(model, options):
+    chosen, coverage = _choose(model, checks(model, options), backends, options)
+    for check in chosen:
         backend = backends.get(check.backend, {})
         row = {"frontend": check.frontend, "label": check.label, "pool": check.pool, "backend": check.backend}
         if not _targets(backend):
@@ -307,7 +331,30 @@ def plan(model: Mapping[str, Any], options: PlanOptions) -> dict[str, Any]:
                     "name": f"target {check.backend} {where}" + (f" from {runner}" if runner != CONTROLLER else ""),
                     "address": target["address"], "port": target["port"]}})
     return {"generation": model.get("generation", ""), "probes": probes, "skipped": skipped,
-            "hosts": [h.name for h in options.hosts]}
+            "hosts": [h.name for h in options.hosts], "coverage": coverage}
+
+
+def _choose(model: Mapping[str, Any], found: list[Check], backends: Mapping[str, Mapping[str, Any]],
+            options: PlanOptions) -> tuple[list[Check], dict[str, Any]]:
+    """The checks to probe: every changed one (not proven by every host of its pool), and of the
+    unchanged ones all (a sweep, or no more than the sample) or a random sample of `sample`, the
+    seed being the model's generation (the same run again probes the same sample)."""
+    changed, unchanged = [], []
+    for check in found:
+        hosts = [h.name for h in options.hosts if check.pool in h.pools]
+        key = digest(check, backends.get(check.backend, {}))
+        proven = bool(hosts) and all(key in options.proven.get(host, ()) for host in hosts)
+        (unchanged if proven else changed).append((key, check))
+    seed = str(model.get("generation", ""))
+    if options.sweep or len(unchanged) <= options.sample:
+        sampled, how = unchanged, "full sweep" if options.sweep else f"all unchanged (no more than the sample of {options.sample})"
+    else:
+        ranked = sorted(unchanged, key=lambda pair: hashlib.sha256(f"{seed}/{pair[0]}".encode()).digest())
+        sampled, how = ranked[:options.sample], f"random sample of {options.sample}, seed {seed[:12]}"
+    keep = {id(check) for _, check in changed + sampled}
+    coverage = {"checks": len(found), "changed": len(changed), "unchanged": len(unchanged),
+                "unchanged_probed": len(sampled), "unchanged_chosen_by": how}
+    return [check for check in found if id(check) in keep], coverage
 
 
 # --- results ------------------------------------------------------------------------------------
@@ -414,6 +461,7 @@ def report(planned: Mapping[str, Any], results: list[Mapping[str, Any]], fail_on
         "generation": planned.get("generation", ""),
         "summary": {"probes": len(entries), "passed": sum(e["ok"] for e in entries), "failed": len(failures),
                     "skipped": len(planned.get("skipped", [])), "blocking": len(blocking)},
+        "coverage": dict(planned.get("coverage") or {}),
         "passed": not blocking,
         "hosts": hosts,
         "failures": failures,

@@ -52,7 +52,9 @@ options:
       model:
         description:
           - The model it serves, as C(edge_info) returns it under C(model), or its JSON text under
-            C(model_json). Its backends are recorded, what the next run's fail-static guard compares with.
+            C(model_json). Its backends are recorded, what the next run's fail-static guard compares
+            with, and the digests of its probe checks, which the rollout compares with what the
+            host proved (C(last_good)) to probe in full only what changed.
           - The JSON text is the fast way at scale; Ansible hands one string over far faster than
             thousands of objects.
         type: raw
@@ -125,6 +127,7 @@ from ansible_collections.k8sedge.lb.plugins.module_utils._edge_state import STAT
 from ansible_collections.k8sedge.lb.plugins.module_utils._errors import EdgeError
 from ansible_collections.k8sedge.lb.plugins.module_utils._files import write_atomically
 from ansible_collections.k8sedge.lb.plugins.module_utils._model import model_document
+from ansible_collections.k8sedge.lb.plugins.module_utils._probe_plan import check_digests
 
 
 def main() -> None:
@@ -151,11 +154,12 @@ def main() -> None:
     serving = params["serving"]
     if serving is not None:
         try:
-            backends = model_document(serving["model"])["backends"]
+            model = model_document(serving["model"])
+            checks = check_digests(model)
         except EdgeError as exc:
             module.fail_json(msg=f"serving: {exc}")
-        serving = {"generation": serving["generation"], "routes": serving["routes"], "backends": backends,
-                   **({"release": serving["release"]} if serving["release"] is not None else {})}
+        serving = {"generation": serving["generation"], "routes": serving["routes"], "backends": model["backends"],
+                   "checks": checks, **({"release": serving["release"]} if serving["release"] is not None else {})}
     try:
         with open(path, "rb") as f:
             previous = parse(f.read(), path)
