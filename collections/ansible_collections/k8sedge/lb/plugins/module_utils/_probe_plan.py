@@ -351,7 +351,7 @@ def _choose(model: Mapping[str, Any], found: list[Check], backends: Mapping[str,
     else:
         ranked = sorted(unchanged, key=lambda pair: hashlib.sha256(f"{seed}/{pair[0]}".encode()).digest())
         sampled, how = ranked[:options.sample], f"random sample of {options.sample}, seed {seed[:12]}"
-    keep = {id(check) for _, check in changed + sampled}
+    keep = {id(pair[1]) for pair in changed + sampled}
     coverage = {"checks": len(found), "changed": len(changed), "unchanged": len(unchanged),
                 "unchanged_probed": len(sampled), "unchanged_chosen_by": how}
     return [check for check in found if id(check) in keep], coverage
