@@ -195,7 +195,7 @@ def haproxy_tree(roles: dict[str, Role], model: Any, certificates: dict[str, dic
         "edge_haproxy_state_dir": f"{root}/var/lib/k8sedge/haproxy", "__edge_haproxy_config_dir": f"{root}/etc/haproxy",
     }
     # What k8sedge.lb.haproxy_runtime returns on a host where haproxy does not run yet.
-    running = {"__edge_haproxy_running": {"changed": False, "running": False, "servers": {}, "commands": []}}
+    running = {"__edge_haproxy_running": {"changed": False, "running": False, "servers_json": "{}", "commands": []}}
     variables = roles["haproxy"].run(params, running)
     return Path(roles["haproxy"].value(variables, "__edge_haproxy_staging")) / "haproxy.cfg"
 

@@ -72,3 +72,22 @@ def test_a_variable_the_template_needs_and_was_not_given_is_named(tmp_path):
     done = play(tmp_path, [render_task(variables={"edge_haproxy_chroot": "/"})], MODEL)
     assert done.returncode != 0
     assert "haproxy.cfg.j2: 'edge_haproxy_stats_socket' is undefined" in done.stdout, done.stdout
+
+
+def test_the_running_slots_may_come_as_json_text_and_bad_text_is_named():
+    import pytest
+    from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+
+    from ansible_collections.k8sedge.lb.plugins.module_utils._haproxy_view import ViewError
+    from ansible_collections.k8sedge.lb.plugins.plugin_utils._haproxy_render import ARGUMENT_SPEC, view_options
+
+    slots = {"default_s2_80": {"s1": {"address": "10.244.1.5", "port": 8080, "state": "ready"}}}
+
+    def options(previous):
+        return view_options(ArgumentSpecValidator(ARGUMENT_SPEC).validate(
+            {"model": "{}", "template": "t", "previous": previous}).validated_parameters)
+
+    assert options(json.dumps(slots)).previous == options(slots).previous == slots
+    assert options("").previous == {}
+    with pytest.raises(ViewError, match=r"previous: expected the running slots or their JSON text \(servers_json\)"):
+        options("{")

@@ -137,3 +137,23 @@ def test_the_desired_slots_as_json_text_are_the_same_plan(haproxy):
         run(module(haproxy.sock.getsockname(), "[{", "d1"))
     with pytest.raises(CliError, match=r"^backends: expected a list of objects"):
         run(module(haproxy.sock.getsockname(), '{"backend": "b"}', "d1"))
+
+
+def test_the_running_slots_as_json_text(haproxy, monkeypatch):
+    from ansible_collections.k8sedge.lb.plugins.modules import haproxy_runtime
+
+    class Exited(Exception):
+        pass
+
+    def exit_json(**result):
+        raise Exited(result)
+
+    fake = module(haproxy.sock.getsockname())
+    fake.params["servers_json"] = True
+    fake.exit_json = exit_json
+    monkeypatch.setattr(haproxy_runtime, "AnsibleModule", lambda **_: fake)
+    with pytest.raises(Exited) as exited:
+        haproxy_runtime.main()
+    [answered] = exited.value.args
+    assert "servers" not in answered
+    assert json.loads(answered["servers_json"]) == {"b": {"s1": {"address": "10.0.0.1", "port": 80, "state": "ready"}}}

@@ -96,8 +96,8 @@ options:
   previous:
     description:
       - The slots of the running haproxy, C(servers) as M(k8sedge.lb.haproxy_runtime) returns
-        it, so that targets keep their slot.
-    type: dict
+        it, or its JSON text C(servers_json), so that targets keep their slot.
+    type: raw
     default: {}
 seealso:
   - plugin: k8sedge.lb.haproxy_view

@@ -18,7 +18,7 @@ import jinja2
 from ansible.plugins.filter.core import comment
 from ansible.template import generate_ansible_template_vars
 
-from ansible_collections.k8sedge.lb.plugins.module_utils._haproxy_view import ViewOptions, haproxy_view
+from ansible_collections.k8sedge.lb.plugins.module_utils._haproxy_view import ViewError, ViewOptions, haproxy_view
 from ansible_collections.k8sedge.lb.plugins.module_utils._model import model_document
 from ansible_collections.k8sedge.lb.plugins.module_utils._view import plain_certificates
 
@@ -33,7 +33,7 @@ ARGUMENT_SPEC: dict[str, Any] = {
     "admin_port": {"type": "int", "default": 8404},
     "bind_address": {"type": "str", "default": ""},
     "udp_frontends": {"type": "str", "choices": ["fail", "skip"], "default": "skip"},
-    "previous": {"type": "dict", "default": {}},
+    "previous": {"type": "raw", "default": {}},
 }
 
 # What leaves the call besides the config: small, or handed on as it is.
@@ -41,11 +41,18 @@ ANSWERED = ("generation", "structure", "maps", "certificates", "routes", "findin
 
 
 def view_options(args: dict[str, Any]) -> ViewOptions:
-    """The view's options from arguments validated against ARGUMENT_SPEC."""
+    """The view's options from arguments validated against ARGUMENT_SPEC; `previous` may be the
+    JSON text haproxy_runtime returns as servers_json. Raises ViewError for one that is not."""
+    previous = args["previous"]
+    if isinstance(previous, str):
+        try:
+            previous = json.loads(previous) if previous else {}
+        except ValueError as exc:
+            raise ViewError(f"previous: expected the running slots or their JSON text (servers_json): {exc}") from None
     return ViewOptions(
         pools=tuple(args["pools"]), certificates=plain_certificates(args["certificates"]), slots=args["slots"],
         admin_address=args["admin_address"], admin_port=args["admin_port"], bind_address=args["bind_address"],
-        udp_frontends=args["udp_frontends"], previous=args["previous"])
+        udp_frontends=args["udp_frontends"], previous=previous)
 
 
 def ansible_managed(templar: Any, name: str, source: str, variables: dict[str, Any]) -> str:
