@@ -115,6 +115,44 @@ def test_converge_from_nothing_then_a_run_changes_nothing_and_still_probes(tmp_p
         assert (report["generation"], report["passed"], answered) == (generation, True, through), (batch, report["failures"])
 
 
+def test_a_run_probes_what_changed_since_the_last_proven_config_in_full_and_a_sample_of_the_rest(tmp_path: Path):
+    """What every edge proved with its last rollout and that did not change since is probed as a
+    seeded sample; a backend that changed is probed in full, on every path (edges, VIPs, targets)."""
+    def reports(name: str, *extra: str) -> dict[str, dict]:
+        ok(site("-e", every_probe_report(tmp_path / name), *extra))
+        return {batch: json.loads((tmp_path / name / f"{batch}.json").read_text()) for batch in ("edge1", "edge2", "edge1-edge2")}
+
+    def checks_of(report: dict, backend: str | None = None) -> set[tuple[str, str]]:
+        return {(p["frontend"], p["label"]) for p in report["probes"]
+                if p["kind"] in ("edge", "vip") and backend in (None, p["backend"])}
+
+    ok(site())  # every edge proved the lab's model
+    swept = reports("swept", "-e", "k8sedge_probe_sweep=true")
+    sampled = reports("sampled", "-e", "edge_probe_sample=3")
+    for batch, report in sampled.items():
+        coverage = report["coverage"]
+        assert coverage == {**coverage, "changed": 0, "unchanged_probed": 3,
+                            "checks": swept[batch]["coverage"]["checks"]}, (batch, coverage)
+        assert coverage["unchanged"] > 3 and coverage["unchanged_chosen_by"].startswith("random sample of 3, seed ")
+        assert swept[batch]["coverage"]["unchanged_chosen_by"] == "full sweep"
+        assert len(checks_of(report)) <= 3 < len(checks_of(swept[batch]))
+    # s2's backend balanced differently: every check that reaches it changed, nothing else did.
+    changed = model()
+    for backend in changed["backends"]:
+        if backend["name"] == "default_s2_80":
+            backend["balance"] = "leastconn"
+    changed["generation"] = hashlib.sha256(json.dumps(changed, sort_keys=True).encode()).hexdigest()
+    extra = tmp_path / "changed.json"
+    extra.write_text(json.dumps({"k8sedge_model": changed}))
+    after = reports("changed", "-e", f"@{extra}", "-e", "edge_probe_sample=0")
+    for batch, report in after.items():
+        expected = checks_of(swept[batch], "default_s2_80")
+        assert expected and checks_of(report) == expected, batch
+        assert report["coverage"]["changed"] == len(expected), (batch, report["coverage"])
+        assert {p["backend"] for p in report["probes"] if p["kind"] == "target"} == {"default_s2_80"}
+    ok(site())  # the real model again
+
+
 def broken_model() -> dict:
     """The lab's model with s2's HTTP backend checked on a port nothing listens on: haproxy marks
     every server down and answers 503, while the targets themselves answer."""

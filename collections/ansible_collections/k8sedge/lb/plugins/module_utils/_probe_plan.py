@@ -342,8 +342,10 @@ def _choose(model: Mapping[str, Any], found: list[Check], backends: Mapping[str,
     changed, unchanged = [], []
     for check in found:
         hosts = [h.name for h in options.hosts if check.pool in h.pools]
+        if not hosts:
+            continue  # no host here serves its pool: nothing to probe
         key = digest(check, backends.get(check.backend, {}))
-        proven = bool(hosts) and all(key in options.proven.get(host, ()) for host in hosts)
+        proven = all(key in options.proven.get(host, ()) for host in hosts)
         (unchanged if proven else changed).append((key, check))
     seed = str(model.get("generation", ""))
     if options.sweep or len(unchanged) <= options.sample:
@@ -352,7 +354,7 @@ def _choose(model: Mapping[str, Any], found: list[Check], backends: Mapping[str,
         ranked = sorted(unchanged, key=lambda pair: hashlib.sha256(f"{seed}/{pair[0]}".encode()).digest())
         sampled, how = ranked[:options.sample], f"random sample of {options.sample}, seed {seed[:12]}"
     keep = {id(pair[1]) for pair in changed + sampled}
-    coverage = {"checks": len(found), "changed": len(changed), "unchanged": len(unchanged),
+    coverage = {"checks": len(changed) + len(unchanged), "changed": len(changed), "unchanged": len(unchanged),
                 "unchanged_probed": len(sampled), "unchanged_chosen_by": how}
     return [check for check in found if id(check) in keep], coverage
 
