@@ -184,6 +184,10 @@ def certificate_names(model: dict[str, Any]) -> set[str]:
         r["certificate"] for f in model["frontends"] for r in f.get("routes", []) if r.get("certificate")}
 
 
+# What the role's first task (k8sedge.lb.haproxy_runtime) registers on a host where haproxy does not run yet.
+NOT_RUNNING = {"__edge_haproxy_running": {"changed": False, "running": False, "servers_json": "{}", "commands": []}}
+
+
 def haproxy_tree(roles: dict[str, Role], model: Any, certificates: dict[str, dict[str, str]], root: Path, *,
                  pools: list[str], bind_address: str = "", slots: int = 10) -> Path:
     """The staging tree edge_haproxy writes, under root; its haproxy.cfg. AnsibleError when the
@@ -194,9 +198,7 @@ def haproxy_tree(roles: dict[str, Role], model: Any, certificates: dict[str, dic
         "edge_haproxy_bind_address": bind_address, "edge_haproxy_slots": slots,
         "edge_haproxy_state_dir": f"{root}/var/lib/k8sedge/haproxy", "__edge_haproxy_config_dir": f"{root}/etc/haproxy",
     }
-    # What k8sedge.lb.haproxy_runtime returns on a host where haproxy does not run yet.
-    running = {"__edge_haproxy_running": {"changed": False, "running": False, "servers_json": "{}", "commands": []}}
-    variables = roles["haproxy"].run(params, running)
+    variables = roles["haproxy"].run(params, NOT_RUNNING)
     return Path(roles["haproxy"].value(variables, "__edge_haproxy_staging")) / "haproxy.cfg"
 
 

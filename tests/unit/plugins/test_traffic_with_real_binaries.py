@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from ansible_collections.k8sedge.lb.plugins.module_utils._model import ClusterState, ModelOptions, build_model
-from lab.testlib.role_render import Role, loaded_roles, unprivileged_copy
+from lab.testlib.role_render import NOT_RUNNING, Role, loaded_roles, unprivileged_copy
 from tests.unit.plugins.module_utils.test_model_properties import FIXTURE
 from tests.unit.plugins.test_render_with_real_binaries import HAPROXY, NGINX, NGINX_MODULES, needs_haproxy, needs_nginx
 
@@ -160,8 +160,7 @@ def fixture_haproxy_running(roles: dict[str, Any], tmp_path: Path) -> Iterator[C
             "edge_haproxy_stats_socket": str(tmp_path / "admin.sock"),
             "edge_haproxy_state_dir": str(tmp_path / "state"), "__edge_haproxy_config_dir": str(tmp_path / "etc"),
         }
-        running = {"__edge_haproxy_running": {"changed": False, "running": False, "servers": {}, "commands": []}}
-        variables = roles["haproxy"].run(params, running)
+        variables = roles["haproxy"].run(params, NOT_RUNNING)
         config = Path(roles["haproxy"].value(variables, "__edge_haproxy_staging")) / "haproxy.cfg"
         log = tmp_path / "haproxy.log"
         with open(log, "wb") as out:

@@ -91,3 +91,20 @@ def test_the_running_slots_may_come_as_json_text_and_bad_text_is_named():
     assert options("").previous == {}
     with pytest.raises(ViewError, match=r"previous: expected the running slots or their JSON text \(servers_json\)"):
         options("{")
+
+
+def test_the_settings_digest_follows_the_inputs_besides_the_model():
+    from ansible_collections.k8sedge.lb.plugins.module_utils._haproxy_view import ViewOptions
+    from ansible_collections.k8sedge.lb.plugins.plugin_utils._haproxy_render import render_haproxy
+
+    template = TEMPLATE.read_text()
+
+    def settings(model=MODEL, options=ViewOptions(pools=("default",)), variables=SETTINGS, text=template):
+        return render_haproxy(json.dumps(model), options, text, {"ansible_managed": "x", **variables})["settings"]
+
+    moved = json.loads(json.dumps(MODEL))
+    moved["backends"][0]["targets"] = []
+    assert settings() == settings(model=moved) == render_haproxy(json.dumps(MODEL), ViewOptions(pools=("default",)), template,
+                                                                 {"ansible_managed": "y", **SETTINGS})["settings"]
+    assert len({settings(), settings(options=ViewOptions(pools=("default",), slots=20)),
+                settings(variables={**SETTINGS, "edge_haproxy_hard_stop_after": "1m"}), settings(text=template + "\n")}) == 4

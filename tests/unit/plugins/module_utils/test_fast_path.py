@@ -32,7 +32,7 @@ from ansible_collections.k8sedge.lb.plugins.module_utils import _fast_path as fp
 from ansible_collections.k8sedge.lb.plugins.module_utils._haproxy_runtime import (
     Cli, CliError, current_slots, parse_servers_state, plan)
 from ansible_collections.k8sedge.lb.plugins.module_utils._haproxy_view import ViewOptions, haproxy_view
-from lab.testlib.role_render import loaded_roles
+from lab.testlib.role_render import NOT_RUNNING, loaded_roles
 from lab.topology import REPO
 
 MODEL = yaml.safe_load((Path(__file__).parent / "fixtures" / "haproxy_view_model.yaml").read_text())
@@ -272,7 +272,7 @@ def fixture_edge(tmp_path: Path) -> Iterator[Edge]:
                   "edge_haproxy_chroot": str(tmp_path / "chroot"), "edge_haproxy_stats_socket": str(shared / "admin.sock"),
                   "edge_haproxy_state_dir": str(tmp_path / "state"), "__edge_haproxy_config_dir": str(tmp_path / "etc")}
         with loaded_roles() as roles:
-            variables = roles["haproxy"].run(params, {"__edge_haproxy_running": {"changed": False, "running": False, "servers": {}, "commands": []}})
+            variables = roles["haproxy"].run(params, NOT_RUNNING)
             config = Path(roles["haproxy"].value(variables, "__edge_haproxy_staging")) / "haproxy.cfg"
         log = tmp_path / "haproxy.log"
         with log.open("wb") as out:

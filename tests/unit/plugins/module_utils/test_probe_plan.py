@@ -388,3 +388,13 @@ def test_sample_and_sweep_come_as_text_from_extra_vars_and_bad_values_are_named(
 def test_the_report_carries_the_coverage():
     plan = planned(proven={host["name"]: check_digests(MODEL) for host in HOSTS}, sample=1)
     assert probe_report(plan, [])["coverage"] == plan["coverage"]
+
+
+def test_a_check_proven_under_other_settings_is_changed():
+    """A new template, role variable or certificate on a host changes every check there."""
+    proven = {host["name"]: check_digests(MODEL, "aa") for host in HOSTS}
+    same = planned(proven=proven, settings={"edge1": "aa", "edge2": "aa"}, sample=0)
+    assert same["coverage"]["changed"] == 0
+    edge2_changed = planned(proven=proven, settings={"edge1": "aa", "edge2": "bb"}, sample=0)
+    assert edge2_changed["coverage"]["changed"] == edge2_changed["coverage"]["checks"] == 13
+    assert planned(proven=proven, sample=0)["coverage"]["changed"] == 13  # settings unknown: nothing proven

@@ -90,6 +90,13 @@ options:
       - A host not here proved nothing; all its checks are changed.
     type: dict
     default: {}
+  settings:
+    description:
+      - Edge host to the digest of the settings its engine runs now (the proxy role's answer,
+        C(edge_haproxy_settings) or C(edge_nginx_settings)). A check proven under other settings
+        is changed.
+    type: dict
+    default: {}
   sample:
     description:
       - How many unchanged checks to probe, chosen at random with the model's generation as the
@@ -189,7 +196,7 @@ def _count(c: Checker, what: str, value: Any) -> int:
 def probe_plan(model: Any, hosts: Any, pool_vips: Any = None, through: Any = ("vip", "edge", "target"), targets_from: str = "edge",
                timeout: Any = 5.0, validate_certs: Any = True, ca_path: Any = "", http_status: Any = ("200-499",),
                http_not_regex: Any = "^k8sedge: no route", payloads: Any = None, udp_send: Any = "k8sedge-probe\n",
-               tcp_hold: Any = 0.3, proven: Any = None, sample: Any = 32, sweep: Any = False) -> dict[str, Any]:
+               tcp_hold: Any = 0.3, proven: Any = None, settings: Any = None, sample: Any = 32, sweep: Any = False) -> dict[str, Any]:
     c = Checker("options", PlanError)
     try:
         options = PlanOptions(
@@ -201,6 +208,7 @@ def probe_plan(model: Any, hosts: Any, pool_vips: Any = None, through: Any = ("v
             payloads={str(key): dict(c.mapping(f"payloads.{key}", value)) for key, value in c.mapping("payloads", payloads or {}).items()},
             udp_send=str(udp_send), tcp_hold=_seconds(c, "tcp_hold", tcp_hold),
             proven={str(host): frozenset(_texts(c, f"proven.{host}", digests or [])) for host, digests in c.mapping("proven", proven or {}).items()},
+            settings={str(host): str(value or "") for host, value in c.mapping("settings", settings or {}).items()},
             sample=_count(c, "sample", sample), sweep=_flag(c, "sweep", sweep))
         return plan(model_document(model), options)
     except EdgeError as exc:

@@ -4,14 +4,14 @@
 `k8sedge.lb.edge_state` module only and read once at the start of a run:
 
     {"version": 1,
-     "serving":   {"generation", "routes", "backends"[, "checks"][, "release"]},
-     "last_good": {"generation", "routes", "backends"[, "checks"][, "release"]},
+     "serving":   {"generation", "routes", "backends"[, "checks", "settings"][, "release"]},
+     "last_good": {"generation", "routes", "backends"[, "checks", "settings"][, "release"]},
      "rollout":   {"status", "since"[, "generation"][, "failed_generation"]}}
 
 - `serving` is what the proxy runs now: the model generation, the pod-network routes its config
   needs, the model's backends (what the next run's fail-static guard compares with), the digests
-  of the model's probe checks (`_probe_plan.check_digests`) and, for nginx, the release directory
-  it runs. The proxy roles write it once the engine runs it.
+  of the model's probe checks under the engine's settings (`_probe_plan.check_digests`), that
+  settings digest and, for nginx, the release directory it runs. The proxy roles write it once the engine runs it.
 - `last_good` is the `serving` that last passed its probes on this host (absent before the
   first); a rollback puts it back, routes included. Its `checks` are what the host proved: the
   next rollout probes in full only the checks that changed since.
@@ -55,7 +55,7 @@ def _served(value: Any, where: str) -> dict[str, Any]:
     """A `serving` or `last_good` entry, checked."""
     if not isinstance(value, dict):
         raise StateError(f"{where}: expected an object")
-    unknown = sorted(set(value) - {"generation", "routes", "backends", "checks", "release"})
+    unknown = sorted(set(value) - {"generation", "routes", "backends", "checks", "settings", "release"})
     if unknown:
         raise StateError(f"{where}: unknown field {unknown[0]}")
     _generation(value.get("generation"), f"{where}.generation")
@@ -67,6 +67,8 @@ def _served(value: Any, where: str) -> dict[str, Any]:
         raise StateError(f"{where}.backends: expected the model's backends (a list)")
     if "checks" in value and (not isinstance(value["checks"], list) or not all(isinstance(c, str) for c in value["checks"])):
         raise StateError(f"{where}.checks: expected a list of check digests")
+    if "settings" in value and (not isinstance(value["settings"], str) or not _GENERATION.fullmatch(value["settings"])):
+        raise StateError(f"{where}.settings: expected a settings digest (hex digits)")
     if "release" in value and (not isinstance(value["release"], str) or not _RELEASE.fullmatch(value["release"])):
         raise StateError(f"{where}.release: expected a release id (hex digits)")
     return value

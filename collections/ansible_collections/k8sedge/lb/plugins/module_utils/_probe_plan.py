@@ -66,6 +66,7 @@ class PlanOptions:
     tcp_hold: float = 0.3
     # host -> digests of the checks its last-known-good config passed; a host not here proved nothing.
     proven: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    settings: Mapping[str, str] = field(default_factory=dict)  # host -> the settings digest its engine runs now
     sample: int = 32  # unchanged checks probed per plan; every check when `sweep`
     sweep: bool = False
 
@@ -85,17 +86,20 @@ class Check:
     certificate: str = ""  # the certificate the route needs (a TLS route, or the redirect to one)
 
 
-def digest(check: Check, backend: Mapping[str, Any]) -> str:
-    """What makes a check the same as before: where it is reached, what it routes to, and the
-    backend as the model has it (targets included, so an endpoint change is a change)."""
-    identity = [check.frontend, check.pool, check.port, check.protocol, check.label, check.certificate, backend]
+def digest(check: Check, backend: Mapping[str, Any], settings: str = "") -> str:
+    """What makes a check the same as before: where it is reached, what it routes to, the backend
+    as the model has it (targets included, so an endpoint change is a change), and the settings
+    the host's engine rendered it with (its role's inputs besides the model: a new template, role
+    variable or certificate changes every check on that host)."""
+    identity = [check.frontend, check.pool, check.port, check.protocol, check.label, check.certificate, backend, settings]
     return hashlib.sha256(json.dumps(identity, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:24]
 
 
-def check_digests(model: Mapping[str, Any]) -> list[str]:
-    """The digests of every check of a model, sorted: what a host that passed its probes proved."""
+def check_digests(model: Mapping[str, Any], settings: str = "") -> list[str]:
+    """The digests of every check of a model under `settings`, sorted: what a host that passed
+    its probes proved."""
     backends = _backends(check_model(model))
-    return sorted({digest(check, backends.get(check.backend, {})) for check in checks(model, PlanOptions())})
+    return sorted({digest(check, backends.get(check.backend, {}), settings) for check in checks(model, PlanOptions())})
 
 
 def _fail(field_name: str, message: str) -> PlanError:
@@ -344,9 +348,10 @@ def _choose(model: Mapping[str, Any], found: list[Check], backends: Mapping[str,
         hosts = [h.name for h in options.hosts if check.pool in h.pools]
         if not hosts:
             continue  # no host here serves its pool: nothing to probe
-        key = digest(check, backends.get(check.backend, {}))
-        proven = all(key in options.proven.get(host, ()) for host in hosts)
-        (unchanged if proven else changed).append((key, check))
+        backend = backends.get(check.backend, {})
+        keys = [digest(check, backend, options.settings.get(host, "")) for host in hosts]
+        proven = all(key in options.proven.get(host, ()) for key, host in zip(keys, hosts))
+        (unchanged if proven else changed).append((keys[0], check))
     seed = str(model.get("generation", ""))
     if options.sweep or len(unchanged) <= options.sample:
         sampled, how = unchanged, "full sweep" if options.sweep else f"all unchanged (no more than the sample of {options.sample})"

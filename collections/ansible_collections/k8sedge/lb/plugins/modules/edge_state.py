@@ -59,6 +59,11 @@ options:
             thousands of objects.
         type: raw
         required: true
+      settings:
+        description:
+          - The digest of the settings the engine renders the model with (the proxy role's inputs
+            besides the model); the check digests are taken under it.
+        type: str
       release:
         description: The nginx release directory it runs (role C(edge_nginx)).
         type: str
@@ -138,6 +143,7 @@ def main() -> None:
                 "generation": {"type": "str", "required": True},
                 "routes": {"type": "list", "elements": "dict", "required": True},
                 "model": {"type": "raw", "required": True},
+                "settings": {"type": "str"},
                 "release": {"type": "str"}}},
             "restore": {"type": "bool", "default": False},
             "promote": {"type": "bool", "default": False},
@@ -155,11 +161,12 @@ def main() -> None:
     if serving is not None:
         try:
             model = model_document(serving["model"])
-            checks = check_digests(model)
+            checks = check_digests(model, serving["settings"] or "")
         except EdgeError as exc:
             module.fail_json(msg=f"serving: {exc}")
         serving = {"generation": serving["generation"], "routes": serving["routes"], "backends": model["backends"],
-                   "checks": checks, **({"release": serving["release"]} if serving["release"] is not None else {})}
+                   "checks": checks, **({"settings": serving["settings"]} if serving["settings"] else {}),
+                   **({"release": serving["release"]} if serving["release"] is not None else {})}
     try:
         with open(path, "rb") as f:
             previous = parse(f.read(), path)

@@ -155,6 +155,12 @@ generation:
   description: The model's generation.
   returned: success
   type: str
+settings:
+  description:
+    - SHA-256 of everything but the model that shapes the config - the template, O(variables),
+      the view's options and the certificates' digests. A rollout proves a host's checks under it.
+  returned: success
+  type: str
 findings:
   description: What was left out, and why, C(where) (the frontend), C(field) and C(message).
   returned: success

@@ -11,6 +11,7 @@ own file, so it stays the one place that says what a config line looks like.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -74,10 +75,15 @@ def environment() -> jinja2.Environment:
 
 
 def render_haproxy(model: Any, options: ViewOptions, template: str, variables: dict[str, Any]) -> dict[str, Any]:
-    """The view's answers, `config` (the template rendered with `view` and `variables`) and
-    `runtime_json` (the desired server slots, as JSON text for k8sedge.lb.haproxy_runtime).
+    """The view's answers, `config` (the template rendered with `view` and `variables`),
+    `runtime_json` (the desired server slots, as JSON text for k8sedge.lb.haproxy_runtime) and
+    `settings`, the digest of everything but the model that shapes the config (the template, its
+    variables but `ansible_managed`, the view's options, the certificates' digests).
     Raises EdgeError when the view refuses the model."""
     view = haproxy_view(model_document(model), options)
     config = environment().from_string(template).render({**variables, "view": view})
-    return {**{key: view[key] for key in ANSWERED}, "config": config,
+    shaped_by = [template, {k: v for k, v in variables.items() if k != "ansible_managed"}, list(options.pools), options.slots,
+                 options.admin_address, options.admin_port, options.bind_address, options.udp_frontends, view["certificates"]]
+    settings = hashlib.sha256(json.dumps(shaped_by, sort_keys=True, default=str).encode()).hexdigest()
+    return {**{key: view[key] for key in ANSWERED}, "config": config, "settings": settings,
             "runtime_json": json.dumps(view["runtime"], separators=(",", ":"))}
