@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -124,7 +125,7 @@ class Site:
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
-        self.report = workdir / "probe-report.json"
+        self.reports = workdir / "reports"  # each probe pass's report: one per edge, one for the VIPs
         self.runs = 0
 
     def start(self, *extra: str) -> tuple[subprocess.Popen[str], Path, Path, float]:
@@ -134,8 +135,10 @@ class Site:
         env = {**os.environ, "PATH": f"{REPO / '.venv/bin'}:{os.environ['PATH']}", "ANSIBLE_FORCE_COLOR": "0",
                "ANSIBLE_CALLBACK_PLUGINS": str(BENCH / "callback_plugins"), "ANSIBLE_CALLBACKS_ENABLED": "bench_timer",
                "BENCH_TIMINGS_FILE": str(timings)}
-        command = [str(REPO / ".venv/bin/ansible-playbook"), str(REPO / "playbooks/site.yml"), "-e",
-                   json.dumps({"edge_probe_report_path": str(self.report)}), *extra]
+        shutil.rmtree(self.reports, ignore_errors=True)
+        reports = {"edge_probe_report_path": f"{self.reports}/{{{{ ansible_play_batch | join('-') }}}}.json",
+                   "edge_probe_report_when": "always"}
+        command = [str(REPO / ".venv/bin/ansible-playbook"), str(REPO / "playbooks/site.yml"), "-e", json.dumps(reports), *extra]
         started = time.monotonic()
         handle = log.open("w")
         process = subprocess.Popen([str(REPO / ".venv/bin/python"), str(BENCH / "_process.py"), str(rusage), str(RUN_SECONDS),
@@ -153,10 +156,11 @@ class Site:
         if rusage["returncode"] != 0:
             ended = f"timed out after {RUN_SECONDS:.0f} s" if rusage["returncode"] is None else f"exited {rusage['returncode']}"
             raise steps.LabError(f"site.yml {ended}:\n{output[-3000:]}")
-        report = json.loads(self.report.read_text()) if self.report.exists() else {}
+        passes = {path.stem: json.loads(path.read_text()) for path in sorted(self.reports.glob("*.json"))}
         return {"seconds": seconds, "changed": changed, "peak_rss_mb": round(rusage["peak_rss_mb"], 1),
                 "phases": phases(timings) if timings.exists() else {},
-                "probes": report.get("summary", {}).get("probes")}
+                "probes": sum(report["summary"]["probes"] for report in passes.values()),
+                "coverage": {name: report.get("coverage", {}) for name, report in passes.items()}}
 
     def run(self, *extra: str) -> dict[str, Any]:
         return self.finish(self.start(*extra))
