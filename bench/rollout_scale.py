@@ -116,7 +116,7 @@ def phases(timings: Path) -> dict[str, float]:
     totals: dict[str, float] = {"read and guard": 0.0, "apply": 0.0, "probes": 0.0, "keepalived": 0.0}
     for task in json.loads(timings.read_text())["tasks"]:
         phase = next((name for name, prefixes in PHASES if task["name"].startswith(prefixes)), "apply")
-        totals[phase] += task["seconds"]
+        totals[phase] += task["seconds"] or 0.0  # None: a task that never returned a result (an include)
     return {name: round(seconds, 2) for name, seconds in totals.items()}
 
 
