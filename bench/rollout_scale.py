@@ -87,23 +87,24 @@ def services(names: list[str], node_ports: int, check: str = "none") -> str:
                    for i, name in enumerate(names))
 
 
-def _slices_of(prefix: str) -> int:
-    names = c.kubectl("get", "endpointslices", "-n", "default", "-o",
-                      "jsonpath={range .items[*]}{.metadata.labels.kubernetes\\.io/service-name}{'\\n'}{end}", timeout=300)
-    return sum(1 for line in names.splitlines() if line.startswith(prefix))
+def _served(prefix: str) -> int:
+    """How many Services named `prefix...` the cluster's model serves with targets now."""
+    backends = json.loads(c.model_json())["backends"]
+    return sum(1 for backend in backends if str(backend.get("service", "")).startswith(prefix) and backend.get("targets"))
 
 
 def create(names: list[str], node_ports: int, deadline: float, check: str = "none") -> None:
-    """Create the Services (in batches, so no request grows too large) and wait for their EndpointSlices."""
+    """Create the Services (in batches, so no request grows too large) and wait until the model
+    serves each with targets (the lab's controllers have filled their EndpointSlices)."""
     for start in range(0, len(names), 500):
         c.kubectl("create", "-f", "-", stdin=services(names[start:start + 500], max(0, node_ports - start), check),
                   timeout=steps.left(deadline))
     until = time.monotonic() + min(600.0, steps.left(deadline))
     prefix = os.path.commonprefix(names) if len(names) > 1 else names[0]
-    while _slices_of(prefix) < len(names):
+    while (served := _served(prefix)) < len(names):
         if time.monotonic() > until:
-            raise steps.LabError(f"the lab's controllers made EndpointSlices for {_slices_of(prefix)} of {len(names)} Services")
-        time.sleep(1)
+            raise steps.LabError(f"the model serves {served} of {len(names)} new Services with targets")
+        time.sleep(2)
 
 
 def delete(deadline: float) -> None:
@@ -223,7 +224,8 @@ def measure_size(site: Site, size: int, count: int, workdir: Path, deadline: flo
     # Names of their own per size: nothing left of the size before can be counted as this one's.
     create([f"{PREFIX}{size}-{i:05d}" for i in range(size)], size // 2, deadline)
     figures: dict[str, Any] = {"services": size, "node_port_services": size // 2, "seed_s": round(time.monotonic() - started, 1)}
-    figures["first_run"] = site.run()
+    # Not judged: it also forgets whatever an interrupted run left on the edges, which the guard would stop.
+    figures["first_run"] = site.run("-e", "k8sedge_fail_static_override=true")
     figures["no_change"] = noop = site.run()
     if any(noop["changed"].get(edge, 1) for edge in c.EDGES):
         raise steps.LabError(f"{size} Services: the no-change run changed {noop['changed']}")
@@ -268,6 +270,7 @@ def run(quick: bool, workdir: Path, deadline: float) -> Measurement:
         ours=[], baseline=[], ours_label="site.yml, one new Service", baseline_label="k8s_info + Jinja, then template + reload")
     site = Site(workdir)
     with _lab.lab(deadline):
+        delete(deadline)  # what an interrupted run left
         try:
             for size in sizes:
                 ours, base, figures = measure_size(site, size, count, workdir, deadline)

@@ -80,16 +80,21 @@ def wait_pods(count: int, seconds: float = 60) -> set[str]:
     raise ConvergeError(f"{DEPLOYMENT}: {count} ready pods and none terminating expected within {seconds:.0f} s, got {pods()}")
 
 
-def model_generation() -> str:
-    """The generation of the cluster's model now, as edge_info and the watcher build it."""
+def model_json() -> str:
+    """The cluster's model now as JSON text, as edge_info and the watcher build it."""
     if str(REPO / "collections") not in sys.path:
         sys.path.insert(0, str(REPO / "collections"))
-    from ansible_collections.k8sedge.lb.plugins.module_utils._edge_info import model_of, read_state
+    from ansible_collections.k8sedge.lb.plugins.module_utils._edge_info import model_json_of, read_state
     from ansible_collections.k8sedge.lb.plugins.module_utils._watch import params_with_defaults
 
     params = params_with_defaults({"kubeconfig": str(KUBECONFIG), **MODEL_OPTIONS}, {})
     state, read = read_state(params)
-    return model_of(state, params, None, read)["generation"]
+    return model_json_of(state, params, None, read)[1]
+
+
+def model_generation() -> str:
+    """The generation of the cluster's model now, as edge_info and the watcher build it."""
+    return json.loads(model_json())["generation"]
 
 
 def replicas() -> int:
