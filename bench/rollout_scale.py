@@ -105,11 +105,30 @@ def create(names: list[str], node_ports: int, deadline: float, check: str = "non
         if time.monotonic() > until:
             raise steps.LabError(f"the model serves {served} of {len(names)} new Services with targets")
         time.sleep(2)
+    # The controllers may still be filling slices in: wait until the model holds still.
+    generation = c.model_generation()
+    while time.monotonic() < until:
+        time.sleep(3)
+        generation, before = c.model_generation(), generation
+        if generation == before:
+            return
+    raise steps.LabError(f"the model of {len(names)} new Services did not settle")
 
 
 def delete(deadline: float) -> None:
     """Delete the scale Services, and wait until they are gone."""
     c.kubectl("delete", "service", "-n", "default", "-l", f"app={PREFIX}", "--ignore-not-found", timeout=steps.left(deadline))
+
+
+def changed_tasks(output: str) -> list[str]:
+    """The tasks of an ansible-playbook output that reported a change, with the hosts."""
+    found, task = [], ""
+    for line in output.splitlines():
+        if line.startswith(("TASK [", "RUNNING HANDLER [")):
+            task = line[line.index("[") + 1:line.rindex("]")]
+        elif line.startswith("changed: ["):
+            found.append(f"{task} ({line[len('changed: ['):].split(']')[0]})")
+    return found
 
 
 def phases(timings: Path) -> dict[str, float]:
@@ -158,7 +177,8 @@ class Site:
             ended = f"timed out after {RUN_SECONDS:.0f} s" if rusage["returncode"] is None else f"exited {rusage['returncode']}"
             raise steps.LabError(f"site.yml {ended}:\n{output[-3000:]}")
         passes = {path.stem: json.loads(path.read_text()) for path in sorted(self.reports.glob("*.json"))}
-        return {"seconds": seconds, "changed": changed, "peak_rss_mb": round(rusage["peak_rss_mb"], 1),
+        return {"seconds": seconds, "changed": changed, "changed_tasks": changed_tasks(output),
+                "peak_rss_mb": round(rusage["peak_rss_mb"], 1),
                 "phases": phases(timings) if timings.exists() else {},
                 "probes": sum(report["summary"]["probes"] for report in passes.values()),
                 "coverage": {name: report.get("coverage", {}) for name, report in passes.items()}}
@@ -228,7 +248,7 @@ def measure_size(site: Site, size: int, count: int, workdir: Path, deadline: flo
     figures["first_run"] = site.run("-e", "k8sedge_fail_static_override=true")
     figures["no_change"] = noop = site.run()
     if any(noop["changed"].get(edge, 1) for edge in c.EDGES):
-        raise steps.LabError(f"{size} Services: the no-change run changed {noop['changed']}")
+        raise steps.LabError(f"{size} Services: the no-change run changed {noop['changed']}: {noop['changed_tasks']}")
     ours, details = [], []
     for i in range(count):
         if steps.left(deadline) < RUN_SECONDS:

@@ -35,3 +35,10 @@ def test_the_goal_s_limits_per_size():
     assert r.misses(5000, figures) == ["5000 Services: edges_s median 25.0 s > 20.0 s", "5000 Services: no-change run 16.0 s > 15.0 s"]
     assert r.misses(1000, figures) == ["1000 Services: vip_s median 9.0 s > 6.0 s"]
     assert r.misses(300, figures) == []
+
+
+def test_the_tasks_that_changed_are_named_with_their_hosts():
+    output = ("TASK [Read the edge model] ***\nok: [edge1]\n\nTASK [Apply target changes through the runtime API] ***\n"
+              "changed: [edge1]\nok: [edge2]\n\nRUNNING HANDLER [edge_haproxy : edge_haproxy reload] ***\nchanged: [edge2]\n")
+    assert r.changed_tasks(output) == ["Apply target changes through the runtime API (edge1)",
+                                       "edge_haproxy : edge_haproxy reload (edge2)"]
