@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -155,7 +154,10 @@ class Site:
         env = {**os.environ, "PATH": f"{REPO / '.venv/bin'}:{os.environ['PATH']}", "ANSIBLE_FORCE_COLOR": "0",
                "ANSIBLE_CALLBACK_PLUGINS": str(BENCH / "callback_plugins"), "ANSIBLE_CALLBACKS_ENABLED": "bench_timer",
                "BENCH_TIMINGS_FILE": str(timings)}
-        shutil.rmtree(self.reports, ignore_errors=True)
+        # The files go, the directory stays: the probe role creating it would count as a change.
+        self.reports.mkdir(exist_ok=True)
+        for old in self.reports.glob("*.json"):
+            old.unlink()
         reports = {"edge_probe_report_path": f"{self.reports}/{{{{ ansible_play_batch | join('-') }}}}.json",
                    "edge_probe_report_when": "always"}
         command = [str(REPO / ".venv/bin/ansible-playbook"), str(REPO / "playbooks/site.yml"), "-e", json.dumps(reports), *extra]
