@@ -24,9 +24,12 @@ def test_task_durations_are_summed_per_phase_and_the_rest_is_apply(tmp_path):
         {"name": "Read the edge model from the cluster", "seconds": 1.0},
         {"name": "Compare the new model with what the edges serve", "seconds": 0.5},
         {"name": "Build the haproxy view of the model and render the config", "seconds": 2.0},
-        {"name": "Probe the backend targets from this edge host", "seconds": 3.0},
-        {"name": "Configure keepalived", "seconds": 0.25}]}))
-    assert r.phases(timings) == {"read and guard": 1.5, "apply": 2.0, "probes": 3.0, "keepalived": 0.25}
+        {"name": "edge_haproxy : Build the haproxy view of the model and render the config", "seconds": 1.0},
+        {"name": "edge_probe : Probe the backend targets from this edge host", "seconds": 3.0},
+        {"name": "Probe this host and the targets it forwards to", "seconds": 0.5},
+        {"name": "edge_keepalived : Render keepalived.conf", "seconds": 0.5},
+        {"name": "Configure keepalived", "seconds": 0.25}, {"name": "Apply the model with haproxy", "seconds": None}]}))
+    assert r.phases(timings) == {"read and guard": 1.5, "apply": 3.0, "probes": 3.5, "keepalived": 0.75}
 
 
 def test_the_goal_s_limits_per_size():
