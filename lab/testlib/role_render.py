@@ -106,16 +106,12 @@ class Role:
         rendered by the action's renderer."""
         from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
         from ansible_collections.k8sedge.lb.plugins.module_utils._errors import EdgeError
-        from ansible_collections.k8sedge.lb.plugins.plugin_utils._haproxy_render import (
-            ARGUMENT_SPEC, ansible_managed, render_haproxy, view_options)
+        from ansible_collections.k8sedge.lb.plugins.plugin_utils._haproxy_render import ARGUMENT_SPEC, render_task
         validated = ArgumentSpecValidator(ARGUMENT_SPEC).validate(args)
         assert not validated.error_messages, validated.error_messages
         args = validated.validated_parameters
-        source = self.path / "templates" / args["template"]
-        variables = {"ansible_managed": ansible_managed(templar, args["template"], str(source), templar.available_variables),
-                     **args["variables"]}
         try:
-            return render_haproxy(args["model"], view_options(args), source.read_text(), variables)
+            return render_task(args, str(self.path / "templates" / args["template"]), templar, templar.available_variables)
         except EdgeError as exc:
             raise AnsibleError(f"k8sedge.lb.haproxy_render: {exc}") from None
 

@@ -9,11 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from ansible.errors import AnsibleActionFail
-from jinja2 import TemplateError
 from ansible.plugins.action import ActionBase
 from ansible_collections.k8sedge.lb.plugins.module_utils._errors import EdgeError
-from ansible_collections.k8sedge.lb.plugins.plugin_utils._haproxy_render import (
-    ARGUMENT_SPEC, ansible_managed, render_haproxy, view_options)
+from ansible_collections.k8sedge.lb.plugins.plugin_utils._haproxy_render import ARGUMENT_SPEC, render_task
+from jinja2 import TemplateError
 
 
 class ActionModule(ActionBase):
@@ -27,12 +26,8 @@ class ActionModule(ActionBase):
             source = self._find_needle("templates", args["template"])
         except AnsibleActionFail as exc:
             return {**result, "failed": True, "msg": f"template: {exc}"}
-        with open(source, encoding="utf-8") as handle:
-            template = handle.read()
-        variables = {"ansible_managed": ansible_managed(self._templar, args["template"], source, task_vars or {}),
-                     **args["variables"]}
         try:
-            return {**result, "changed": False, **render_haproxy(args["model"], view_options(args), template, variables)}
+            return {**result, "changed": False, **render_task(args, source, self._templar, task_vars or {})}
         except EdgeError as exc:
             return {**result, "failed": True, "msg": f"k8sedge.lb.haproxy_render: {exc}"}
         except TemplateError as exc:

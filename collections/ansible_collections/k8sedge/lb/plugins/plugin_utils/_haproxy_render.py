@@ -87,3 +87,13 @@ def render_haproxy(model: Any, options: ViewOptions, template: str, variables: d
     settings = hashlib.sha256(json.dumps(shaped_by, sort_keys=True, default=str).encode()).hexdigest()
     return {**{key: view[key] for key in ANSWERED}, "config": config, "settings": settings,
             "runtime_json": json.dumps(view["runtime"], separators=(",", ":"))}
+
+
+def render_task(args: dict[str, Any], source: str, templar: Any, variables: dict[str, Any]) -> dict[str, Any]:
+    """What the action does with arguments validated against ARGUMENT_SPEC, the template found at
+    `source`, and the task's templar and variables. Raises EdgeError (the view) or
+    jinja2.TemplateError (the template)."""
+    with open(source, encoding="utf-8") as handle:
+        template = handle.read()
+    given = {"ansible_managed": ansible_managed(templar, args["template"], source, variables), **args["variables"]}
+    return render_haproxy(args["model"], view_options(args), template, given)
