@@ -194,11 +194,13 @@ def test_410_gone_relists_and_the_watch_goes_on(tmp_path):
             for index in range(8):
                 _core(admin).create_namespaced_service("default", {"metadata": {"name": f"churn{index}"},
                                                                    "spec": {"ports": [{"port": 80}]}})
+            # The expiry is counted before the relist it causes: wait for both.
             deadline = time.monotonic() + 10
-            while running.watcher.stats["expired"] == 0 and time.monotonic() < deadline:
+            stats = running.watcher.stats
+            while not (stats["expired"] >= 1 and stats["lists"] > lists) and time.monotonic() < deadline:
                 time.sleep(0.1)
-            assert running.watcher.stats["expired"] >= 1
-            assert running.watcher.stats["lists"] > lists
+            assert stats["expired"] >= 1, stats
+            assert stats["lists"] > lists, stats
             add_service(admin, "labelled", "labelled.test", labels={"edge": "yes"})
             change = running.next()
             assert change.kind == w.STRUCTURAL
@@ -216,9 +218,14 @@ def test_bookmarks_keep_a_quiet_watch_resumable(tmp_path):
                 _core(admin).create_namespaced_service("default", {"metadata": {"name": f"churn{index}"},
                                                                    "spec": {"ports": [{"port": 80}]}})
                 time.sleep(0.3)
-            time.sleep(1.5)
+            # Every stream resumes at least once after the churn: that resume is where a 410 would come.
             stats = running.watcher.stats
-            assert stats["bookmarks"] > 0 and stats["watches"] > len(running.watcher.streams)
+            resumed = stats["watches"] + len(running.watcher.streams)
+            deadline = time.monotonic() + 10
+            while stats["watches"] < resumed and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert stats["watches"] >= resumed, stats
+            assert stats["bookmarks"] > 0
             assert stats["expired"] == 0
             assert stats["lists"] == len(running.watcher.streams)
 
