@@ -136,18 +136,16 @@ def slice_labels(service: Obj) -> dict[str, str]:
     return out
 
 
-def slices_of(service: Obj, slices: list[Obj]) -> list[Obj]:
-    """Slices this controller manages for the Service."""
-    name, ns = service["metadata"]["name"], service["metadata"]["namespace"]
-    return sorted(
-        (
-            s for s in slices
-            if s["metadata"].get("namespace") == ns
-            and labels(s).get(SERVICE_NAME_LABEL) == name
-            and labels(s).get(MANAGED_BY_LABEL) == MANAGED_BY
-        ),
-        key=lambda s: s["metadata"]["name"],
-    )
+def managed_slices(slices: list[Obj]) -> dict[tuple[str, str], list[Obj]]:
+    """{(namespace, Service name): the slices this controller manages for it, by name}, in one
+    pass: a scan of every slice per Service took the controller seconds at thousands of Services."""
+    found: dict[tuple[str, str], list[Obj]] = {}
+    for eps in slices:
+        if labels(eps).get(MANAGED_BY_LABEL) == MANAGED_BY:
+            found.setdefault((eps["metadata"].get("namespace"), labels(eps).get(SERVICE_NAME_LABEL)), []).append(eps)
+    for mine in found.values():
+        mine.sort(key=lambda s: s["metadata"]["name"])
+    return found
 
 
 def _slice_body(service: Obj, ports: list[Obj], endpoints: list[Obj], name: str = "") -> Obj:

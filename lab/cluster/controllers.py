@@ -205,13 +205,13 @@ class ControllerManager:
             self._delete("endpointslices", self.cluster.discovery.delete_namespaced_endpoint_slice, eps)
 
     def endpoint_slices(self) -> None:
-        pods, slices = self.items("pods"), self.items("endpointslices")
+        pods, slices = self.items("pods"), _endpoints.managed_slices(self.items("endpointslices"))
         nodes = {n["metadata"]["name"]: n for n in self.items("nodes")}
         for svc in self.items("services"):
             if not _endpoints.service_is_managed(svc):
                 continue
             try:
-                self._sync_slices(svc, pods, nodes, _endpoints.slices_of(svc, slices))
+                self._sync_slices(svc, pods, nodes, slices.get((svc["metadata"]["namespace"], svc["metadata"]["name"]), []))
             except Exception:  # noqa: BLE001 - the other Services still get synced
                 log.exception("service %s: endpointslice sync failed", key(svc))
 

@@ -222,14 +222,14 @@ def test_pod_without_resolvable_port_is_left_out():
     assert actions[0].body["endpoints"] == []
 
 
-def test_slices_of_only_managed_ones():
+def test_managed_slices_are_the_controllers_own_by_service():
     mine = {"metadata": {"name": "s2-x", "namespace": "default", "labels": {
         "kubernetes.io/service-name": "s2", "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"}}}
     other = copy.deepcopy(mine)
     other["metadata"]["labels"]["endpointslice.kubernetes.io/managed-by"] = "someone-else"
     elsewhere = copy.deepcopy(mine)
     elsewhere["metadata"]["namespace"] = "kube-system"
-    assert ep.slices_of(SERVICE, [mine, other, elsewhere]) == [mine]
+    assert ep.managed_slices([mine, other, elsewhere]) == {("default", "s2"): [mine], ("kube-system", "s2"): [elsewhere]}
 
 
 @pytest.mark.parametrize("service_patch, managed", [
