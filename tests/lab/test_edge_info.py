@@ -112,7 +112,7 @@ def test_an_unreachable_api_fails_instead_of_returning_an_empty_model():
     assert "GET /apis/discovery.k8s.io/v1" in result["msg"]
 
 
-def test_inventory_plugin_lists_nodes_and_gives_edges_the_model():
+def test_inventory_plugin_lists_nodes_and_gives_edges_a_summary_of_the_model():
     result = subprocess.run([str(REPO / ".venv/bin/ansible-inventory"), "-i", "inventory/lab", "--list"],
                             cwd=REPO, capture_output=True, text=True, timeout=120, env=ANSIBLE_ENV)
     assert result.returncode == 0, result.stderr
@@ -124,8 +124,9 @@ def test_inventory_plugin_lists_nodes_and_gives_edges_the_model():
     assert node1["k8s_labels"]["topology.kubernetes.io/zone"] == {"__ansible_unsafe": "lab-a"}
     assert node1["k8s_ready"] is True
     assert inventory["zone_lab_a"]["hosts"] == ["node1"]
-    models = inventory["_meta"]["hostvars"]["edge1"]["k8sedge_models"]
-    assert list(models) == ["default", "passthrough"]  # lab/manifests/70-tls-echo.yaml has its own pool
-    for pool in models:
+    summary = inventory["_meta"]["hostvars"]["edge1"]["k8sedge_model_summary"]
+    assert list(summary) == ["default", "passthrough"]  # lab/manifests/70-tls-echo.yaml has its own pool
+    for pool in summary:
         module_model = edge_info(f"kubeconfig={KUBECONFIG}", f"pool={pool}")["model"]
-        assert models[pool]["generation"] == {"__ansible_unsafe": module_model["generation"]}
+        assert summary[pool]["generation"] == {"__ansible_unsafe": module_model["generation"]}
+        assert summary[pool]["frontends"] == len(module_model["frontends"])

@@ -49,14 +49,30 @@ def _run(*argv: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=120)
 
 
-def test_nodes_become_hosts_and_edges_get_the_model(source: Path):
+def test_nodes_become_hosts_and_edges_get_a_summary_of_the_model(source: Path):
     result = _run("ansible-inventory", "-i", str(source), "--list")
     assert result.returncode == 0, result.stderr
     inventory = json.loads(result.stdout)
     assert sorted(inventory["k8s_nodes"]["hosts"]) == ["n1", "n2"]
     assert inventory["ready"]["hosts"] == ["n1"]
     assert "Node skipped: metadata.name" in result.stderr
-    models = inventory["_meta"]["hostvars"]["e1"]["k8sedge_models"]
+    edge = inventory["_meta"]["hostvars"]["e1"]
+    assert "k8sedge_models" not in edge
+    [(pool, summary)] = edge["k8sedge_model_summary"].items()
+    assert pool == "default" and len(summary["generation"]["__ansible_unsafe"]) > 12
+    assert {key: summary[key] for key in ("frontends", "backends", "targets", "refused")} == {
+        "frontends": 1, "backends": 1, "targets": 1, "refused": 2}
+
+
+def test_edge_models_full_gives_the_models(source: Path):
+    config = source / "cluster.k8s.yml"
+    config.write_text(yaml.safe_dump({**yaml.safe_load(config.read_text()), "edge_models": "full"}))
+    result = _run("ansible-inventory", "-i", str(source), "--list")
+    assert result.returncode == 0, result.stderr
+    edge = json.loads(result.stdout)["_meta"]["hostvars"]["e1"]
+    models = edge["k8sedge_models"]
+    assert models["default"]["generation"] == edge["k8sedge_model_summary"]["default"]["generation"]
+    assert len(models["default"]["errors"]) == edge["k8sedge_model_summary"]["default"]["refused"]
     [frontend] = models["default"]["frontends"]
     assert frontend["routes"][0]["host"] == {"__ansible_unsafe": "web.example"}
     [backend] = models["default"]["backends"]

@@ -10,9 +10,11 @@ version_added: 0.1.0
 description:
   - Reads the cluster once (the same read and model as M(k8sedge.lb.edge_info)).
   - Adds every Node as a host in the group C(k8s_nodes), with its address, labels and readiness.
-  - Gives the hosts of O(edge_group) the edge model of each pool as the group variable
-    C(k8sedge_models) (a mapping of pool name to model, the shape RV(k8sedge.lb.edge_info#module:model)
-    documents) and how it was read as C(k8sedge_model_read).
+  - Gives the hosts of O(edge_group) a summary of the edge model of each pool as the group variable
+    C(k8sedge_model_summary) (pool name to its C(generation) and how many C(frontends), C(backends),
+    C(targets) and C(refused) objects it has), and how it was read as C(k8sedge_model_read).
+  - With O(edge_models=full), also the models themselves as C(k8sedge_models) (a mapping of pool
+    name to model, the shape RV(k8sedge.lb.edge_info#module:model) documents).
   - Every value that comes from the cluster is marked unsafe, so it is never templated.
   - A failed or partial read fails the inventory source; it never yields an empty model.
   - Configuration files must end in C(k8s.yml) or C(k8s.yaml).
@@ -33,6 +35,16 @@ options:
     description: The group whose hosts get C(k8sedge_models); created if no other source has it.
     type: str
     default: edges
+  edge_models:
+    description:
+      - V(summary) gives the edge hosts C(k8sedge_model_summary) only; V(full) adds the models as
+        C(k8sedge_models).
+      - The playbooks read the model themselves (M(k8sedge.lb.edge_info)) and use neither. The full
+        models are tens of MB at thousands of Services, which every parse of the inventory (every
+        C(ansible-playbook) run that names this source, every AWX inventory update) would carry.
+    type: str
+    choices: [ summary, full ]
+    default: summary
   pools:
     description:
       - The pools to build models for. Empty means every pool the cluster's Services name.
@@ -112,6 +124,12 @@ def node_hosts(state: ClusterState) -> tuple[list[dict[str, Any]], list[str]]:
     return sorted(hosts, key=lambda h: h["name"]), warnings
 
 
+def summary(model: dict[str, Any]) -> dict[str, Any]:
+    """What identifies a pool's model and how large it is."""
+    return {"generation": model["generation"], "frontends": len(model["frontends"]), "backends": len(model["backends"]),
+            "targets": sum(len(backend["targets"]) for backend in model["backends"]), "refused": len(model["errors"])}
+
+
 class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     NAME = "k8sedge.lb.k8s"
 
@@ -140,7 +158,11 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         except EdgeError as err:
             raise AnsibleError(f"k8sedge.lb.k8s: {err}") from None
         hosts, warnings = node_hosts(state)
-        return {"hosts": hosts, "warnings": warnings, "models": models, "read": read}
+        data = {"hosts": hosts, "warnings": warnings, "summary": {pool: summary(model) for pool, model in models.items()},
+                "read": read}
+        if self.get_option("edge_models") == "full":
+            data["models"] = models
+        return data
 
     @staticmethod
     def _pools(state: ClusterState, params: dict[str, Any]) -> list[str]:
@@ -169,5 +191,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             self._add_host_to_composed_groups(self.get_option("groups"), hostvars, name, strict=strict)
             self._add_host_to_keyed_groups(self.get_option("keyed_groups"), hostvars, name, strict=strict)
         edge_group = self.inventory.add_group(self.get_option("edge_group"))
-        self.inventory.set_variable(edge_group, "k8sedge_models", wrap_var(data["models"]))
+        self.inventory.set_variable(edge_group, "k8sedge_model_summary", wrap_var(data["summary"]))
+        if "models" in data:
+            self.inventory.set_variable(edge_group, "k8sedge_models", wrap_var(data["models"]))
         self.inventory.set_variable(edge_group, "k8sedge_model_read", wrap_var(data["read"]))

@@ -136,15 +136,12 @@ def _probe_host(host: str) -> str:
     return host
 
 
-def _probe_path(route: Mapping[str, Any], routes: list[Mapping[str, Any]]) -> str:
-    """A path the route itself matches first: an exact route of the same host and path would win
-    over a prefix route, so a prefix route is probed one path element deeper then."""
+def _probe_path(route: Mapping[str, Any], exact: set[tuple[str, str]]) -> str:
+    """A path the route itself matches first: an exact route of the same host and path (`exact`:
+    the frontend's exact routes, by host and path) would win over a prefix route, so a prefix
+    route is probed one path element deeper then."""
     path = route["path"]
-    if route.get("path_type") == "exact":
-        return path
-    shadowed = any(r is not route and r["host"] == route["host"] and r["path"] == path and r.get("path_type") == "exact"
-                   for r in routes)
-    if not shadowed:
+    if route.get("path_type") == "exact" or (route["host"], path) not in exact:
         return path
     return path.rstrip("/") + f"/{PROBE_HOST}"
 
@@ -220,9 +217,10 @@ def checks(model: Mapping[str, Any], options: PlanOptions) -> list[Check]:
         proxy_in = {"send_proxy": "v1"} if frontend.get("accept_proxy") else {}
         if protocol == "http":
             routes = frontend.get("routes") or []
+            exact = {(r["host"], r["path"]) for r in routes if r.get("path_type") == "exact"}
             for route in routes:
                 backend = backends.get(route["backend"], {})
-                host, path = _probe_host(route["host"]), _probe_path(route, routes)
+                host, path = _probe_host(route["host"]), _probe_path(route, exact)
                 label = f"{route['host']}{route['path']}" + (" exact" if route.get("path_type") == "exact" else "")
                 http = {"type": "https" if frontend.get("tls") else "http", "host": host, "path": path}
                 if frontend.get("tls"):
