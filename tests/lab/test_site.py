@@ -44,6 +44,19 @@ def recap(output: str) -> dict[str, dict[str, int]]:
     return counts
 
 
+def outcomes(output: str, task: str) -> dict[str, set[str]]:
+    """{host: its outcomes (ok, changed, skipping, ...; one per item of a loop)} of one task of an
+    ansible-playbook output."""
+    found: dict[str, set[str]] = {}
+    current = ""
+    for line in output.splitlines():
+        if line.startswith("TASK ["):
+            current = line[len("TASK ["):line.rindex("]")]
+        elif current == task and (match := re.match(r"^(\w+): \[(\w+)", line)):
+            found.setdefault(match[2], set()).add(match[1])
+    return found
+
+
 def record(edge: str) -> dict:
     """The edge's state record ({} before the first run)."""
     result = in_host(edge, "cat", STATE, check=False)
@@ -113,6 +126,18 @@ def test_converge_from_nothing_then_a_run_changes_nothing_and_still_probes(tmp_p
         report = reports[batch]
         answered = {p["via"] for p in report["probes"] if (p["kind"], p["label"]) == (kind, "s2.pctest/") and p["ok"]}
         assert (report["generation"], report["passed"], answered) == (generation, True, through), (batch, report["failures"])
+    # keepalived's files and unit were as the run would make them: its install and writes did not run.
+    rendered = outcomes(second, "edge_keepalived : Render keepalived.conf, validated by keepalived -t before it goes live")
+    assert rendered == {"edge1": {"skipping"}, "edge2": {"skipping"}}
+
+    # A hand change on one host takes that host down the full path, which puts it right.
+    script = "/usr/local/lib/k8sedge/vrrp-check"
+    in_host("edge2", "chmod", "0700", script)
+    third = ok(site())
+    assert {edge: recap(third)[edge]["changed"] for edge in EDGES} == {"edge1": 0, "edge2": 1}
+    scripts = outcomes(third, "edge_keepalived : Install the track and notify scripts")
+    assert scripts == {"edge1": {"skipping"}, "edge2": {"changed", "ok"}}
+    assert in_host("edge2", "stat", "--format=%a", script).stdout.strip() == "755"
 
 
 def test_a_run_probes_what_changed_since_the_last_proven_config_in_full_and_a_sample_of_the_rest(tmp_path: Path):
