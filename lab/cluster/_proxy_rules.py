@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from lab.cluster._endpoints import SERVICE_NAME_LABEL
-from lab.cluster._model import Obj, labels
+from lab.cluster._endpoints import service_key, slices_by_service
+from lab.cluster._model import Obj
 
 
 @dataclass(frozen=True)
@@ -54,19 +54,6 @@ class HealthCheck:
             "serviceProxyHealthy": True,
         }
         return json.dumps(doc, separators=(",", ":")).encode()
-
-
-def _slices_by_service(slices: list[Obj]) -> dict[tuple[str, str], list[Obj]]:
-    """{(namespace, service name): its slices}: one pass, so the rules cost O(Services + slices)
-    (a scan per Service blocked the proxy's loop for seconds at thousands of Services)."""
-    found: dict[tuple[str, str], list[Obj]] = {}
-    for eps in slices:
-        found.setdefault((eps["metadata"].get("namespace"), labels(eps).get(SERVICE_NAME_LABEL)), []).append(eps)
-    return found
-
-
-def _key(service: Obj) -> tuple[str, str]:
-    return service["metadata"]["namespace"], service["metadata"]["name"]
 
 
 def backends_for(service_port: Obj, slices: list[Obj]) -> list[Backend]:
@@ -111,11 +98,11 @@ def local_only(service: Obj) -> bool:
 def node_port_rules(services: list[Obj], slices: list[Obj], node_name: str) -> dict[tuple[str, int], NodePortRule]:
     """{(protocol, nodePort): rule} for every Service port that has a nodePort."""
     rules: dict[tuple[str, int], NodePortRule] = {}
-    by_service = _slices_by_service(slices)
+    by_service = slices_by_service(slices)
     for svc in sorted(services, key=lambda s: (s["metadata"]["namespace"], s["metadata"]["name"])):
         if svc["spec"].get("type") not in ("NodePort", "LoadBalancer"):
             continue
-        mine = by_service.get(_key(svc), [])
+        mine = by_service.get(service_key(svc), [])
         for sp in svc["spec"].get("ports") or []:
             if not sp.get("nodePort"):
                 continue
@@ -136,7 +123,7 @@ def node_port_rules(services: list[Obj], slices: list[Obj], node_name: str) -> d
 def health_checks(services: list[Obj], slices: list[Obj], node_name: str) -> dict[int, HealthCheck]:
     """{healthCheckNodePort: check} for every Service with externalTrafficPolicy Local."""
     checks = {}
-    by_service = _slices_by_service(slices)
+    by_service = slices_by_service(slices)
     for svc in services:
         port = svc["spec"].get("healthCheckNodePort")
         if not port or not local_only(svc):
@@ -144,7 +131,7 @@ def health_checks(services: list[Obj], slices: list[Obj], node_name: str) -> dic
         local_ready = {
             b.ip
             for sp in svc["spec"].get("ports") or []
-            for b in backends_for(sp, by_service.get(_key(svc), []))
+            for b in backends_for(sp, by_service.get(service_key(svc), []))
             if b.node == node_name and b.ready
         }
         checks[int(port)] = HealthCheck(svc["metadata"]["namespace"], svc["metadata"]["name"], int(port), len(local_ready))

@@ -211,7 +211,7 @@ class ControllerManager:
             if not _endpoints.service_is_managed(svc):
                 continue
             try:
-                self._sync_slices(svc, pods, nodes, slices.get((svc["metadata"]["namespace"], svc["metadata"]["name"]), []))
+                self._sync_slices(svc, pods, nodes, slices.get(_endpoints.service_key(svc), []))
             except Exception:  # noqa: BLE001 - the other Services still get synced
                 log.exception("service %s: endpointslice sync failed", key(svc))
 
