@@ -108,3 +108,22 @@ def test_the_settings_digest_follows_the_inputs_besides_the_model():
                                                                  {"ansible_managed": "y", **SETTINGS})["settings"]
     assert len({settings(), settings(options=ViewOptions(pools=("default",), slots=20)),
                 settings(variables={**SETTINGS, "edge_haproxy_hard_stop_after": "1m"}), settings(text=template + "\n")}) == 4
+
+
+def test_it_says_whether_the_running_slots_already_are_the_views():
+    from ansible_collections.k8sedge.lb.plugins.module_utils._haproxy_runtime import desired_slots
+    from ansible_collections.k8sedge.lb.plugins.module_utils._haproxy_view import ViewOptions
+    from ansible_collections.k8sedge.lb.plugins.plugin_utils._haproxy_render import render_haproxy
+
+    def render(previous):
+        return render_haproxy(json.dumps(MODEL), ViewOptions(pools=("default",), previous=previous), TEMPLATE.read_text(),
+                              {"ansible_managed": "x", **SETTINGS})
+
+    fresh = render({})
+    assert fresh["runtime_differs"] is True
+    running = desired_slots(json.loads(fresh["runtime_json"]))
+    assert render(running)["runtime_differs"] is False
+    backend, slots = next(iter(running.items()))
+    slot = next(iter(slots))
+    moved = {**running, backend: {**slots, slot: {**slots[slot], "port": slots[slot]["port"] + 1}}}
+    assert render(moved)["runtime_differs"] is True

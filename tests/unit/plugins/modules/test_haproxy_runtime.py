@@ -22,6 +22,7 @@ class FakeHaproxy:
     def __init__(self, path: str) -> None:
         self.servers = {("b", "s1"): ["10.0.0.1", 80, 0, 1], ("b", "s2"): ["0.0.0.0", 0, 0x05, 1]}
         self.structure = "d1"
+        self.checks = {("b", "s1"): "L4OK"}
         self.sent: list[str] = []
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.bind(path)
@@ -34,6 +35,9 @@ class FakeHaproxy:
         if command == "show servers state":
             rows = [f"3 {b} 1 {s} {a} 2 {adm} {w} 1 {p}" for (b, s), (a, p, adm, w) in sorted(self.servers.items())]
             return "\n".join(["1", HEADER, *rows]) + "\n"
+        if command == "show stat -1 4 -1":
+            rows = [f"{b},{s},{'UP' if check.endswith('OK') else 'UP 1/3'},{check}" for (b, s), check in sorted(self.checks.items())]
+            return "\n".join(["# pxname,svname,status,check_status", *rows]) + "\n"
         if command == "get var proc.k8sedge_structure":
             return f"proc.k8sedge_structure: type=str value=<{self.structure}>\n"
         self.sent.append(command)
@@ -65,9 +69,9 @@ def fixture_haproxy(tmp_path):
     fake.sock.close()
 
 
-def module(path: str, backends=None, structure=None, check_mode=False, socket_mode=None):
+def module(path: str, backends=None, structure=None, check_mode=False, socket_mode=None, health=False):
     params = {"socket": path, "backends": backends, "structure": structure, "wait_seconds": 1, "socket_mode": socket_mode,
-              "settle_seconds": 0}
+              "settle_seconds": 0, "health": health}
     attributes: list[dict] = []
 
     def set_fs_attributes_if_different(wanted: dict, changed: bool) -> bool:
@@ -111,7 +115,15 @@ def test_a_run_applies_the_plan_and_a_second_run_changes_nothing(haproxy):
 
 def test_without_backends_it_only_reports(haproxy):
     result = run(module(haproxy.sock.getsockname()))
-    assert result == {"changed": False, "running": True, "servers": {"b": {"s1": {"address": "10.0.0.1", "port": 80, "state": "ready"}}}, "commands": []}
+    assert result == {"changed": False, "running": True, "servers": {"b": {"s1": {"address": "10.0.0.1", "port": 80, "state": "ready"}}},
+                      "commands": [], "structure": "d1"}
+    assert haproxy.sent == []
+
+
+def test_a_read_answers_the_verdict_only_once_every_server_was_checked(haproxy):
+    assert run(module(haproxy.sock.getsockname(), health=True))["health"] == {"b": {"up": 1, "down": 0}}
+    haproxy.checks[("b", "s3")] = "INI"  # a server haproxy has not checked yet: no verdict stands
+    assert "health" not in run(module(haproxy.sock.getsockname(), health=True))
 
 
 def test_a_worker_with_another_structure_fails_the_run_after_waiting(haproxy):

@@ -259,12 +259,17 @@ class Cli:
                 return current
             time.sleep(0.2)
 
+    def health(self) -> tuple[list[str], dict[str, dict[str, int]]]:
+        """haproxy's verdict now: the checked servers in service that have not had their first
+        check yet, and per backend {up, down}."""
+        return health(parse_stat(self.run("show stat -1 4 -1")))
+
     def settled_health(self, seconds: float) -> dict[str, dict[str, int]]:
         """Wait until every checked server has finished its first check, then haproxy's verdict
         per backend ({up, down}). Not settling within `seconds` is an error, never a pass."""
         deadline = time.monotonic() + seconds
         while True:
-            unsettled, backends = health(parse_stat(self.run("show stat -1 4 -1")))
+            unsettled, backends = self.health()
             if not unsettled:
                 return backends
             if time.monotonic() >= deadline:

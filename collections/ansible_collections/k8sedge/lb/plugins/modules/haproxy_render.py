@@ -113,6 +113,12 @@ runtime_json:
       JSON text (megabytes on a large cluster; one string is cheap for Ansible to hand on).
   returned: success
   type: str
+runtime_differs:
+  description:
+    - Whether the running slots given in O(previous) differ from the view's (RV(runtime_json)).
+      When they do not, M(k8sedge.lb.haproxy_runtime) would send nothing.
+  returned: success
+  type: bool
 structure:
   description: SHA-256 of everything that needs a reload to change (not server addresses or states).
   returned: success

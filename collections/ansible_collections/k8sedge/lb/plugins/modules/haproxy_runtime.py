@@ -61,6 +61,14 @@ options:
         traffic to; before that haproxy counts every server up.
     type: int
     default: 0
+  health:
+    description:
+      - Without O(backends), answer haproxy's verdict per backend (RV(health)) as it stands,
+        without waiting, when every checked server in service has finished its first check;
+        nothing when some have not. With RV(structure), what the role needs to see that the
+        running worker already serves what it would apply.
+    type: bool
+    default: false
   servers_json:
     description:
       - Return the running slots as JSON text in RV(servers_json) instead of RV(servers). At scale
@@ -107,13 +115,16 @@ commands:
   elements: str
   sample: [set server default_s2_80/s3 addr 10.213.0.22 port 31780, set server default_s2_80/s3 state ready]
 health:
-  description: With O(settle_seconds), haproxy's own verdict per backend on its checked servers in service.
-  returned: when O(settle_seconds) is set and haproxy runs (not in check mode)
+  description: haproxy's own verdict per backend on its checked servers in service.
+  returned: >-
+    when haproxy runs: with O(settle_seconds) (not in check mode); with O(health) and without O(backends) when every checked
+    server has finished its first check
+
   type: dict
   sample: {default_s2_80: {up: 2, down: 0}}
 structure:
-  description: The running worker's C(proc.k8sedge_structure).
-  returned: when O(structure) is set
+  description: The running worker's C(proc.k8sedge_structure) (empty when it has none).
+  returned: when haproxy runs
   type: str
 """
 
@@ -154,15 +165,21 @@ def run(module: AnsibleModule) -> dict:
     if params["socket_mode"]:
         wanted = {"path": params["socket"], "mode": params["socket_mode"], "owner": "root", "group": "root"}
         result["changed"] = module.set_fs_attributes_if_different(module.load_file_common_arguments(wanted), False)
-    if params["structure"]:
-        result["structure"] = cli.wait_for(STRUCTURE_VARIABLE, params["structure"], 0 if module.check_mode else params["wait_seconds"])
-        if result["structure"] != params["structure"] and not module.check_mode:
-            raise CliError(f"the running worker has structure {result['structure'] or 'unknown'}, not {params['structure']}"
-                           f" after {params['wait_seconds']} s: the reload did not take (see journalctl -u haproxy)")
+    wait = params["wait_seconds"] if params["structure"] and not module.check_mode else 0
+    result["structure"] = cli.wait_for(STRUCTURE_VARIABLE, params["structure"] or "", wait)
+    if params["structure"] and result["structure"] != params["structure"] and not module.check_mode:
+        raise CliError(f"the running worker has structure {result['structure'] or 'unknown'}, not {params['structure']}"
+                       f" after {params['wait_seconds']} s: the reload did not take (see journalctl -u haproxy)")
     servers = cli.servers()
     before = current_slots(servers)
     result["servers"] = before
-    if not params["backends"] or ("structure" in result and result["structure"] != params["structure"]):
+    if not params["backends"]:
+        if params["health"]:
+            unsettled, backends = cli.health()
+            if not unsettled:
+                result["health"] = backends
+        return result
+    if params["structure"] and result["structure"] != params["structure"]:
         return result
     if module.check_mode:
         result["commands"] = plan(params["backends"], servers)
@@ -187,6 +204,7 @@ def main() -> None:
             "socket_mode": {"type": "str"},
             "settle_seconds": {"type": "int", "default": 0},
             "servers_json": {"type": "bool", "default": False},
+            "health": {"type": "bool", "default": False},
         },
         supports_check_mode=True,
     )

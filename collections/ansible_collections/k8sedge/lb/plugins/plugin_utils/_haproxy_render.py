@@ -19,6 +19,7 @@ import jinja2
 from ansible.plugins.filter.core import comment
 from ansible.template import generate_ansible_template_vars
 
+from ansible_collections.k8sedge.lb.plugins.module_utils._haproxy_runtime import desired_slots
 from ansible_collections.k8sedge.lb.plugins.module_utils._haproxy_view import ViewError, ViewOptions, haproxy_view
 from ansible_collections.k8sedge.lb.plugins.module_utils._model import model_document
 from ansible_collections.k8sedge.lb.plugins.module_utils._view import plain_certificates
@@ -78,7 +79,8 @@ def render_haproxy(model: Any, options: ViewOptions, template: str, variables: d
     """The view's answers, `config` (the template rendered with `view` and `variables`),
     `runtime_json` (the desired server slots, as JSON text for k8sedge.lb.haproxy_runtime) and
     `settings`, the digest of everything but the model that shapes the config (the template, its
-    variables but `ansible_managed`, the view's options, the certificates' digests).
+    variables but `ansible_managed`, the view's options, the certificates' digests), and
+    `runtime_differs`, whether the running slots (the options' `previous`) differ from the view's.
     Raises EdgeError when the view refuses the model."""
     view = haproxy_view(model_document(model), options)
     config = environment().from_string(template).render({**variables, "view": view})
@@ -86,7 +88,8 @@ def render_haproxy(model: Any, options: ViewOptions, template: str, variables: d
                  options.admin_address, options.admin_port, options.bind_address, options.udp_frontends, view["certificates"]]
     settings = hashlib.sha256(json.dumps(shaped_by, sort_keys=True, default=str).encode()).hexdigest()
     return {**{key: view[key] for key in ANSWERED}, "config": config, "settings": settings,
-            "runtime_json": json.dumps(view["runtime"], separators=(",", ":"))}
+            "runtime_json": json.dumps(view["runtime"], separators=(",", ":")),
+            "runtime_differs": desired_slots(view["runtime"]) != options.previous}
 
 
 def render_task(args: dict[str, Any], source: str, templar: Any, variables: dict[str, Any]) -> dict[str, Any]:
