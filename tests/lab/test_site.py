@@ -99,6 +99,29 @@ def seed_check(address: str) -> str:
     return in_host("client", *SEED_CURL, f"http://{address}/").stdout
 
 
+RUNTIME_STEP = "edge_haproxy : Apply target changes through the runtime API, and keep the stats socket root-only"
+# haproxy's socket on an edge: with no argument, puts the first server in service into
+# maintenance and prints its backend/server; with one, prints that server's admin state.
+SERVER_ADMIN = """
+import socket, sys
+def cli(command):
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.connect("/run/haproxy/admin.sock")
+        sock.sendall(command.encode() + b"\\n")
+        return b"".join(iter(lambda: sock.recv(65536), b"")).decode()
+for line in cli("show servers state").splitlines()[2:]:
+    fields = line.split()
+    if len(fields) < 7:
+        continue
+    if len(sys.argv) > 1 and f"{fields[1]}/{fields[3]}" == sys.argv[1]:
+        print(fields[6])
+    elif len(sys.argv) == 1 and fields[4] != "0.0.0.0" and fields[6] == "0":
+        cli(f"set server {fields[1]}/{fields[3]} state maint")
+        print(f"{fields[1]}/{fields[3]}")
+        break
+"""
+
+
 def ok(result: subprocess.CompletedProcess[str]) -> str:
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     return result.stdout
@@ -129,15 +152,24 @@ def test_converge_from_nothing_then_a_run_changes_nothing_and_still_probes(tmp_p
     # keepalived's files and unit were as the run would make them: its install and writes did not run.
     rendered = outcomes(second, "edge_keepalived : Render keepalived.conf, validated by keepalived -t before it goes live")
     assert rendered == {"edge1": {"skipping"}, "edge2": {"skipping"}}
+    # haproxy already served it and the records said so: no runtime step, no record written again.
+    for task in (RUNTIME_STEP, "edge_haproxy : Record what this host serves", "edge_haproxy : Copy the live config to last-known-good",
+                 "edge_haproxy : Record what this host serves as last-known-good", "Record that the generation passed on this host"):
+        assert outcomes(second, task) == {"edge1": {"skipping"}, "edge2": {"skipping"}}, task
 
-    # A hand change on one host takes that host down the full path, which puts it right.
+    # A hand change on one host takes that host down the full path, which puts it right: a track
+    # script's mode on edge2, a server taken out through haproxy's socket on edge1.
     script = "/usr/local/lib/k8sedge/vrrp-check"
     in_host("edge2", "chmod", "0700", script)
+    taken_out = in_host("edge1", "python3", "-c", SERVER_ADMIN).stdout.strip()
+    assert in_host("edge1", "python3", "-c", SERVER_ADMIN, taken_out).stdout.strip() == "1"
     third = ok(site())
-    assert {edge: recap(third)[edge]["changed"] for edge in EDGES} == {"edge1": 0, "edge2": 1}
+    assert {edge: recap(third)[edge]["changed"] for edge in EDGES} == {"edge1": 1, "edge2": 1}
     scripts = outcomes(third, "edge_keepalived : Install the track and notify scripts")
     assert scripts == {"edge1": {"skipping"}, "edge2": {"changed", "ok"}}
     assert in_host("edge2", "stat", "--format=%a", script).stdout.strip() == "755"
+    assert outcomes(third, RUNTIME_STEP) == {"edge1": {"changed"}, "edge2": {"skipping"}}
+    assert in_host("edge1", "python3", "-c", SERVER_ADMIN, taken_out).stdout.strip() == "0"
 
 
 def test_a_run_probes_what_changed_since_the_last_proven_config_in_full_and_a_sample_of_the_rest(tmp_path: Path):
