@@ -71,28 +71,40 @@ def parse_servers_state(text: str) -> dict[tuple[str, str], Server]:
     lines = [line for line in text.splitlines() if line.strip()]
     if not lines or lines[0].strip() != "1":
         raise CliError(f"show servers state: expected format version 1, got {lines[0][:80] if lines else 'nothing'!r}")
-    header: list[str] = []
+    wanted = ("be_name", "srv_name", "srv_addr", "srv_port", "srv_admin_state", "srv_uweight")
+    indexes: list[int] = []
     servers = {}
     for line in lines[1:]:
         if line.startswith("#"):
             header = line[1:].split()
+            indexes = [header.index(name) if name in header else len(header) for name in wanted]
             continue
-        fields = dict(zip(header, line.split()))
-        numbers = [fields.get(k, "") for k in ("srv_port", "srv_admin_state", "srv_uweight")]
-        if not all(k in fields for k in ("be_name", "srv_name", "srv_addr")) or not all(n.isdigit() for n in numbers):
+        fields = line.split()
+        values = [fields[i] if i < len(fields) else "" for i in indexes]
+        if len(values) < len(wanted) or not all(values[:3]) or not all(n.isdigit() for n in values[3:]):
             raise CliError(f"show servers state: cannot read the line {line[:120]!r}")
-        server = Server(fields["be_name"], fields["srv_name"], fields["srv_addr"], *map(int, numbers))
+        server = Server(values[0], values[1], values[2], *map(int, values[3:]))
         servers[(server.backend, server.name)] = server
     return servers
 
 
+STAT_COLUMNS = ("pxname", "svname", "status", "check_status")  # what health() reads
+
+
 def parse_stat(text: str) -> list[dict[str, str]]:
-    """`show stat -1 4 -1` (servers only, CSV with a `# ` header) as one dict per server."""
+    """`show stat -1 4 -1` (servers only, CSV with a `# ` header) as one dict per server, of the
+    STAT_COLUMNS only: at scale the CSV has tens of thousands of rows of about 100 columns."""
     lines = text.splitlines()
     if not lines or not lines[0].startswith("# pxname,svname,"):
         raise CliError(f"show stat: expected its CSV header, got {lines[0][:80] if lines else 'nothing'!r}")
     header = lines[0][2:].split(",")
-    return [dict(zip(header, line.split(","))) for line in lines[1:] if line.strip()]
+    columns = [(name, header.index(name)) for name in STAT_COLUMNS if name in header]
+    rows = []
+    for line in lines[1:]:
+        if line.strip():
+            fields = line.split(",")
+            rows.append({name: fields[index] for name, index in columns if index < len(fields)})
+    return rows
 
 
 def health(rows: list[dict[str, str]]) -> tuple[list[str], dict[str, dict[str, int]]]:
