@@ -262,6 +262,28 @@ def _wait_for_targets(backend: str, count: int) -> None:
     pytest.fail(f"{backend} did not get {count} targets within 60 s")
 
 
+def test_the_rollout_switches_the_engine_to_nginx_and_back():
+    """k8sedge_engine=nginx: the rollout stops haproxy on each edge and nginx serves the seed's
+    check (from the plan made for every edge before the canary); a second run changes nothing.
+    Back to haproxy the same way. A last-known-good that haproxy served names no nginx release."""
+    def active(edge: str, unit: str) -> bool:
+        return in_host(edge, "systemctl", "is-active", "--quiet", unit, check=False).returncode == 0
+
+    ok(site("-e", "k8sedge_engine=nginx"))
+    again = ok(site("-e", "k8sedge_engine=nginx"))
+    assert {edge: recap(again)[edge]["changed"] for edge in EDGES} == {"edge1": 0, "edge2": 0}
+    for edge in EDGES:
+        assert (active(edge, "nginx"), active(edge, "haproxy")) == (True, False), edge
+        assert "release" in record(edge)["serving"] and record(edge)["rollout"]["status"] == "passed"
+        assert "Hostname: s2-" in seed_check(host(edge).ip)
+
+    ok(site())
+    for edge in EDGES:
+        assert (active(edge, "nginx"), active(edge, "haproxy")) == (False, True), edge
+        assert "release" not in record(edge)["serving"] and record(edge)["rollout"]["status"] == "passed"
+        assert "Hostname: s2-" in seed_check(host(edge).ip)
+
+
 def test_fail_static_holds_an_emptied_backend_lets_the_rest_through_and_the_override_empties_it():
     kubectl("scale", "deployment/local-web", "--replicas=0")
     kubectl("annotate", "service", "multi", "--overwrite", "lb.k8sedge.io/hosts=multi.pctest,held-other.pctest")
