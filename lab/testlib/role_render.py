@@ -147,10 +147,10 @@ def loaded_roles() -> Iterator[dict[str, Role]]:
     try:
         yield {
             "haproxy": Role("edge_haproxy", [
-                ("tasks/main.yml", "Build the haproxy view of the model and render the config"),
+                ("tasks/plan.yml", "Build the haproxy view of the model and render the config"),
                 ("tasks/main.yml", "Stage the configuration, validate it and put it in place"),
             ]),
-            "nginx": Role("edge_nginx", [("tasks/view.yml", None), ("tasks/release.yml", None)]),
+            "nginx": Role("edge_nginx", [("tasks/plan.yml", None), ("tasks/release.yml", None)]),
         }
     finally:
         _AnsibleCollectionFinder._remove()
