@@ -119,7 +119,6 @@ health:
   returned: >-
     when haproxy runs: with O(settle_seconds) (not in check mode); with O(health) and without O(backends) when every checked
     server has finished its first check
-
   type: dict
   sample: {default_s2_80: {up: 2, down: 0}}
 structure:
