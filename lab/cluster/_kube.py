@@ -105,6 +105,8 @@ class Informer:
         self._deleted: dict[str, Obj] = {}  # last state of deleted keys, so stale events cannot revive them
         self._lock = threading.Lock()
         self.synced = threading.Event()
+        # Counts the cache's changes: a loop that saw this version has nothing new to act on.
+        self.version = 0
 
     def start(self) -> Informer:
         threading.Thread(target=self._run, name=f"informer-{self.name}", daemon=True).start()
@@ -135,6 +137,7 @@ class Informer:
         if obj["metadata"].get("uid") != (self._deleted.get(k) or {}).get("metadata", {}).get("uid"):
             self._deleted.pop(k, None)
         self._items[k] = obj
+        self.version += 1
         return True
 
     def _remove(self, obj: Obj) -> None:
@@ -144,6 +147,7 @@ class Informer:
             return  # a newer object of the same name
         self._items.pop(k, None)
         self._deleted[k] = obj
+        self.version += 1
 
     def _run(self) -> None:
         backoff = 0.5
@@ -167,6 +171,7 @@ class Informer:
             for item in body.get("items") or []:
                 self._items[key(item)] = item
             self._deleted = {}
+            self.version += 1
         self.synced.set()
         self._on_change()
         return body["metadata"]["resourceVersion"]

@@ -4,9 +4,11 @@
 
 Level-triggered, like the real controllers: informers (list+watch) keep caches of pods, nodes,
 services, endpoints, endpointslices and deployments; every change, and a resync every 2 s, runs
-each controller over the whole cache. The cluster is small, so whole-cache passes are cheap and
-leave no per-object queue to get wrong. Our own writes go into the caches at once, so a pass never
-acts twice on a change whose watch event has not arrived yet.
+each controller over the whole cache. Whole-cache passes leave no per-object queue to get wrong.
+The Service-wide ones (EndpointSlices, Endpoints, garbage collection) pass over thousands of
+Services in a scale test, so they pass only when what they read changed (a node's heartbeat is no
+change to them) or every 30 s, like an informer's resync. Our own writes go into the caches at
+once, so a pass never acts twice on a change whose watch event has not arrived yet.
 
 Controllers: node lifecycle, scheduler, deployments (see ``_deployments`` for how they differ
 from the real one), garbage collection of pods and EndpointSlices whose owner is gone,
@@ -19,6 +21,7 @@ import logging
 import signal
 import sys
 import threading
+import time
 from datetime import timedelta
 from typing import Callable
 
@@ -38,6 +41,7 @@ from lab.cluster._model import (
 log = logging.getLogger("lab.cluster.controllers")
 
 RESYNC_SECONDS = 2.0
+SERVICE_RESYNC_SECONDS = 30.0
 RESOURCES = ("pods", "nodes", "services", "endpoints", "endpointslices", "deployments")
 
 
@@ -96,6 +100,7 @@ class ControllerManager:
         self.wake = threading.Event()
         self.informers = {r: Informer(r, cluster.lister(r), self.wake.set) for r in RESOURCES}
         self._endpoints_owned: set[str] = set()  # Services whose Endpoints object we maintain
+        self.failed = False  # a step of the current pass failed for some object
 
     def items(self, resource: str) -> list[Obj]:
         return self.informers[resource].list()
@@ -106,18 +111,36 @@ class ControllerManager:
         for informer in self.informers.values():
             informer.synced.wait()
         log.info("caches synced; controllers running")
-        steps: list[Callable[[], None]] = [
-            self.node_lifecycle, self.schedule, self.deployments, self.garbage_collect,
-            self.endpoint_slices, self.legacy_endpoints,
-        ]
+        steps: list[Callable[[], None]] = [self.node_lifecycle, self.schedule, self.deployments]
+        service_steps: list[Callable[[], None]] = [self.garbage_collect, self.endpoint_slices, self.legacy_endpoints]
+        passed: tuple | None = None  # the inputs of the last Service-wide pass that failed for no object
+        passed_at = 0.0
         while True:
             self.wake.wait(RESYNC_SECONDS)
             self.wake.clear()
-            for step in steps:
-                try:
-                    step()
-                except Exception:  # noqa: BLE001 - one failing controller must not stop the others
-                    log.exception("%s failed", step.__name__)
+            self._run_steps(steps)
+            inputs = self.service_inputs()
+            if inputs != passed or time.monotonic() - passed_at > SERVICE_RESYNC_SECONDS:
+                self.failed = False
+                self._run_steps(service_steps)
+                # A pass with a failure passes again at the next wake, like a requeue.
+                passed, passed_at = (None if self.failed else inputs), time.monotonic()
+
+    def _run_steps(self, steps: list[Callable[[], None]]) -> None:
+        for step in steps:
+            try:
+                step()
+            except Exception:  # noqa: BLE001 - one failing controller must not stop the others
+                log.exception("%s failed", step.__name__)
+                self.failed = True
+
+    def service_inputs(self) -> tuple:
+        """What the Service-wide controllers read: the caches' versions, and of the nodes only
+        what an endpoint says of them (a heartbeat changes neither)."""
+        nodes = sorted((n["metadata"]["name"], sorted((n["metadata"].get("labels") or {}).items()),
+                        (condition(n, "Ready") or {}).get("status")) for n in self.items("nodes"))
+        versions = tuple(self.informers[r].version for r in ("pods", "services", "endpoints", "endpointslices", "deployments"))
+        return versions, nodes
 
     # Writes: each returns after putting its result in the cache.
 
@@ -214,6 +237,7 @@ class ControllerManager:
                 self._sync_slices(svc, pods, nodes, slices.get(_endpoints.service_key(svc), []))
             except Exception:  # noqa: BLE001 - the other Services still get synced
                 log.exception("service %s: endpointslice sync failed", key(svc))
+                self.failed = True
 
     def _sync_slices(self, svc: Obj, pods: list[Obj], nodes: dict[str, Obj], mine: list[Obj]) -> None:
         ns = svc["metadata"]["namespace"]
@@ -231,7 +255,8 @@ class ControllerManager:
                     result = call(api.replace_namespaced_endpoint_slice, action.name, ns, body)
                 except Exception as exc:
                     if conflict(exc) or not_found(exc):
-                        continue  # the watch brings the newer version; the next pass retries
+                        self.failed = True  # the next pass retries, with the version the watch brings
+                        continue
                     raise
                 log.info("service %s: updated endpointslice %s", key(svc), action.name)
                 self._observe("endpointslices", result)
@@ -259,6 +284,7 @@ class ControllerManager:
             except Exception as exc:  # noqa: BLE001 - the other Services still get synced
                 if not conflict(exc):
                     log.exception("service %s: endpoints sync failed", svc_key)
+                self.failed = True
 
     def _sync_legacy(self, desired: Obj, current: Obj | None) -> None:
         ns, name = desired["metadata"]["namespace"], desired["metadata"]["name"]

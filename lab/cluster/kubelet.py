@@ -236,6 +236,7 @@ class Kubelet:
         routes: dict[str, str] | None = None
         routes_at = 0.0
         rules = None
+        rules_from: tuple[int, int] | None = None
         while not self._stop.is_set():
             self._sync_pods(adopted)
             wanted = desired_routes(self.nodes.list(), self.cfg.name)
@@ -246,11 +247,16 @@ class Kubelet:
                     routes, routes_at = wanted, loop.time()
                 except _hostnet.NetError as exc:
                     log.error("routes: %s", exc)
-            services, slices = self.services.list(), self.slices.list()
-            new_rules = (node_port_rules(services, slices, self.cfg.name), health_checks(services, slices, self.cfg.name))
-            if new_rules != rules:
-                await self.proxy.update(*new_rules)
-                rules = new_rules
+            # The rules are derived again only when a Service or an EndpointSlice changed: at
+            # thousands of Services, deriving them each second would keep a core busy.
+            versions = (self.services.version, self.slices.version)
+            if versions != rules_from:
+                services, slices = self.services.list(), self.slices.list()
+                new_rules = (node_port_rules(services, slices, self.cfg.name), health_checks(services, slices, self.cfg.name))
+                if new_rules != rules:
+                    await self.proxy.update(*new_rules)
+                    rules = new_rules
+                rules_from = versions
             self.proxy.expire_flows()
             try:
                 await asyncio.wait_for(wake.wait(), LOOP_SECONDS)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.k8sedge.lb.plugins.module_utils._haproxy_runtime import (
-    Cli, CliError, answered, current_slots, parse_servers_state, parse_var, plan, state_of)
+    Cli, CliError, answered, current_slots, health, parse_servers_state, parse_var, plan, state_of)
 
 HAPROXY = shutil.which("haproxy")
 
@@ -275,3 +275,18 @@ def test_a_real_haproxy_s_answers_end_where_answered_says(tmp_path):
     finally:
         process.terminate()
         process.wait(timeout=5)
+
+
+def test_health_counts_the_checked_servers_in_service_once_each_had_its_first_check():
+    def checked(name: str, operational: int, check_status: int, check_state: int = 6, admin: int = 0) -> str:
+        return f"3 b 1 {name} 10.0.0.9 {operational} {admin} 1 1 7 {check_status} 3 4 {check_state} 0 0 0 - 80 - 0 0 - - 0"
+
+    servers = parse_servers_state(state(
+        checked("up", 2, 6), checked("going", 3, 15), checked("down", 0, 8),
+        checked("unchecked", 2, 1, check_state=0),  # no health check: no opinion
+        checked("maint", 0, 1, check_state=14, admin=0x05), checked("drain", 2, 6, admin=0x08),
+        checked("ready-again", 2, 6, admin=0x04),  # `disabled` in the config, put in service at runtime
+    ))
+    assert health(servers) == ([], {"b": {"up": 3, "down": 1}})
+    servers = parse_servers_state(state(checked("up", 2, 6), checked("new", 2, 1)))
+    assert health(servers) == (["b/new"], {"b": {"up": 1, "down": 0}})

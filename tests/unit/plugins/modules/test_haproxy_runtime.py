@@ -13,7 +13,9 @@ import pytest
 from ansible_collections.k8sedge.lb.plugins.module_utils._haproxy_runtime import CliError
 from ansible_collections.k8sedge.lb.plugins.modules.haproxy_runtime import run
 
-HEADER = "# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight srv_port"
+HEADER = ("# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight srv_check_status"
+          " srv_check_state srv_port")
+CHECK_STATUS = {"INI": 1, "L4OK": 6, "L4CON": 8}  # haproxy's enum healthcheck_status
 
 
 class FakeHaproxy:
@@ -22,7 +24,7 @@ class FakeHaproxy:
     def __init__(self, path: str) -> None:
         self.servers = {("b", "s1"): ["10.0.0.1", 80, 0, 1], ("b", "s2"): ["0.0.0.0", 0, 0x05, 1]}
         self.structure = "d1"
-        self.checks = {("b", "s1"): "L4OK"}
+        self.checks = {("b", "s1"): "L4OK"}  # the servers with a health check, and its last status
         self.sent: list[str] = []
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.bind(path)
@@ -33,11 +35,10 @@ class FakeHaproxy:
         if command == "show info":
             return "Name: HAProxy\n"
         if command == "show servers state":
-            rows = [f"3 {b} 1 {s} {a} 2 {adm} {w} 1 {p}" for (b, s), (a, p, adm, w) in sorted(self.servers.items())]
+            rows = [f"3 {b} 1 {s} {a} {0 if self.checks.get((b, s), 'OK').endswith('CON') else 2} {adm} {w} 1"
+                    f" {CHECK_STATUS.get(self.checks.get((b, s)), 1)} {6 if (b, s) in self.checks else 0} {p}"
+                    for (b, s), (a, p, adm, w) in sorted(self.servers.items())]
             return "\n".join(["1", HEADER, *rows]) + "\n"
-        if command == "show stat -1 4 -1":
-            rows = [f"{b},{s},{'UP' if check.endswith('OK') else 'UP 1/3'},{check}" for (b, s), check in sorted(self.checks.items())]
-            return "\n".join(["# pxname,svname,status,check_status", *rows]) + "\n"
         if command == "get var proc.k8sedge_structure":
             return f"proc.k8sedge_structure: type=str value=<{self.structure}>\n"
         self.sent.append(command)
@@ -122,7 +123,12 @@ def test_without_backends_it_only_reports(haproxy):
 
 def test_a_read_answers_the_verdict_only_once_every_server_was_checked(haproxy):
     assert run(module(haproxy.sock.getsockname(), health=True))["health"] == {"b": {"up": 1, "down": 0}}
-    haproxy.checks[("b", "s3")] = "INI"  # a server haproxy has not checked yet: no verdict stands
+    haproxy.servers[("b", "s3")] = ["10.0.0.3", 80, 0, 1]
+    haproxy.checks[("b", "s3")] = "L4CON"  # checked, and found down
+    haproxy.checks[("b", "s2")] = "INI"  # in maintenance: haproxy has no opinion on it, checked or not
+    assert run(module(haproxy.sock.getsockname(), health=True))["health"] == {"b": {"up": 1, "down": 1}}
+    haproxy.servers[("b", "s4")] = ["10.0.0.4", 80, 0, 1]
+    haproxy.checks[("b", "s4")] = "INI"  # a server haproxy has not checked yet: no verdict stands
     assert "health" not in run(module(haproxy.sock.getsockname(), health=True))
 
 

@@ -19,7 +19,7 @@ from typing import Any
 from ansible_collections.k8sedge.lb.plugins.module_utils._errors import ApplyError
 
 __all__ = ["STRUCTURE_VARIABLE", "Cli", "CliError", "NotRunning", "Server", "answer_of", "answered", "current_slots", "desired_slots",
-           "health", "parse_servers_state", "parse_stat", "parse_var", "plan", "state_of"]
+           "health", "parse_servers_state", "parse_var", "plan", "state_of"]
 
 STRUCTURE_VARIABLE = "proc.k8sedge_structure"  # set by roles/edge_haproxy's haproxy.cfg
 
@@ -28,6 +28,13 @@ STRUCTURE_VARIABLE = "proc.k8sedge_structure"  # set by roles/edge_haproxy's hap
 # which only remembers what the config said: FMAINT alone tells maintenance.
 ADMIN_FMAINT = 0x01
 ADMIN_FDRAIN = 0x08
+# srv_op_state (enum srv_state): stopped, starting, running, stopping; only stopped is down.
+OP_STOPPED = 0
+OP_RUNNING = 2
+# srv_check_status (enum healthcheck_status, include/haproxy/check-t.h): INI until the first
+# check finished. srv_check_state bits: the check is configured and enabled.
+CHECK_INI = 1
+CHECK_RUNS = 0x02 | 0x04
 _MAINT = ADMIN_FMAINT
 _ERRORS = re.compile(r"^(No such|Require|Unknown command|Permission denied|Invalid|Can't|Cannot|Missing)", re.MULTILINE)
 _NAME = re.compile(r"[A-Za-z0-9_.:-]+")
@@ -51,10 +58,18 @@ class Server:
     port: int
     admin: int
     weight: int
+    operational: int = OP_RUNNING
+    check_status: int = CHECK_INI
+    check_state: int = 0
 
     @property
     def state(self) -> str:
         return state_of(self.admin, self.weight)
+
+    @property
+    def checked(self) -> bool:
+        """In service, with a health check that runs: the servers haproxy has an opinion on."""
+        return self.state == "ready" and self.check_state & CHECK_RUNS == CHECK_RUNS
 
 
 def state_of(admin: int, weight: int) -> str:
@@ -71,7 +86,8 @@ def parse_servers_state(text: str) -> dict[tuple[str, str], Server]:
     lines = [line for line in text.splitlines() if line.strip()]
     if not lines or lines[0].strip() != "1":
         raise CliError(f"show servers state: expected format version 1, got {lines[0][:80] if lines else 'nothing'!r}")
-    wanted = ("be_name", "srv_name", "srv_addr", "srv_port", "srv_admin_state", "srv_uweight")
+    wanted = ("be_name", "srv_name", "srv_addr", "srv_port", "srv_admin_state", "srv_uweight", "srv_op_state",
+              "srv_check_status", "srv_check_state")
     indexes: list[int] = []
     servers = {}
     for line in lines[1:]:
@@ -88,40 +104,20 @@ def parse_servers_state(text: str) -> dict[tuple[str, str], Server]:
     return servers
 
 
-STAT_COLUMNS = ("pxname", "svname", "status", "check_status")  # what health() reads
-
-
-def parse_stat(text: str) -> list[dict[str, str]]:
-    """`show stat -1 4 -1` (servers only, CSV with a `# ` header) as one dict per server, of the
-    STAT_COLUMNS only: at scale the CSV has tens of thousands of rows of about 100 columns."""
-    lines = text.splitlines()
-    if not lines or not lines[0].startswith("# pxname,svname,"):
-        raise CliError(f"show stat: expected its CSV header, got {lines[0][:80] if lines else 'nothing'!r}")
-    header = lines[0][2:].split(",")
-    columns = [(name, header.index(name)) for name in STAT_COLUMNS if name in header]
-    rows = []
-    for line in lines[1:]:
-        if line.strip():
-            fields = line.split(",")
-            rows.append({name: fields[index] for name, index in columns if index < len(fields)})
-    return rows
-
-
-def health(rows: list[dict[str, str]]) -> tuple[list[str], dict[str, dict[str, int]]]:
-    """(servers whose first check has not finished, backend -> {up, down}) over the servers that
-    are in service and checked. A server starts "UP 1/3" with check status INI: counted up until
-    its first check says otherwise, so until then haproxy has no opinion on it."""
+def health(servers: dict[tuple[str, str], Server]) -> tuple[list[str], dict[str, dict[str, int]]]:
+    """(servers whose first check has not finished, backend -> {up, down}) over the checked
+    servers (`Server.checked`). A server starts up with check status INI: counted up until its
+    first check says otherwise, so until then haproxy has no opinion on it."""
     unsettled: list[str] = []
     backends: dict[str, dict[str, int]] = {}
-    for row in rows:
-        status, check = row.get("status", ""), row.get("check_status", "").lstrip("* ")
-        if not check or status.startswith(("MAINT", "DRAIN")) or status == "no check":
+    for (backend, name), server in sorted(servers.items()):
+        if not server.checked:
             continue
-        if check == "INI":
-            unsettled.append(f"{row.get('pxname')}/{row.get('svname')}")
+        if server.check_status == CHECK_INI:
+            unsettled.append(f"{backend}/{name}")
             continue
-        counts = backends.setdefault(row.get("pxname", ""), {"up": 0, "down": 0})
-        counts["up" if status.startswith(("UP", "NOLB")) else "down"] += 1
+        counts = backends.setdefault(backend, {"up": 0, "down": 0})
+        counts["down" if server.operational == OP_STOPPED else "up"] += 1
     return unsettled, backends
 
 
@@ -274,7 +270,7 @@ class Cli:
     def health(self) -> tuple[list[str], dict[str, dict[str, int]]]:
         """haproxy's verdict now: the checked servers in service that have not had their first
         check yet, and per backend {up, down}."""
-        return health(parse_stat(self.run("show stat -1 4 -1")))
+        return health(self.servers())
 
     def settled_health(self, seconds: float) -> dict[str, dict[str, int]]:
         """Wait until every checked server has finished its first check, then haproxy's verdict

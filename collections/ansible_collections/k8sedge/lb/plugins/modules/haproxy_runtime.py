@@ -131,7 +131,7 @@ import json
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.k8sedge.lb.plugins.module_utils._haproxy_runtime import (
-    STRUCTURE_VARIABLE, Cli, CliError, NotRunning, current_slots, desired_slots, plan)
+    STRUCTURE_VARIABLE, Cli, CliError, NotRunning, current_slots, desired_slots, health, plan)
 
 
 def _lines(slots: dict) -> str:
@@ -174,7 +174,7 @@ def run(module: AnsibleModule) -> dict:
     result["servers"] = before
     if not params["backends"]:
         if params["health"]:
-            unsettled, backends = cli.health()
+            unsettled, backends = health(servers)
             if not unsettled:
                 result["health"] = backends
         return result
