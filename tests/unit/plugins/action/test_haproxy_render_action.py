@@ -121,6 +121,7 @@ def test_it_says_whether_the_running_slots_already_are_the_views():
 
     fresh = render({})
     assert fresh["runtime_differs"] is True
+    assert [line.split()[1] for line in fresh["listing"]] == ["haproxy.cfg", *sorted(m["path"] for m in fresh["maps"])]
     running = desired_slots(json.loads(fresh["runtime_json"]))
     assert render(running)["runtime_differs"] is False
     backend, slots = next(iter(running.items()))

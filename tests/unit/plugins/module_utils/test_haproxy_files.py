@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
 
 import pytest
 
 from ansible_collections.k8sedge.lb.plugins.module_utils._haproxy_files import (
-    CONFIG, StageError, compare, digest_of, install, read_tree, stage, structure, tree_files)
+    CONFIG, StageError, compare, digest_of, install, listing, read_tree, stage, structure, tree_files)
 
 CFG = b"""# Model generation aa01; rendered
 global
@@ -87,6 +88,16 @@ def test_stage_makes_the_directory_hold_exactly_the_tree(tmp_path):
     assert stat.S_IMODE(os.stat(root / "maps" / "a.map").st_mode) == 0o644
     stage(str(root), {CONFIG: CFG.decode()})
     assert read_tree(str(root)) == {CONFIG: CFG}
+
+
+def test_the_listing_is_what_sha256sum_prints_on_the_staged_tree(tmp_path):
+    files = tree_files(CFG.decode(), [{"path": "maps/b.map", "lines": ["k v"]}, {"path": "maps/a-1.map", "lines": []},
+                                      {"path": "maps/A.map", "lines": ["x y"]}], {"web": {"cert": "CERT", "key": "KEY"}})
+    stage(str(tmp_path), files)
+    printed = subprocess.run("LC_ALL=C sha256sum haproxy.cfg maps/*.map certs/*.pem", shell=True, cwd=tmp_path,
+                             capture_output=True, text=True, check=True).stdout.splitlines()
+    assert listing(files) == printed
+    assert [line.split()[1] for line in printed] == [CONFIG, "maps/A.map", "maps/a-1.map", "maps/b.map", "certs/web.pem"]
 
 
 @pytest.mark.parametrize("relative", ["../haproxy.cfg", "maps/../../etc/passwd", "maps/a.txt", "maps/sub/a.map", "certs/.pem",

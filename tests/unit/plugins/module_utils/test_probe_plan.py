@@ -292,11 +292,13 @@ def test_an_emptied_backend_is_held_and_the_rest_goes_through():
     assert held["default_a_80"]["targets"] == live["backends"][0]["targets"] and held["default_a_80"]["held"]
     assert held["default_b_80"] == new["backends"][1]  # every other change goes through
     assert result["model"]["generation"] not in ("new", "old") and new["backends"][0]["targets"] == []
+    assert (result["generation"], result["new_generation"]) == (result["model"]["generation"], "new")
     [warning] = result["model"]["warnings"]
     assert (warning["namespace"], warning["name"]) == ("default", "a") and "held at its last 2 targets" in warning["message"]
     assert result["hosts"]["edge1"] == {"total": 6, "removed": 1, "emptied": ["default_a_80"], "generation": "old"}
-    unchanged = check(live | {"frontends": [], "routes": []}, {"edge1": live}, 0.3)
-    assert unchanged["held"] == [] and unchanged["model"]["generation"] == "old"
+    unchanged = check(live | {"frontends": [], "routes": [], "errors": [{"kind": "Service", "name": "x"}]}, {"edge1": live}, 0.3)
+    assert unchanged["held"] == [] and unchanged["model"]["generation"] == unchanged["generation"] == "old"
+    assert unchanged["refused"] == [{"kind": "Service", "name": "x"}] and result["refused"] == []
 
 
 def test_guard_filter_and_errors():

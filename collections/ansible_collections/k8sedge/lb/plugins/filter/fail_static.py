@@ -68,6 +68,16 @@ _value:
         - The model to apply - the input with the held backends' targets kept and its generation for that.
         - JSON text when the input was; the input itself when nothing is held.
       type: raw
+    generation:
+      description: The generation of RV(_value.model).
+      type: str
+    new_generation:
+      description: The generation of the input model (RV(_value.generation) when nothing is held).
+      type: str
+    refused:
+      description: The objects the input model refused (its C(errors)), each with C(kind), C(namespace), C(name), C(field), C(message).
+      type: list
+      elements: dict
     max_removed_share:
       description: The limit applied.
       type: float

@@ -9,7 +9,8 @@
      "rollout":   {"status", "since"[, "generation"][, "failed_generation"]}}
 
 - `serving` is what the proxy runs now: the model generation, the pod-network routes its config
-  needs, the model's backends (what the next run's fail-static guard compares with), the digests
+  needs, the model's backends by name with their targets (what the next run's fail-static guard
+  compares with, and holds), the digests
   of the model's probe checks under the engine's settings (`_probe_plan.check_digests`), that
   settings digest and, for nginx, the release directory it runs. The proxy roles write it once the engine runs it.
 - `last_good` is the `serving` that last passed its probes on this host (absent before the

@@ -82,9 +82,11 @@ def _guarded(new: Mapping[str, Any], held: dict[str, list[Any]]) -> dict[str, An
 
 def check(new: Mapping[str, Any], live: Mapping[str, Any], max_removed_share: float = 0.3) -> dict[str, Any]:
     """Compare `new` with the model each host serves (`live`: host -> model, or None/{} for a host
-    that serves nothing yet). Returns {ok, reasons, held, model, hosts: {host: {total, removed,
-    emptied, generation}}}: `model` is `new` with the emptied backends held (`new` itself when none
-    is), `ok` false only when a host would lose more than `max_removed_share` of its targets."""
+    that serves nothing yet). Returns {ok, reasons, held, model, generation, new_generation,
+    refused, hosts: {host: {total, removed, emptied, generation}}}: `model` is `new` with the
+    emptied backends held (`new` itself when none is), `generation` its generation and
+    `new_generation` the one of `new`, `refused` what `new` refused (its `errors`), `ok` false
+    only when a host would lose more than `max_removed_share` of its targets."""
     if not 0 <= max_removed_share <= 1:
         raise GuardError(f"max_removed_share: expected a share from 0 to 1, got {max_removed_share}")
     if not isinstance(new, Mapping):
@@ -106,6 +108,8 @@ def check(new: Mapping[str, Any], live: Mapping[str, Any], max_removed_share: fl
         if total and removed / total > max_removed_share:
             reasons.append(f"{host}: {removed} of {total} targets ({removed / total:.0%}) would be removed, more than"
                            f" the {max_removed_share:.0%} allowed")
+    model = _guarded(new, held) if held else new
     return {"ok": not reasons, "reasons": reasons, "hosts": hosts, "max_removed_share": max_removed_share,
             "held": [f"backend {name} would lose all its targets: held at its last {len(targets)}" for name, targets in sorted(held.items())],
-            "model": _guarded(new, held) if held else new}
+            "model": model, "generation": model.get("generation", ""), "new_generation": new.get("generation", ""),
+            "refused": list(new.get("errors") or [])}

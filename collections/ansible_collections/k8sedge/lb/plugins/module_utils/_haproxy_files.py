@@ -12,6 +12,7 @@ not there yet.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import stat
@@ -21,7 +22,8 @@ from typing import Any
 from ansible_collections.k8sedge.lb.plugins.module_utils._errors import ApplyError
 from ansible_collections.k8sedge.lb.plugins.module_utils._files import TreeError, check_relative, pem_pair, write_atomically
 
-__all__ = ["CONFIG", "Difference", "StageError", "compare", "digest_of", "install", "read_tree", "stage", "structure", "tree_files"]
+__all__ = ["CONFIG", "Difference", "StageError", "compare", "digest_of", "install", "listing", "read_tree", "stage", "structure",
+           "tree_files"]
 
 CONFIG = "haproxy.cfg"
 _DIRS = {"maps": (".map", 0o755), "certs": (".pem", 0o700)}
@@ -116,6 +118,13 @@ def tree_files(config: str, maps: list[dict[str, Any]], certificates: dict[str, 
             raise StageError(f"certificates[{name}]: expected {{cert, key}} as PEM text")
         files[f"certs/{name}.pem"] = f"{pem[0].strip()}\n{pem[1].strip()}\n"
     return files
+
+
+def listing(files: dict[str, str]) -> list[str]:
+    """The tree as `sha256sum haproxy.cfg maps/*.map certs/*.pem` prints it in the C locale: a
+    host compares its live tree with a rendered one in one read, without the files travelling."""
+    order = sorted(files, key=lambda relative: (relative != CONFIG, not relative.startswith("maps/"), relative))
+    return [f"{hashlib.sha256(files[relative].encode()).hexdigest()}  {relative}" for relative in order]
 
 
 def stage(root: str, files: dict[str, str]) -> None:

@@ -52,7 +52,7 @@ options:
       model:
         description:
           - The model it serves, as C(edge_info) returns it under C(model), or its JSON text under
-            C(model_json). Its backends are recorded, what the next run's fail-static guard compares
+            C(model_json). Its backends are recorded (name and targets), what the next run's fail-static guard compares
             with, and the digests of its probe checks, which the rollout compares with what the
             host proved (C(last_good)) to probe in full only what changed.
           - The JSON text is the fast way at scale; Ansible hands one string over far faster than
@@ -164,7 +164,9 @@ def main() -> None:
             checks = check_digests(model, serving["settings"] or "")
         except EdgeError as exc:
             module.fail_json(msg=f"serving: {exc}")
-        serving = {"generation": serving["generation"], "routes": serving["routes"], "backends": model["backends"],
+        # The guard compares with, and holds, each backend's targets: the rest of a backend is the config's.
+        backends = [{"name": b.get("name"), "targets": b.get("targets") or []} for b in model["backends"]]
+        serving = {"generation": serving["generation"], "routes": serving["routes"], "backends": backends,
                    "checks": checks, **({"settings": serving["settings"]} if serving["settings"] else {}),
                    **({"release": serving["release"]} if serving["release"] is not None else {})}
     try:
@@ -182,7 +184,7 @@ def main() -> None:
     if record is not None and not module.check_mode:
         try:
             os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
-            write_atomically(path, json.dumps(record, sort_keys=True).encode(), 0o644)
+            write_atomically(path, json.dumps(record, sort_keys=True, separators=(",", ":")).encode(), 0o644)
         except OSError as exc:
             module.fail_json(msg=f"writing {path}: {exc}")
     after = record if record is not None else previous

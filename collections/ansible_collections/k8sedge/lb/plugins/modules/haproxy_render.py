@@ -113,6 +113,15 @@ runtime_json:
       JSON text (megabytes on a large cluster; one string is cheap for Ansible to hand on).
   returned: success
   type: str
+listing:
+  description:
+    - The files of the tree M(k8sedge.lb.haproxy_config) would stage (C(haproxy.cfg), then the
+      maps, then the certificates), each as C(sha256sum) prints it in the C locale
+      (C(<sha256>  <path>)). A host whose C(sha256sum haproxy.cfg maps/*.map certs/*.pem) prints
+      the same lines already has this tree.
+  returned: success
+  type: list
+  elements: str
 runtime_differs:
   description:
     - Whether the running slots given in O(previous) differ from the view's (RV(runtime_json)).

@@ -19,6 +19,7 @@ import jinja2
 from ansible.plugins.filter.core import comment
 from ansible.template import generate_ansible_template_vars
 
+from ansible_collections.k8sedge.lb.plugins.module_utils._haproxy_files import listing, tree_files
 from ansible_collections.k8sedge.lb.plugins.module_utils._haproxy_runtime import desired_slots
 from ansible_collections.k8sedge.lb.plugins.module_utils._haproxy_view import ViewError, ViewOptions, haproxy_view
 from ansible_collections.k8sedge.lb.plugins.module_utils._model import model_document
@@ -80,14 +81,16 @@ def render_haproxy(model: Any, options: ViewOptions, template: str, variables: d
     `runtime_json` (the desired server slots, as JSON text for k8sedge.lb.haproxy_runtime) and
     `settings`, the digest of everything but the model that shapes the config (the template, its
     variables but `ansible_managed`, the view's options, the certificates' digests), and
-    `runtime_differs`, whether the running slots (the options' `previous`) differ from the view's.
+    `runtime_differs`, whether the running slots (the options' `previous`) differ from the view's,
+    and `listing`, the tree's files as sha256sum lists them (`_haproxy_files.listing`).
     Raises EdgeError when the view refuses the model."""
     view = haproxy_view(model_document(model), options)
     config = environment().from_string(template).render({**variables, "view": view})
     shaped_by = [template, {k: v for k, v in variables.items() if k != "ansible_managed"}, list(options.pools), options.slots,
                  options.admin_address, options.admin_port, options.bind_address, options.udp_frontends, view["certificates"]]
     settings = hashlib.sha256(json.dumps(shaped_by, sort_keys=True, default=str).encode()).hexdigest()
-    return {**{key: view[key] for key in ANSWERED}, "config": config, "settings": settings,
+    tree = tree_files(config, view["maps"], {c["name"]: options.certificates[c["name"]] for c in view["certificates"]})
+    return {**{key: view[key] for key in ANSWERED}, "config": config, "settings": settings, "listing": listing(tree),
             "runtime_json": json.dumps(view["runtime"], separators=(",", ":")),
             "runtime_differs": desired_slots(view["runtime"]) != options.previous}
 
