@@ -149,12 +149,15 @@ def test_converge_from_nothing_then_a_run_changes_nothing_and_still_probes(tmp_p
         report = reports[batch]
         answered = {p["via"] for p in report["probes"] if (p["kind"], p["label"]) == (kind, "s2.pctest/") and p["ok"]}
         assert (report["generation"], report["passed"], answered) == (generation, True, through), (batch, report["failures"])
+    # The run's report, the VIP pass's, says what each edge's own pass probed too.
+    assert reports["edge1-edge2"]["earlier_passes"] == {
+        edge: {"summary": reports[edge]["summary"], "coverage": reports[edge]["coverage"]} for edge in EDGES}
     # keepalived's files and unit were as the run would make them: its install and writes did not run.
     rendered = outcomes(second, "edge_keepalived : Render keepalived.conf, validated by keepalived -t before it goes live")
     assert rendered == {"edge1": {"skipping"}, "edge2": {"skipping"}}
     # haproxy already served it and the records said so: no runtime step, no record written again.
     for task in (RUNTIME_STEP, "edge_haproxy : Record what this host serves", "edge_haproxy : Copy the live config to last-known-good",
-                 "edge_haproxy : Record what this host serves as last-known-good", "Record that the generation passed on this host"):
+                 "edge_haproxy : Record what this host serves as last-known-good"):
         assert outcomes(second, task) == {"edge1": {"skipping"}, "edge2": {"skipping"}}, task
 
     # A hand change on one host takes that host down the full path, which puts it right: a track
