@@ -65,9 +65,10 @@ def record(edge: str) -> dict:
 
 def every_probe_report(directory: Path) -> str:
     """Extra vars that keep each probe pass's report, a passing one too, in directory, one file per
-    batch of hosts: edge1.json and edge2.json (the rollout's probe of each edge), edge1-edge2.json (the VIPs)."""
-    return json.dumps({"edge_probe_report_path": f"{directory}/{{{{ ansible_play_batch | join('-') }}}}.json",
-                       "edge_probe_report_when": "always"})
+    batch of hosts: edge1.json and edge2.json (the rollout's probe of each edge it changes),
+    edge1-edge2.json (the edges it has nothing to change on, at once), edge1-edge2-vips.json (the VIPs)."""
+    name = "{{ ansible_play_batch | join('-') }}{{ '-vips' if edge_probe_through == ['vip'] else '' }}"
+    return json.dumps({"edge_probe_report_path": f"{directory}/{name}.json", "edge_probe_report_when": "always"})
 
 
 def served(host_header: str, edge: str) -> str:
@@ -142,23 +143,25 @@ def test_converge_from_nothing_then_a_run_changes_nothing_and_still_probes(tmp_p
 
     second = ok(site("-e", every_probe_report(tmp_path)))  # tmp_path is there: no directory to create
     assert {edge: recap(second)[edge]["changed"] for edge in EDGES} == {"edge1": 0, "edge2": 0}
-    # It still probed, this generation: s2's route through each edge in the rollout, then through every VIP.
+    # Nothing to change on either edge: both probed at once, this generation, s2's route through
+    # each of them, then through every VIP.
     reports = {path.stem: json.loads(path.read_text()) for path in tmp_path.glob("*.json")}
-    assert sorted(reports) == ["edge1", "edge1-edge2", "edge2"], sorted(reports)
-    for batch, kind, through in (("edge1", "edge", {"edge1"}), ("edge2", "edge", {"edge2"}), ("edge1-edge2", "vip", set(VIPS))):
+    assert sorted(reports) == ["edge1-edge2", "edge1-edge2-vips"], sorted(reports)
+    for batch, kind, through in (("edge1-edge2", "edge", set(EDGES)), ("edge1-edge2-vips", "vip", set(VIPS))):
         report = reports[batch]
         answered = {p["via"] for p in report["probes"] if (p["kind"], p["label"]) == (kind, "s2.pctest/") and p["ok"]}
         assert (report["generation"], report["passed"], answered) == (generation, True, through), (batch, report["failures"])
-    # The run's report, the VIP pass's, says what each edge's own pass probed too.
-    assert reports["edge1-edge2"]["earlier_passes"] == {
-        edge: {"summary": reports[edge]["summary"], "coverage": reports[edge]["coverage"]} for edge in EDGES}
+    assert {p["kind"] for p in reports["edge1-edge2"]["probes"]} == {"edge", "target"}
+    # The run's report, the VIP pass's, says what the edges' pass probed too.
+    assert reports["edge1-edge2-vips"]["earlier_passes"] == {
+        "edge1-edge2": {"summary": reports["edge1-edge2"]["summary"], "coverage": reports["edge1-edge2"]["coverage"]}}
     # keepalived's files and unit were as the run would make them: its install and writes did not run.
     rendered = outcomes(second, "edge_keepalived : Render keepalived.conf, validated by keepalived -t before it goes live")
     assert rendered == {"edge1": {"skipping"}, "edge2": {"skipping"}}
-    # haproxy already served it and the records said so: no runtime step, no record written again.
-    for task in (RUNTIME_STEP, "edge_haproxy : Record what this host serves", "edge_haproxy : Copy the live config to last-known-good",
-                 "edge_haproxy : Record what this host serves as last-known-good"):
-        assert outcomes(second, task) == {"edge1": {"skipping"}, "edge2": {"skipping"}}, task
+    # haproxy already served it and the records said so: the host-by-host rollout had no host.
+    for task in ("Record that this host is applying the new generation", "edge_haproxy : Stage the configuration, validate it and put it in place",
+                 RUNTIME_STEP, "edge_haproxy : Record what this host serves as last-known-good"):
+        assert outcomes(second, task) == {}, task
 
     # A hand change on one host takes that host down the full path, which puts it right: a track
     # script's mode on edge2, a server taken out through haproxy's socket on edge1.
@@ -171,7 +174,8 @@ def test_converge_from_nothing_then_a_run_changes_nothing_and_still_probes(tmp_p
     scripts = outcomes(third, "edge_keepalived : Install the track and notify scripts")
     assert scripts == {"edge1": {"skipping"}, "edge2": {"changed", "ok"}}
     assert in_host("edge2", "stat", "--format=%a", script).stdout.strip() == "755"
-    assert outcomes(third, RUNTIME_STEP) == {"edge1": {"changed"}, "edge2": {"skipping"}}
+    # edge2 had nothing to change in haproxy: it was only probed.
+    assert outcomes(third, RUNTIME_STEP) == {"edge1": {"changed"}}
     assert in_host("edge1", "python3", "-c", SERVER_ADMIN, taken_out).stdout.strip() == "0"
 
 
@@ -180,15 +184,17 @@ def test_a_run_probes_what_changed_since_the_last_proven_config_in_full_and_a_sa
     seeded sample; a backend that changed is probed in full, on every path (edges, VIPs, targets)."""
     def reports(name: str, *extra: str) -> dict[str, dict]:
         ok(site("-e", every_probe_report(tmp_path / name), *extra))
-        return {batch: json.loads((tmp_path / name / f"{batch}.json").read_text()) for batch in ("edge1", "edge2", "edge1-edge2")}
+        return {path.stem: json.loads(path.read_text()) for path in (tmp_path / name).glob("*.json")}
 
     def checks_of(report: dict, backend: str | None = None) -> set[tuple[str, str]]:
         return {(p["frontend"], p["label"]) for p in report["probes"]
                 if p["kind"] in ("edge", "vip") and backend in (None, p["backend"])}
 
-    # The test before left every edge serving the lab's model, proven.
+    # The test before left every edge serving the lab's model, proven: nothing to change, the edges
+    # are probed in one pass, then the VIPs.
     swept = reports("swept", "-e", "k8sedge_probe_sweep=true")
     sampled = reports("sampled", "-e", "edge_probe_sample=3")
+    assert sorted(swept) == sorted(sampled) == ["edge1-edge2", "edge1-edge2-vips"]
     for batch, report in sampled.items():
         coverage = report["coverage"]
         assert coverage == {**coverage, "changed": 0, "unchanged_probed": 3,
@@ -205,8 +211,9 @@ def test_a_run_probes_what_changed_since_the_last_proven_config_in_full_and_a_sa
     extra = tmp_path / "changed.json"
     extra.write_text(json.dumps({"k8sedge_model": changed}))
     after = reports("changed", "-e", f"@{extra}", "-e", "edge_probe_sample=0")
+    assert sorted(after) == ["edge1", "edge1-edge2-vips", "edge2"]  # a change: each edge in turn
     for batch, report in after.items():
-        expected = checks_of(swept[batch], "default_s2_80")
+        expected = checks_of(swept["edge1-edge2-vips" if batch.endswith("-vips") else "edge1-edge2"], "default_s2_80")
         assert expected and checks_of(report) == expected, batch
         assert report["coverage"]["changed"] == len(expected), (batch, report["coverage"])
         # The rollout's pass over each edge probes targets too, the VIP pass only the VIPs.
