@@ -30,7 +30,6 @@ ADMIN_FMAINT = 0x01
 ADMIN_FDRAIN = 0x08
 # srv_op_state (enum srv_state): stopped, starting, running, stopping; only stopped is down.
 OP_STOPPED = 0
-OP_RUNNING = 2
 # srv_check_status (enum healthcheck_status, include/haproxy/check-t.h): INI until the first
 # check finished. srv_check_state bits: the check is configured and enabled.
 CHECK_INI = 1
@@ -58,9 +57,9 @@ class Server:
     port: int
     admin: int
     weight: int
-    operational: int = OP_RUNNING
-    check_status: int = CHECK_INI
-    check_state: int = 0
+    operational: int
+    check_status: int
+    check_state: int
 
     @property
     def state(self) -> str:
