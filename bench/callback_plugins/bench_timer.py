@@ -10,8 +10,8 @@ type: aggregate
 short_description: Record each task's duration (and one task's result) to JSON files
 description:
   - When the playbook ends, writes a JSON object whose C(tasks) list holds each task's C(name),
-    C(seconds) and C(status). A task's time runs from its start to its result, on the controller's
-    clock; the benchmarks run one host.
+    C(seconds), C(status) and C(at), when it started in seconds after the playbook did. A task's
+    time runs from its start to its last host's result, on the controller's clock.
   - Optionally writes the result of one task, named in O(capture_task), to O(capture_file) when it succeeds.
 requirements:
   - enabled in callbacks_enabled
@@ -49,10 +49,15 @@ class CallbackModule(CallbackBase):
         super().__init__()
         self._tasks: list[dict] = []
         self._started = 0.0
+        self._playbook_started = time.monotonic()
+
+    def v2_playbook_on_start(self, playbook) -> None:
+        self._playbook_started = time.monotonic()
 
     def v2_playbook_on_task_start(self, task, is_conditional) -> None:
         self._started = time.monotonic()
-        self._tasks.append({"name": task.get_name(), "seconds": None, "status": "started"})
+        self._tasks.append({"name": task.get_name(), "seconds": None, "status": "started",
+                            "at": round(self._started - self._playbook_started, 3)})
 
     def _finish(self, status: str) -> None:
         self._tasks[-1].update(seconds=time.monotonic() - self._started, status=status)

@@ -99,7 +99,7 @@ def test_site_yml_runs_through_ansible_runner_as_an_awx_job(tmp_path, monkeypatc
     synced = inventory_update(job)
     assert synced.returncode == 0, synced.stderr
     inventory = json.loads(synced.stdout)
-    assert "default" in inventory["edges"]["vars"]["k8sedge_model_summary"] and inventory["k8s_nodes"]["hosts"] == ["node1", "node2"]
+    assert inventory["k8s_nodes"]["hosts"] == ["node1", "node2"] and inventory["edges"]["vars"]["k8sedge_model_read"]
 
     monkeypatch.setenv("PATH", f"{REPO / '.venv/bin'}:{os.environ['PATH']}")  # ansible-playbook, as in an EE
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))  # where edge_probe writes its report

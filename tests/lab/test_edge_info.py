@@ -6,6 +6,7 @@ import os
 import subprocess
 
 import pytest
+import yaml
 
 from lab import credentials
 from lab.topology import API_URL, KUBECONFIG, MODEL_OPTIONS, REPO, TOKEN_FILE, host
@@ -112,8 +113,10 @@ def test_an_unreachable_api_fails_instead_of_returning_an_empty_model():
     assert "GET /apis/discovery.k8s.io/v1" in result["msg"]
 
 
-def test_inventory_plugin_lists_nodes_and_gives_edges_a_summary_of_the_model():
-    result = subprocess.run([str(REPO / ".venv/bin/ansible-inventory"), "-i", "inventory/lab", "--list"],
+def test_inventory_plugin_lists_nodes_and_gives_edges_a_summary_of_the_model(tmp_path):
+    source = tmp_path / "lab.k8s.yml"  # the lab's source, with the summary asked for
+    source.write_text(yaml.safe_dump({**yaml.safe_load((REPO / "inventory/lab/k8s.yml").read_text()), "edge_models": "summary"}))
+    result = subprocess.run([str(REPO / ".venv/bin/ansible-inventory"), "-i", "inventory/lab/hosts.yml", "-i", str(source), "--list"],
                             cwd=REPO, capture_output=True, text=True, timeout=120, env=ANSIBLE_ENV)
     assert result.returncode == 0, result.stderr
     inventory = json.loads(result.stdout)

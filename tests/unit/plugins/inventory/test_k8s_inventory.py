@@ -49,13 +49,29 @@ def _run(*argv: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=120)
 
 
-def test_nodes_become_hosts_and_edges_get_a_summary_of_the_model(source: Path):
+def _edge_models(source: Path, edge_models: str) -> None:
+    config = source / "cluster.k8s.yml"
+    config.write_text(yaml.safe_dump({**yaml.safe_load(config.read_text()), "edge_models": edge_models}))
+
+
+def test_nodes_become_hosts_and_the_model_is_not_built_by_default(source: Path):
     result = _run("ansible-inventory", "-i", str(source), "--list")
     assert result.returncode == 0, result.stderr
     inventory = json.loads(result.stdout)
     assert sorted(inventory["k8s_nodes"]["hosts"]) == ["n1", "n2"]
     assert inventory["ready"]["hosts"] == ["n1"]
     assert "Node skipped: metadata.name" in result.stderr
+    edge = inventory["_meta"]["hostvars"]["e1"]
+    assert "k8sedge_model_summary" not in edge and "k8sedge_models" not in edge
+    assert "k8sedge_model_read" in edge
+
+
+def test_edge_models_summary_gives_the_edges_a_summary_of_the_model(source: Path):
+    _edge_models(source, "summary")
+    result = _run("ansible-inventory", "-i", str(source), "--list")
+    assert result.returncode == 0, result.stderr
+    inventory = json.loads(result.stdout)
+    assert sorted(inventory["k8s_nodes"]["hosts"]) == ["n1", "n2"]
     edge = inventory["_meta"]["hostvars"]["e1"]
     assert "k8sedge_models" not in edge
     [(pool, summary)] = edge["k8sedge_model_summary"].items()
@@ -65,8 +81,7 @@ def test_nodes_become_hosts_and_edges_get_a_summary_of_the_model(source: Path):
 
 
 def test_edge_models_full_gives_the_models(source: Path):
-    config = source / "cluster.k8s.yml"
-    config.write_text(yaml.safe_dump({**yaml.safe_load(config.read_text()), "edge_models": "full"}))
+    _edge_models(source, "full")
     result = _run("ansible-inventory", "-i", str(source), "--list")
     assert result.returncode == 0, result.stderr
     edge = json.loads(result.stdout)["_meta"]["hostvars"]["e1"]

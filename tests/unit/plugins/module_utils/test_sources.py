@@ -126,6 +126,14 @@ def test_reader_scopes_lists_to_the_namespaces_asked():
     assert not any("ingresses" in path for path in reader.asked)
 
 
+def test_reading_the_nodes_asks_for_nothing_else():
+    reader = FakeReader({"/api/v1/nodes": [_list([NODE], "1"), _list([{**NODE, "metadata": {"name": "n2"}}])]})
+    nodes, meta = k8s.read_nodes(reader, k8s.ReadOptions())
+    assert [node["metadata"]["name"] for node in nodes] == [NODE["metadata"]["name"], "n2"]
+    assert meta["counts"] == {"nodes": 2} and meta["resource_versions"] == {"nodes": "5"}
+    assert set(reader.asked) == {"/api/v1/nodes"}
+
+
 def test_a_missing_list_endpoint_is_an_error_not_an_empty_list():
     reader = FakeReader({"/apis/discovery.k8s.io/v1": [{}]})
     with pytest.raises(k8s.ReadError, match="404, the API does not serve this resource"):

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 name: k8s
-short_description: Kubernetes nodes as hosts, and the edge model for the edge hosts
+short_description: Kubernetes nodes as hosts, and on request the edge model for the edge hosts
 version_added: 0.1.0
 description:
-  - Reads the cluster once (the same read and model as M(k8sedge.lb.edge_info)).
-  - Adds every Node as a host in the group C(k8s_nodes), with its address, labels and readiness.
-  - Gives the hosts of O(edge_group) a summary of the edge model of each pool as the group variable
-    C(k8sedge_model_summary) (pool name to its C(generation) and how many C(frontends), C(backends),
-    C(targets) and C(refused) objects it has), and how it was read as C(k8sedge_model_read).
+  - Reads the cluster once. By default only its Nodes; with O(edge_models), also what
+    M(k8sedge.lb.edge_info) reads, to build the same model.
+  - Adds every Node as a host in the group C(k8s_nodes), with its address, labels and readiness,
+    and gives the hosts of O(edge_group) how the cluster was read as C(k8sedge_model_read).
+  - With O(edge_models=summary), the hosts of O(edge_group) also get a summary of the edge model of
+    each pool as the group variable C(k8sedge_model_summary) (pool name to its C(generation) and how
+    many C(frontends), C(backends), C(targets) and C(refused) objects it has).
   - With O(edge_models=full), also the models themselves as C(k8sedge_models) (a mapping of pool
     name to model, the shape RV(k8sedge.lb.edge_info#module:model) documents).
   - Every value that comes from the cluster is marked unsafe, so it is never templated.
@@ -37,14 +39,15 @@ options:
     default: edges
   edge_models:
     description:
-      - V(summary) gives the edge hosts C(k8sedge_model_summary) only; V(full) adds the models as
-        C(k8sedge_models).
-      - The playbooks read the model themselves (M(k8sedge.lb.edge_info)) and use neither. The full
-        models are tens of MB at thousands of Services, which every parse of the inventory (every
-        C(ansible-playbook) run that names this source, every AWX inventory update) would carry.
+      - V(none) reads the Nodes only. V(summary) reads the Services and their endpoints too and
+        gives the edge hosts C(k8sedge_model_summary); V(full) adds the models as C(k8sedge_models).
+      - The playbooks read the model themselves (M(k8sedge.lb.edge_info)) and use neither. Every
+        parse of the inventory (every C(ansible-playbook) run that names this source, every AWX
+        inventory update) pays for what this reads. At 5,000 Services the summary costs about
+        1.5 s, and the full models are tens of MB.
     type: str
-    choices: [ summary, full ]
-    default: summary
+    choices: [ none, summary, full ]
+    default: none
   pools:
     description:
       - The pools to build models for. Empty means every pool the cluster's Services name.
@@ -79,7 +82,7 @@ from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructa
 from ansible.utils.unsafe_proxy import wrap_var
 from ansible_collections.k8sedge.lb.plugins.module_utils import _grammar as grammar
 from ansible_collections.k8sedge.lb.plugins.module_utils._k8s_client import AUTH_ARGUMENT_SPEC
-from ansible_collections.k8sedge.lb.plugins.module_utils._edge_info import MODEL_ARGUMENT_SPEC, model_of, read_state
+from ansible_collections.k8sedge.lb.plugins.module_utils._edge_info import MODEL_ARGUMENT_SPEC, model_of, read_nodes, read_state
 from ansible_collections.k8sedge.lb.plugins.module_utils._errors import EdgeError
 from ansible_collections.k8sedge.lb.plugins.module_utils._model import ClusterState, InvalidValue
 
@@ -101,10 +104,10 @@ def _internal_ip(node: dict[str, Any]) -> str | None:
     return None
 
 
-def node_hosts(state: ClusterState) -> tuple[list[dict[str, Any]], list[str]]:
+def node_hosts(nodes: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
     """One host entry per Node with a valid name, sorted; and warnings for the rest."""
     hosts, warnings = [], []
-    for node in state.nodes:
+    for node in nodes:
         metadata = node.get("metadata") or {}
         try:
             name = grammar.dns_subdomain(metadata.get("name"))
@@ -151,16 +154,21 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     def _fetch(self) -> dict[str, Any]:
         src = self.get_option("src")
         params = {name: self.get_option(name) for name in (*AUTH_ARGUMENT_SPEC, *MODEL_ARGUMENT_SPEC)}
+        edge_models = self.get_option("edge_models")
         try:
+            if edge_models == "none":
+                nodes, read = read_nodes(params, src)
+                hosts, warnings = node_hosts(nodes)
+                return {"hosts": hosts, "warnings": warnings, "read": read}
             state, read = read_state(params, src)
             pools = self.get_option("pools") or self._pools(state, params)
             models = {pool: model_of(state, params, pool, read) for pool in pools}
         except EdgeError as err:
             raise AnsibleError(f"k8sedge.lb.k8s: {err}") from None
-        hosts, warnings = node_hosts(state)
+        hosts, warnings = node_hosts(state.nodes)
         data = {"hosts": hosts, "warnings": warnings, "summary": {pool: summary(model) for pool, model in models.items()},
                 "read": read}
-        if self.get_option("edge_models") == "full":
+        if edge_models == "full":
             data["models"] = models
         return data
 
@@ -191,7 +199,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             self._add_host_to_composed_groups(self.get_option("groups"), hostvars, name, strict=strict)
             self._add_host_to_keyed_groups(self.get_option("keyed_groups"), hostvars, name, strict=strict)
         edge_group = self.inventory.add_group(self.get_option("edge_group"))
-        self.inventory.set_variable(edge_group, "k8sedge_model_summary", wrap_var(data["summary"]))
+        if "summary" in data:
+            self.inventory.set_variable(edge_group, "k8sedge_model_summary", wrap_var(data["summary"]))
         if "models" in data:
             self.inventory.set_variable(edge_group, "k8sedge_models", wrap_var(data["models"]))
         self.inventory.set_variable(edge_group, "k8sedge_model_read", wrap_var(data["read"]))

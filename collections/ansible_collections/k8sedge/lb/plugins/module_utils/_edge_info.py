@@ -73,6 +73,15 @@ def read_state(params: dict[str, Any], src: str | None = None) -> tuple[ClusterS
         return k8s.read_cluster(reader, read_options(params))
 
 
+def read_nodes(params: dict[str, Any], src: str | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The cluster's Nodes only (manifests under src, or the API), and how they were read."""
+    if src:
+        state, read = load_state(src)
+        return state.nodes, read
+    reader = k8s.Reader(k8s.connect(auth_options(params)), params["timeout"])
+    return k8s.read_nodes(reader, read_options(params))
+
+
 def model_of(state: ClusterState, params: dict[str, Any], pool: str | None, read: dict[str, Any]) -> dict[str, Any]:
     """build_model with the options in params, its time added to read["build_seconds"]."""
     started = time.monotonic()

@@ -106,6 +106,13 @@ def _status_message(code: int, body: bytes) -> str:
         return f"{code}: {body[:200]!r}"
 
 
+def read_nodes(reader: Reader, options: ReadOptions) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The cluster's Nodes only, and metadata about the read, as read_cluster gives it."""
+    nodes, version = reader.list("/api/v1/nodes", [], options.page_size)
+    return nodes, {"counts": {"nodes": len(nodes)}, "resource_versions": {"nodes": version},
+                   "requests": reader.requests, "api_seconds": round(reader.seconds, 3)}
+
+
 def read_cluster(reader: Reader, options: ReadOptions) -> tuple[ClusterState, dict[str, Any]]:
     """Everything the model reads, and metadata about the read (counts, versions, time)."""
     has_slices = reader.get("/apis/discovery.k8s.io/v1") is not None
