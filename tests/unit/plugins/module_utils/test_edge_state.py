@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from ansible_collections.k8sedge.lb.plugins.module_utils._edge_state import StateError, parse, update, without_backends
+from ansible_collections.k8sedge.lb.plugins.module_utils._edge_state import StateError, parse, update, without_bulk
 
 ROUTES = [{"cidr": "10.244.1.0/24", "via": "10.213.0.21"}]
 SERVING_A = {"generation": "aa", "routes": ROUTES, "backends": [{"name": "default_s1_80", "targets": []}]}
@@ -92,8 +92,8 @@ def test_a_record_that_cannot_be_read_is_an_error_not_a_fresh_start(text, messag
         parse(text, "state.json")
 
 
-def test_writes_answer_without_the_backends():
-    record = {"version": 1, "serving": SERVING_A, "last_good": SERVING_A, "rollout": {"status": "passed", "since": 1}}
-    assert without_backends(record) == {"version": 1, "serving": {"generation": "aa", "routes": ROUTES},
+def test_writes_answer_without_the_backends_and_the_checks():
+    record = {"version": 1, "serving": {**SERVING_A, "checks": ["c1"]}, "last_good": SERVING_A, "rollout": {"status": "passed", "since": 1}}
+    assert without_bulk(record) == {"version": 1, "serving": {"generation": "aa", "routes": ROUTES},
                                         "last_good": {"generation": "aa", "routes": ROUTES},
                                         "rollout": {"status": "passed", "since": 1}}

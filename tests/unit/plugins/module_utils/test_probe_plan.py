@@ -372,6 +372,13 @@ def test_unchanged_checks_are_a_seeded_sample_and_a_changed_backend_is_probed_in
     assert {p["via"] for p in plan["probes"] if p["kind"] == "target"} == {"10.213.0.99:31780", "10.213.0.22:31780"}
 
 
+def test_the_proven_digests_may_come_as_the_text_edge_state_returns():
+    as_lists = {host["name"]: check_digests(MODEL) for host in HOSTS}
+    as_text = {name: " ".join(digests) for name, digests in as_lists.items()}
+    assert planned(proven=as_text, sample=2) == planned(proven=as_lists, sample=2)
+    assert planned(proven={name: "" for name in as_lists}, sample=0)["coverage"]["changed"] == 13
+
+
 def test_a_check_one_host_of_its_pool_did_not_prove_is_changed():
     plan = planned(proven={"edge1": check_digests(MODEL)}, sample=0)
     assert plan["coverage"]["changed"] == 13 and plan["coverage"]["unchanged"] == 0

@@ -54,3 +54,18 @@ def test_the_backends_come_back_only_as_the_serving_json(tmp_path):
     assert json.loads(out["read"]["serving_json"])["backends"] == MODEL["backends"]
     assert "backends" not in out["read"]["record"]["serving"] and out["read"]["changed"] is False
     assert out["fresh"]["serving_json"] == "" and out["fresh"]["record"] == {}
+
+
+def test_the_proven_checks_come_back_as_one_text(tmp_path):
+    served = {"generation": "a1b2", "routes": [], "backends": MODEL["backends"], "checks": ["c1", "c2"]}
+    (tmp_path / "state.json").write_text(json.dumps({"version": 1, "serving": served, "last_good": served,
+                                                     "rollout": {"status": "passed", "since": 1}}))
+    done = play(tmp_path, [
+        {"k8sedge.lb.edge_state": {"path": str(tmp_path / "state.json")}, "register": "read"},
+        {"k8sedge.lb.edge_state": {"path": str(tmp_path / "none.json")}, "register": "fresh"},
+        {"ansible.builtin.copy": {"content": "{{ {'read': read, 'fresh': fresh} | to_json }}", "dest": str(tmp_path / "out.json"),
+                                  "mode": "0644"}}])
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = json.loads((tmp_path / "out.json").read_text())
+    assert out["read"]["proven_checks"] == "c1 c2" and out["fresh"]["proven_checks"] == ""
+    assert not {"checks", "backends"} & (set(out["read"]["record"]["serving"]) | set(out["read"]["record"]["last_good"]))

@@ -85,7 +85,8 @@ options:
   proven:
     description:
       - Edge host to the check digests its last-known-good config passed (the state record's
-        C(last_good.checks)). A check every host of its pool proved, with the same route and the
+        C(last_good.checks)), as a list or as one text of digests separated by spaces
+        (RV(k8sedge.lb.edge_state#module:proven_checks)). A check every host of its pool proved, with the same route and the
         same backend (targets included), is unchanged; every other check is changed and probed in full.
       - A host not here proved nothing; all its checks are changed.
     type: dict
@@ -164,6 +165,11 @@ def _texts(c: Checker, what: str, value: Any) -> tuple[str, ...]:
     return tuple(str(item) for item in value)
 
 
+def _digests(c: Checker, what: str, value: Any) -> tuple[str, ...]:
+    """Check digests as a list, or as the one text edge_state returns (proven_checks)."""
+    return tuple(value.split()) if isinstance(value, str) else _texts(c, what, value or [])
+
+
 def _seconds(c: Checker, what: str, value: Any) -> float:
     """Seconds as a number or its text (extra vars arrive as text)."""
     try:
@@ -207,7 +213,7 @@ def probe_plan(model: Any, hosts: Any, pool_vips: Any = None, through: Any = ("v
             http_not_regex=str(http_not_regex or ""),
             payloads={str(key): dict(c.mapping(f"payloads.{key}", value)) for key, value in c.mapping("payloads", payloads or {}).items()},
             udp_send=str(udp_send), tcp_hold=_seconds(c, "tcp_hold", tcp_hold),
-            proven={str(host): frozenset(_texts(c, f"proven.{host}", digests or [])) for host, digests in c.mapping("proven", proven or {}).items()},
+            proven={str(host): frozenset(_digests(c, f"proven.{host}", digests)) for host, digests in c.mapping("proven", proven or {}).items()},
             settings={str(host): str(value or "") for host, value in c.mapping("settings", settings or {}).items()},
             sample=_count(c, "sample", sample), sweep=_flag(c, "sweep", sweep))
         return plan(model_document(model), options)

@@ -34,7 +34,7 @@ from typing import Any
 
 from ansible_collections.k8sedge.lb.plugins.module_utils._errors import ApplyError
 
-__all__ = ["STATUSES", "VERSION", "StateError", "parse", "update", "without_backends"]
+__all__ = ["STATUSES", "VERSION", "StateError", "parse", "update", "without_bulk"]
 
 VERSION = 1
 STATUSES = ("applying", "passed", "failed", "rolled-back")
@@ -162,8 +162,9 @@ def update(previous: dict[str, Any], now: int, serving: dict[str, Any] | None = 
     return None if record == previous else record
 
 
-def without_backends(record: dict[str, Any]) -> dict[str, Any]:
-    """The record with its backends left out: what a run needs back from most writes (the
-    backends of a large cluster are megabytes)."""
-    return {key: ({k: v for k, v in value.items() if k != "backends"} if key in ("serving", "last_good") else value)
+def without_bulk(record: dict[str, Any]) -> dict[str, Any]:
+    """The record with its backends and check digests left out: what a run needs back from a
+    write (on a large cluster the backends are megabytes, and Ansible walks each of the thousands
+    of digests every time a task takes the record)."""
+    return {key: ({k: v for k, v in value.items() if k not in ("backends", "checks")} if key in ("serving", "last_good") else value)
             for key, value in record.items()}

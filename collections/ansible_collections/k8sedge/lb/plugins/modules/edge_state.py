@@ -113,10 +113,18 @@ EXAMPLES = r"""
 
 RETURN = r"""
 record:
-  description: The record after the task (C({}) on a host that has none yet), without the backends.
+  description: The record after the task (C({}) on a host that has none yet), without the backends and the check digests.
   returned: always
   type: dict
   sample: {"version": 1, "serving": {"generation": "9f2c...", "routes": []}, "rollout": {"status": "passed", "since": 1795792800}}
+proven_checks:
+  description:
+    - The check digests the last-known-good config passed (the record's C(last_good.checks)), separated by
+      spaces; empty when there is none. One string, because Ansible walks every item of a list each time a
+      task takes it, and a large cluster has thousands.
+  returned: always
+  type: str
+  sample: "00132347cdcb246c28904d9f 003570e215984da0ff3e881b"
 serving_json:
   description: The record's C(serving) as JSON text, backends included; empty when the host serves nothing yet.
   returned: when O(serving_json=true)
@@ -128,7 +136,7 @@ import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.k8sedge.lb.plugins.module_utils._edge_state import STATUSES, StateError, parse, update, without_backends
+from ansible_collections.k8sedge.lb.plugins.module_utils._edge_state import STATUSES, StateError, parse, update, without_bulk
 from ansible_collections.k8sedge.lb.plugins.module_utils._errors import EdgeError
 from ansible_collections.k8sedge.lb.plugins.module_utils._files import write_atomically
 from ansible_collections.k8sedge.lb.plugins.module_utils._model import model_document
@@ -189,7 +197,8 @@ def main() -> None:
             module.fail_json(msg=f"writing {path}: {exc}")
     after = record if record is not None else previous
     answer = {"serving_json": json.dumps(after["serving"]) if "serving" in after else ""} if params["serving_json"] else {}
-    module.exit_json(changed=record is not None, record=without_backends(after), **answer)
+    proven = " ".join(after.get("last_good", {}).get("checks", []))
+    module.exit_json(changed=record is not None, record=without_bulk(after), proven_checks=proven, **answer)
 
 
 if __name__ == "__main__":
