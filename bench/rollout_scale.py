@@ -73,7 +73,7 @@ spec:
 PHASES = (
     ("read and guard", ("Read the edge model", "Take the model", "Read the model's", "Report what the model", "Read each edge",
                         "Take what each edge proved", "Compare the new model", "Stop before", "Hold back", "Take the generation",
-                        "Report the backends", "Say that the guard", "Read whether the other engine")),
+                        "Report the backends", "Say that the guard", "Read whether the other engine", "Take whether the other engine")),
     ("probes", ("edge_probe : ", "Probe ")),
     ("keepalived", ("edge_keepalived : ", "Configure keepalived")),
 )

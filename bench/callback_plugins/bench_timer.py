@@ -59,6 +59,9 @@ class CallbackModule(CallbackBase):
         self._tasks.append({"name": task.get_name(), "seconds": None, "status": "started",
                             "at": round(self._started - self._playbook_started, 3)})
 
+    def v2_playbook_on_handler_task_start(self, task) -> None:
+        self.v2_playbook_on_task_start(task, False)
+
     def _finish(self, status: str) -> None:
         self._tasks[-1].update(seconds=time.monotonic() - self._started, status=status)
 
