@@ -11,6 +11,9 @@ half NodePort Services (node port backends), half `backend: pod`. Per size:
 Wall times of the whole ansible-playbook process. Each run's task durations (callback
 bench_timer) are summed per phase, its probe report says how many probes it sent, its process
 tree's peak RSS is the controller's memory; haproxy's RSS on edge1 is read after the runs.
+The goal is haproxy's (the default engine). A full run then switches the edges to nginx and
+records the same figures beside them (`<size>.nginx`); the run after the size's Services are
+deleted switches them back.
 
 The scale Services check their targets with `lb.k8sedge.io/health-check: none`: with haproxy's
 active checks every 2 s, 5,000 Services are about 10,000 check connections a second into the
@@ -47,6 +50,9 @@ TIME_BOUND = {"full": 5400, "quick": 900}
 SIZES = {"full": (100, 1000, 5000), "quick": (300,)}
 LIMITS = {5000: {"vip_s": 10.0, "edges_s": 20.0, "noop_s": 15.0, "peak_mb": 1024.0}, 1000: {"vip_s": 6.0}}
 SAMPLES = {"full": 3, "quick": 1}
+# The goal is haproxy's; nginx's figures are recorded beside it in a full run (make test's quick
+# run has no time for a second engine).
+OTHER_ENGINES = {"full": ("nginx",), "quick": ()}
 PREFIX = "scale"
 VIP = "10.213.0.200"  # the default pool's first VIP (inventory/lab)
 RUN_SECONDS = 900.0  # one site.yml at most
@@ -154,6 +160,7 @@ class Site:
         self.workdir = workdir
         self.reports = workdir / "reports"  # the run's probe report (the VIP pass, with the edges' passes in it)
         self.runs = 0
+        self.engine = "haproxy"  # k8sedge_engine of the runs
 
     def start(self, *extra: str) -> tuple[subprocess.Popen[str], Path, Path, float]:
         self.runs += 1
@@ -168,7 +175,8 @@ class Site:
             old.unlink()
         # Where site.yml writes its reports, as it writes them: the VIP pass's, and an edge's own when it failed.
         reports = {"edge_probe_report_path": f"{self.reports}/{{{{ ansible_play_batch | join('-') }}}}.json"}
-        command = [str(REPO / ".venv/bin/ansible-playbook"), str(REPO / "playbooks/site.yml"), "-e", json.dumps(reports), *extra]
+        command = [str(REPO / ".venv/bin/ansible-playbook"), str(REPO / "playbooks/site.yml"), "-e", json.dumps(reports),
+                   "-e", f"k8sedge_engine={self.engine}", *extra]
         started = time.monotonic()
         handle = log.open("w")
         process = subprocess.Popen([str(REPO / ".venv/bin/python"), str(BENCH / "_process.py"), str(rusage), str(RUN_SECONDS),
@@ -201,7 +209,7 @@ class Site:
         return self.finish(self.start(*extra))
 
 
-def structural(site: "Site", name: str, deadline: float) -> tuple[Sample, dict[str, Any]]:
+def structural(site: "Site", name: str, deadline: float) -> dict[str, Any]:
     """A new pod-mode Service, then site.yml: seconds from its start to the first answer through the
     VIP, and to the last edge answering."""
     create([name], 0, deadline, check="tcp")
@@ -215,10 +223,8 @@ def structural(site: "Site", name: str, deadline: float) -> tuple[Sample, dict[s
         edges = c.first_seen([a for a in answers if a.edge in probe.edges], probe.edges, set(), epoch)
     finally:
         probe.stop()
-    figures = {**run, "vip_s": round(vip - epoch, 3) if vip else None, "edges_s": round(edges - epoch, 3) if edges else None}
-    if vip is None:
-        return Sample(None, peak_rss_mb=run["peak_rss_mb"], error=f"{name}: no answer through {VIP} during site.yml"), figures
-    return Sample(figures["vip_s"], peak_rss_mb=run["peak_rss_mb"]), figures
+    return {**run, "name": name, "vip_s": round(vip - epoch, 3) if vip else None,
+            "edges_s": round(edges - epoch, 3) if edges else None}
 
 
 def baseline(workdir: Path, deadline: float) -> float | None:
@@ -248,33 +254,49 @@ def baseline(workdir: Path, deadline: float) -> float | None:
     return round(total, 3)
 
 
-def haproxy_rss_mb(deadline: float) -> float:
-    ps = steps.on_host("edge1", "ps", "-o", "rss=", "-C", "haproxy", deadline=deadline)
+def proxy_rss_mb(engine: str, deadline: float) -> float:
+    """The engine's processes on edge1 (master and workers), in MB."""
+    ps = steps.on_host("edge1", "ps", "-o", "rss=", "-C", engine, deadline=deadline)
     return round(sum(int(kb) for kb in ps.stdout.split()) / 1024, 1)
 
 
-def measure_size(site: Site, size: int, count: int, workdir: Path, deadline: float) -> tuple[list[Sample], list[Sample], dict[str, Any]]:
-    started = time.monotonic()
-    # Names of their own per size: nothing left of the size before can be counted as this one's.
-    create([f"{PREFIX}{size}-{i:05d}" for i in range(size)], size // 2, deadline)
-    figures: dict[str, Any] = {"services": size, "node_port_services": size // 2, "seed_s": round(time.monotonic() - started, 1)}
-    # Not judged: it also forgets whatever an interrupted run left on the edges, which the guard would stop.
-    figures["first_run"] = site.run("-e", "k8sedge_fail_static_override=true")
+def runs_at_size(site: Site, size: int, count: int, deadline: float) -> dict[str, Any]:
+    """With the edges serving this size: the first run of the site's engine (not judged: it also
+    switches the engine, and forgets what an interrupted run left, which the guard would stop), a
+    no-change run (changed=0 or an error), then up to `count` structural samples."""
+    figures: dict[str, Any] = {"first_run": site.run("-e", "k8sedge_fail_static_override=true")}
     figures["no_change"] = noop = site.run()
     if any(noop["changed"].get(edge, 1) for edge in c.EDGES):
-        raise steps.LabError(f"{size} Services: the no-change run changed {noop['changed']}: {noop['changed_tasks']}")
-    ours, details = [], []
+        raise steps.LabError(f"{size} Services, {site.engine}: the no-change run changed {noop['changed']}: {noop['changed_tasks']}")
+    figures["structural"] = []
     for i in range(count):
         if steps.left(deadline) < SAMPLE_RESERVE:
             figures["stopped_early"] = f"time bound reached in sample {i + 1} of {count}"
             break
-        sample, detail = structural(site, f"{PREFIX}{size}-new-{i}", deadline)
-        ours.append(sample)
-        details.append(detail)
-    figures["structural"] = details
-    figures["haproxy_rss_mb_edge1"] = haproxy_rss_mb(deadline)
+        figures["structural"].append(structural(site, f"{PREFIX}{size}-{site.engine}-new-{i}", deadline))
+    figures[f"{site.engine}_rss_mb_edge1"] = proxy_rss_mb(site.engine, deadline)
+    return figures
+
+
+def measure_size(site: Site, size: int, count: int, engines: tuple[str, ...], workdir: Path,
+                 deadline: float) -> tuple[list[Sample], list[Sample], dict[str, Any]]:
+    """haproxy's figures at this size (the goal's), the baseline, then each other engine's beside them."""
+    started = time.monotonic()
+    # Names of their own per size: nothing left of the size before can be counted as this one's.
+    create([f"{PREFIX}{size}-{i:05d}" for i in range(size)], size // 2, deadline)
+    figures: dict[str, Any] = {"services": size, "node_port_services": size // 2, "seed_s": round(time.monotonic() - started, 1),
+                               **runs_at_size(site, size, count, deadline)}
+    ours = [Sample(run["vip_s"], peak_rss_mb=run["peak_rss_mb"]) if run["vip_s"] is not None
+            else Sample(None, peak_rss_mb=run["peak_rss_mb"], error=f"{run['name']}: no answer through {VIP} during site.yml")
+            for run in figures["structural"]]
     base = baseline(workdir, deadline)
     figures["baseline_s"] = base
+    for engine in engines:
+        site.engine = engine
+        try:
+            figures[engine] = runs_at_size(site, size, count, deadline)
+        finally:
+            site.engine = "haproxy"  # the run after the deletion switches the edges back
     return ours, [Sample(base)] if base is not None else [], figures
 
 
@@ -296,9 +318,9 @@ def misses(size: int, figures: dict[str, Any]) -> list[str]:
 
 def run(quick: bool, workdir: Path, deadline: float) -> Measurement:
     mode = "quick" if quick else "full"
-    sizes, count = SIZES[mode], SAMPLES[mode]
+    sizes, count, engines = SIZES[mode], SAMPLES[mode], OTHER_ENGINES[mode]
     measurement = Measurement(
-        parameters={"sizes": list(sizes), "samples_per_size": count,
+        parameters={"sizes": list(sizes), "samples_per_size": count, "other_engines": list(engines),
                     "measured": "wall time of ansible-playbook from its start to the first 200 through the VIP",
                     "scale_services": "half NodePort, half backend: pod, all on s2's pods, health-check: none (see the docstring)"},
         ours=[], baseline=[], ours_label="site.yml, one new Service", baseline_label="k8s_info + Jinja, then template + reload")
@@ -307,7 +329,7 @@ def run(quick: bool, workdir: Path, deadline: float) -> Measurement:
         delete(deadline)  # what an interrupted run left
         try:
             for size in sizes:
-                ours, base, figures = measure_size(site, size, count, workdir, deadline)
+                ours, base, figures = measure_size(site, size, count, engines, workdir, deadline)
                 measurement.parameters[str(size)] = figures
                 measurement.misses += misses(size, figures)
                 # The largest size is what the goal judges.
