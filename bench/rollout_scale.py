@@ -11,9 +11,10 @@ half NodePort Services (node port backends), half `backend: pod`. Per size:
 Wall times of the whole ansible-playbook process. Each run's task durations (callback
 bench_timer) are summed per phase, its probe report says how many probes it sent, its process
 tree's peak RSS is the controller's memory; haproxy's RSS on edge1 is read after the runs.
-The goal is haproxy's (the default engine). A full run then switches the edges to nginx and
-records the same figures beside them (`<size>.nginx`); the run after the size's Services are
-deleted switches them back.
+A full run also times a no-change run that probes every check (`k8sedge_probe_sweep`, what the
+scheduled job runs). The goal is haproxy's (the default engine). A full run then switches the
+edges to nginx and records the same figures beside them (`<size>.nginx`); the run after the
+size's Services are deleted switches them back.
 
 The scale Services check their targets with `lb.k8sedge.io/health-check: none`: with haproxy's
 active checks every 2 s, 5,000 Services are about 10,000 check connections a second into the
@@ -53,6 +54,8 @@ SAMPLES = {"full": 3, "quick": 1}
 # The goal is haproxy's; nginx's figures are recorded beside it in a full run (make test's quick
 # run has no time for a second engine).
 OTHER_ENGINES = {"full": ("nginx",), "quick": ()}
+# The full sweep (k8sedge_probe_sweep, what the scheduled job runs) has its own figure in a full run.
+SWEEP = {"full": True, "quick": False}
 PREFIX = "scale"
 VIP = "10.213.0.200"  # the default pool's first VIP (inventory/lab)
 RUN_SECONDS = 900.0  # one site.yml at most
@@ -278,9 +281,10 @@ def runs_at_size(site: Site, size: int, count: int, deadline: float) -> dict[str
     return figures
 
 
-def measure_size(site: Site, size: int, count: int, engines: tuple[str, ...], workdir: Path,
+def measure_size(site: Site, size: int, count: int, engines: tuple[str, ...], sweep: bool, workdir: Path,
                  deadline: float) -> tuple[list[Sample], list[Sample], dict[str, Any]]:
-    """haproxy's figures at this size (the goal's), the baseline, then each other engine's beside them."""
+    """haproxy's figures at this size (the goal's), a no-change run that probes every check (with
+    `sweep`), the baseline, then each other engine's figures beside them."""
     started = time.monotonic()
     # Names of their own per size: nothing left of the size before can be counted as this one's.
     create([f"{PREFIX}{size}-{i:05d}" for i in range(size)], size // 2, deadline)
@@ -289,6 +293,10 @@ def measure_size(site: Site, size: int, count: int, engines: tuple[str, ...], wo
     ours = [Sample(run["vip_s"], peak_rss_mb=run["peak_rss_mb"]) if run["vip_s"] is not None
             else Sample(None, peak_rss_mb=run["peak_rss_mb"], error=f"{run['name']}: no answer through {VIP} during site.yml")
             for run in figures["structural"]]
+    if sweep:
+        figures["sweep"] = swept = site.run("-e", "k8sedge_probe_sweep=true")
+        if any(swept["changed"].get(edge, 1) for edge in c.EDGES):
+            raise steps.LabError(f"{size} Services: the sweep changed {swept['changed']}: {swept['changed_tasks']}")
     base = baseline(workdir, deadline)
     figures["baseline_s"] = base
     for engine in engines:
@@ -318,7 +326,7 @@ def misses(size: int, figures: dict[str, Any]) -> list[str]:
 
 def run(quick: bool, workdir: Path, deadline: float) -> Measurement:
     mode = "quick" if quick else "full"
-    sizes, count, engines = SIZES[mode], SAMPLES[mode], OTHER_ENGINES[mode]
+    sizes, count, engines, sweep = SIZES[mode], SAMPLES[mode], OTHER_ENGINES[mode], SWEEP[mode]
     measurement = Measurement(
         parameters={"sizes": list(sizes), "samples_per_size": count, "other_engines": list(engines),
                     "measured": "wall time of ansible-playbook from its start to the first 200 through the VIP",
@@ -329,7 +337,7 @@ def run(quick: bool, workdir: Path, deadline: float) -> Measurement:
         delete(deadline)  # what an interrupted run left
         try:
             for size in sizes:
-                ours, base, figures = measure_size(site, size, count, engines, workdir, deadline)
+                ours, base, figures = measure_size(site, size, count, engines, sweep, workdir, deadline)
                 measurement.parameters[str(size)] = figures
                 measurement.misses += misses(size, figures)
                 # The largest size is what the goal judges.
