@@ -1,6 +1,6 @@
 """The edge_state module records the backends of the model it is given, as the model or as its
 JSON text (what a large cluster's roles pass), names the option when the model is not one, and
-answers the record without them (a run reads the file with k8sedge.lb.state_record)."""
+answers them only as JSON text."""
 from __future__ import annotations
 
 import json
@@ -42,12 +42,30 @@ def test_something_that_is_not_a_model_is_refused_naming_the_option(tmp_path):
     assert "serving: model: expected the model edge_info returns" in done.stdout, done.stdout
 
 
-def test_a_write_answers_the_record_without_the_backends_and_the_checks(tmp_path):
+def test_the_backends_come_back_only_as_the_serving_json(tmp_path):
+    assert record(tmp_path, "state.json", json.dumps(MODEL)).returncode == 0
     done = play(tmp_path, [
-        {"k8sedge.lb.edge_state": {"path": str(tmp_path / "state.json"),
-                                   "serving": {"generation": "a1b2", "routes": [], "model": MODEL}}, "register": "wrote"},
-        {"ansible.builtin.copy": {"content": "{{ wrote | to_json }}", "dest": str(tmp_path / "out.json"), "mode": "0644"}}])
+        {"k8sedge.lb.edge_state": {"path": str(tmp_path / "state.json"), "serving_json": True}, "register": "read"},
+        {"k8sedge.lb.edge_state": {"path": str(tmp_path / "none.json"), "serving_json": True}, "register": "fresh"},
+        {"ansible.builtin.copy": {"content": "{{ {'read': read, 'fresh': fresh} | to_json }}", "dest": str(tmp_path / "out.json"),
+                                  "mode": "0644"}}])
     assert done.returncode == 0, done.stdout + done.stderr
-    wrote = json.loads((tmp_path / "out.json").read_text())
-    assert wrote["changed"] is True and wrote["record"]["serving"] == {"generation": "a1b2", "routes": []}
-    assert "checks" in json.loads((tmp_path / "state.json").read_text())["serving"]
+    out = json.loads((tmp_path / "out.json").read_text())
+    assert json.loads(out["read"]["serving_json"])["backends"] == MODEL["backends"]
+    assert "backends" not in out["read"]["record"]["serving"] and out["read"]["changed"] is False
+    assert out["fresh"]["serving_json"] == "" and out["fresh"]["record"] == {}
+
+
+def test_the_proven_checks_come_back_as_one_text(tmp_path):
+    served = {"generation": "a1b2", "routes": [], "backends": MODEL["backends"], "checks": ["c1", "c2"]}
+    (tmp_path / "state.json").write_text(json.dumps({"version": 1, "serving": served, "last_good": served,
+                                                     "rollout": {"status": "passed", "since": 1}}))
+    done = play(tmp_path, [
+        {"k8sedge.lb.edge_state": {"path": str(tmp_path / "state.json")}, "register": "read"},
+        {"k8sedge.lb.edge_state": {"path": str(tmp_path / "none.json")}, "register": "fresh"},
+        {"ansible.builtin.copy": {"content": "{{ {'read': read, 'fresh': fresh} | to_json }}", "dest": str(tmp_path / "out.json"),
+                                  "mode": "0644"}}])
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = json.loads((tmp_path / "out.json").read_text())
+    assert out["read"]["proven_checks"] == "c1 c2" and out["fresh"]["proven_checks"] == ""
+    assert not {"checks", "backends"} & (set(out["read"]["record"]["serving"]) | set(out["read"]["record"]["last_good"]))

@@ -28,8 +28,8 @@ options:
   live:
     description:
       - Edge host to what it serves now, the C(serving) part of its state record (its C(backends)
-        are compared) or that part's JSON text, as P(k8sedge.lb.state_record#filter) returns it in
-        C(serving_json); an empty value for a host that serves nothing yet.
+        are compared) or that part's JSON text, as M(k8sedge.lb.edge_state) returns it in
+        RV(k8sedge.lb.edge_state#module:serving_json); an empty value for a host that serves nothing yet.
     type: dict
     required: true
   max_removed_share:

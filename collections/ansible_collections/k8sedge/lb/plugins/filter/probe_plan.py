@@ -86,7 +86,7 @@ options:
     description:
       - Edge host to the check digests its last-known-good config passed (the state record's
         C(last_good.checks)), as a list or as one text of digests separated by spaces
-        (C(proven_checks) of P(k8sedge.lb.state_record#filter)). A check every host of its pool proved, with the same route and the
+        (RV(k8sedge.lb.edge_state#module:proven_checks)). A check every host of its pool proved, with the same route and the
         same backend (targets included), is unchanged; every other check is changed and probed in full.
       - A host not here proved nothing; all its checks are changed.
     type: dict
@@ -166,7 +166,7 @@ def _texts(c: Checker, what: str, value: Any) -> tuple[str, ...]:
 
 
 def _digests(c: Checker, what: str, value: Any) -> tuple[str, ...]:
-    """Check digests as a list, or as the one text state_record returns (proven_checks)."""
+    """Check digests as a list, or as the one text edge_state returns (proven_checks)."""
     return tuple(value.split()) if isinstance(value, str) else _texts(c, what, value or [])
 
 

@@ -1,8 +1,7 @@
 # Copyright: k8sedge developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The one state record an edge host keeps (`/var/lib/k8sedge/state.json`), written by the
-`k8sedge.lb.edge_state` module only and read once at the start of a run (the filter
-`k8sedge.lb.state_record` takes the file's text):
+`k8sedge.lb.edge_state` module only and read once at the start of a run:
 
     {"version": 1,
      "serving":   {"generation", "routes", "backends"[, "checks", "settings"][, "release"]},
@@ -24,8 +23,7 @@
   not be rolled back: it gives its VIPs up), `rolled-back` (`failed_generation` failed, the host
   serves its last-known-good again and keeps its VIPs). `since` is when the status began.
 
-Pure: `parse()` reads and checks a record, `update()` says what to write, `run_inputs()` is what
-a run takes from the record it starts with.
+Pure: `parse()` reads and checks a record, `update()` says what to write.
 """
 
 from __future__ import annotations
@@ -36,7 +34,7 @@ from typing import Any
 
 from ansible_collections.k8sedge.lb.plugins.module_utils._errors import ApplyError
 
-__all__ = ["STATUSES", "VERSION", "StateError", "parse", "run_inputs", "update", "without_bulk"]
+__all__ = ["STATUSES", "VERSION", "StateError", "parse", "update", "without_bulk"]
 
 VERSION = 1
 STATUSES = ("applying", "passed", "failed", "rolled-back")
@@ -170,13 +168,3 @@ def without_bulk(record: dict[str, Any]) -> dict[str, Any]:
     of digests every time a task takes the record)."""
     return {key: ({k: v for k, v in value.items() if k not in ("backends", "checks")} if key in ("serving", "last_good") else value)
             for key, value in record.items()}
-
-
-def run_inputs(record: dict[str, Any]) -> dict[str, Any]:
-    """What a run takes from the record it starts with: `record` without its bulk, `serving_json`
-    (what the host serves, backends included, as JSON text: the fail-static guard's input; "" on
-    a host that serves nothing yet) and `proven_checks` (last_good's check digests separated by
-    spaces). Text, because Ansible walks every item of a list or mapping each time a task takes it."""
-    return {"record": without_bulk(record),
-            "serving_json": json.dumps(record["serving"], separators=(",", ":")) if "serving" in record else "",
-            "proven_checks": " ".join(record.get("last_good", {}).get("checks", []))}

@@ -10,8 +10,7 @@ short_description: Read and write the one state record of an edge host
 version_added: 0.1.0
 description:
   - Every edge host keeps one state record, a versioned JSON file that this module alone writes
-    (atomically) and that a run reads once, at its start (with one shell command and the filter
-    P(k8sedge.lb.state_record#filter), which answer what the run takes from it). It holds what the proxy serves now
+    (atomically) and that a run reads once, at its start. It holds what the proxy serves now
     (C(serving)), the last configuration that passed its probes there (C(last_good)) and where the
     host stands in a rollout (C(rollout)), which role C(edge_keepalived)'s check reads to keep the
     VIPs off a host that serves a config no probe proved. The schema is in C(docs/architecture.md).
@@ -91,9 +90,21 @@ options:
     description: With O(status=failed) or O(status=rolled-back), the generation that failed.
     type: str
     default: ""
+  serving_json:
+    description:
+      - Also return the record's C(serving), its backends included, as JSON text in RV(serving_json),
+        what the fail-static guard compares with. RV(record) never carries the backends (megabytes
+        on a large cluster; one string crosses Ansible far faster than their objects).
+    type: bool
+    default: false
 """
 
 EXAMPLES = r"""
+- name: Read the state record, and what the host serves for the guard
+  k8sedge.lb.edge_state:
+    serving_json: true
+  register: state
+
 - name: Record that this host is applying the new generation
   k8sedge.lb.edge_state:
     status: applying
@@ -106,6 +117,18 @@ record:
   returned: always
   type: dict
   sample: {"version": 1, "serving": {"generation": "9f2c...", "routes": []}, "rollout": {"status": "passed", "since": 1795792800}}
+proven_checks:
+  description:
+    - The check digests the last-known-good config passed (the record's C(last_good.checks)), separated by
+      spaces; empty when there is none. One string, because Ansible walks every item of a list each time a
+      task takes it, and a large cluster has thousands.
+  returned: always
+  type: str
+  sample: "00132347cdcb246c28904d9f 003570e215984da0ff3e881b"
+serving_json:
+  description: The record's C(serving) as JSON text, backends included; empty when the host serves nothing yet.
+  returned: when O(serving_json=true)
+  type: str
 """
 
 import json
@@ -135,6 +158,7 @@ def main() -> None:
             "status": {"type": "str", "choices": list(STATUSES)},
             "generation": {"type": "str", "default": ""},
             "failed_generation": {"type": "str", "default": ""},
+            "serving_json": {"type": "bool", "default": False},
         },
         mutually_exclusive=[("serving", "restore")],
         supports_check_mode=True,
@@ -172,7 +196,9 @@ def main() -> None:
         except OSError as exc:
             module.fail_json(msg=f"writing {path}: {exc}")
     after = record if record is not None else previous
-    module.exit_json(changed=record is not None, record=without_bulk(after))
+    answer = {"serving_json": json.dumps(after["serving"]) if "serving" in after else ""} if params["serving_json"] else {}
+    proven = " ".join(after.get("last_good", {}).get("checks", []))
+    module.exit_json(changed=record is not None, record=without_bulk(after), proven_checks=proven, **answer)
 
 
 if __name__ == "__main__":
