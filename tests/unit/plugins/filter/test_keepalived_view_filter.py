@@ -70,7 +70,8 @@ def render(view: dict, libexec: Path) -> str:
     environment = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, trim_blocks=True)
     environment.filters["comment"] = comment
     return environment.from_string((ROLE / "templates/keepalived.conf.j2").read_text()).render(
-        ansible_managed="Ansible managed", __edge_keepalived_view=view, __edge_keepalived_libexec=str(libexec))
+        ansible_managed="Ansible managed", __edge_keepalived_view=view, __edge_keepalived_libexec=str(libexec),
+        __edge_keepalived_notify_fifo=str(libexec.parent / "notify.fifo"))
 
 
 def test_the_template_decides_nothing_the_view_did_not():
