@@ -63,6 +63,7 @@ STEADY_SECONDS = 120
 CLEANUP_RESERVE = 25.0
 ROLE = REPO / "roles/edge_keepalived"
 LIBEXEC = "/usr/local/lib/k8sedge"
+NOTIFY_FIFO = "/run/k8sedge-keepalived.fifo"  # the role's __edge_keepalived_notify_fifo
 DROP_IN = "/run/systemd/system/haproxy.service.d/k8sedge-bench.conf"
 FAULTS = ("proxy_killed", "keepalived_stopped", "link_down")
 SIDES = {
@@ -266,7 +267,8 @@ def quick_config(edge: str, settings: dict[str, Any]) -> str:
     environment = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, trim_blocks=True)
     environment.filters["comment"] = comment
     return environment.from_string((ROLE / "templates/keepalived.conf.j2").read_text()).render(
-        ansible_managed="k8sedge bench/failover.py quick mode", __edge_keepalived_view=view, __edge_keepalived_libexec=LIBEXEC)
+        ansible_managed="k8sedge bench/failover.py quick mode", __edge_keepalived_view=view, __edge_keepalived_libexec=LIBEXEC,
+        __edge_keepalived_notify_fifo=NOTIFY_FIFO)
 
 
 def quick_setup(edge: str, settings: dict[str, Any], deadline: float, install: bool) -> None:
@@ -285,7 +287,7 @@ def quick_setup(edge: str, settings: dict[str, Any], deadline: float, install: b
 def purge(edge: str, deadline: float) -> None:
     in_vm(edge, "systemctl stop keepalived haproxy 2>/dev/null;"
                 " DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq --autoremove keepalived haproxy >/dev/null;"
-                f" rm -rf /etc/keepalived /etc/haproxy {LIBEXEC} /run/k8sedge-keepalived {DROP_IN};"
+                f" rm -rf /etc/keepalived /etc/haproxy {LIBEXEC} /run/k8sedge-keepalived {NOTIFY_FIFO} {DROP_IN};"
                 f" for vip in {VIP} {OTHER_VIP}; do ip addr del $vip/24 dev eth0 2>/dev/null; done; systemctl daemon-reload",
           deadline, check=False, reserve=0)
 
