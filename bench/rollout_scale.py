@@ -263,14 +263,19 @@ def proxy_rss_mb(engine: str, deadline: float) -> float:
     return round(sum(int(kb) for kb in ps.stdout.split()) / 1024, 1)
 
 
+def unchanged(run: dict[str, Any], what: str) -> dict[str, Any]:
+    """The run, when it changed nothing on any edge; else LabError saying what it changed."""
+    if any(run["changed"].get(edge, 1) for edge in c.EDGES):
+        raise steps.LabError(f"{what} changed {run['changed']}: {run['changed_tasks']}")
+    return run
+
+
 def runs_at_size(site: Site, size: int, count: int, deadline: float) -> dict[str, Any]:
     """With the edges serving this size: the first run of the site's engine (not judged: it also
     switches the engine, and forgets what an interrupted run left, which the guard would stop), a
     no-change run (changed=0 or an error), then up to `count` structural samples."""
     figures: dict[str, Any] = {"first_run": site.run("-e", "k8sedge_fail_static_override=true")}
-    figures["no_change"] = noop = site.run()
-    if any(noop["changed"].get(edge, 1) for edge in c.EDGES):
-        raise steps.LabError(f"{size} Services, {site.engine}: the no-change run changed {noop['changed']}: {noop['changed_tasks']}")
+    figures["no_change"] = unchanged(site.run(), f"{size} Services, {site.engine}: the no-change run")
     figures["structural"] = []
     for i in range(count):
         if steps.left(deadline) < SAMPLE_RESERVE:
@@ -294,9 +299,7 @@ def measure_size(site: Site, size: int, count: int, engines: tuple[str, ...], sw
             else Sample(None, peak_rss_mb=run["peak_rss_mb"], error=f"{run['name']}: no answer through {VIP} during site.yml")
             for run in figures["structural"]]
     if sweep:
-        figures["sweep"] = swept = site.run("-e", "k8sedge_probe_sweep=true")
-        if any(swept["changed"].get(edge, 1) for edge in c.EDGES):
-            raise steps.LabError(f"{size} Services: the sweep changed {swept['changed']}: {swept['changed_tasks']}")
+        figures["sweep"] = unchanged(site.run("-e", "k8sedge_probe_sweep=true"), f"{size} Services: the sweep")
     base = baseline(workdir, deadline)
     figures["baseline_s"] = base
     for engine in engines:
