@@ -6,9 +6,12 @@ Simplified from kube-controller-manager, and honest about it:
   carry the ``pod-template-hash`` label a ReplicaSet would give them; names follow the real
   shape ``<deployment>-<template hash>-<5 random>`` (the API server fills the random part from
   generateName).
-- Template changes roll out with maxSurge=100%, maxUnavailable=0: all new pods are created at
-  once, and an old pod is deleted for each new pod that becomes Ready. No downtime, no tuning;
-  ``spec.strategy`` is ignored.
+- Template changes roll out as the RollingUpdate strategy does: new pods up to replicas +
+  maxSurge in all, old pods deleted while the Ready pods stay at replicas - maxUnavailable or more
+  (25% each by default; a percentage of surge rounds up, of unavailable down, and both 0 means
+  one unavailable). Not-ready old pods go first. Only Ready counts, so a pod held back by a
+  readiness gate holds the rollout back. The Recreate strategy deletes every old pod and creates
+  the new ones once the old are gone.
 - Scale-down deletes, gracefully, the pods a ReplicaSet would pick first: unscheduled, then not
   Ready, then the newest.
 - Terminating pods do not count as replicas (as in a ReplicaSet), so a scale-down or a deleted
@@ -18,6 +21,7 @@ Simplified from kube-controller-manager, and honest about it:
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 
 from lab.cluster._model import (
@@ -85,20 +89,53 @@ def replicas_wanted(deploy: Obj) -> int:
     return 1 if value is None else int(value)
 
 
+def _scaled(value: int | str | None, default: str, replicas: int, round_up: bool) -> int:
+    """An intstr of the strategy (a count, or a percentage of replicas) as a count."""
+    value = default if value is None else value
+    if isinstance(value, str) and value.endswith("%"):
+        share = replicas * int(value[:-1]) / 100
+        return math.ceil(share) if round_up else math.floor(share)
+    return int(value)
+
+
+def rolling_limits(deploy: Obj) -> tuple[int, int]:
+    """(maxSurge, maxUnavailable) as counts, as the real controller resolves them."""
+    wanted = replicas_wanted(deploy)
+    rolling = ((deploy["spec"].get("strategy") or {}).get("rollingUpdate")) or {}
+    surge = _scaled(rolling.get("maxSurge"), "25%", wanted, round_up=True)
+    unavailable = _scaled(rolling.get("maxUnavailable"), "25%", wanted, round_up=False)
+    return surge, (1 if surge == 0 and unavailable == 0 else unavailable)
+
+
 def plan_deployment(deploy: Obj, pods: list[Obj], now_text: str) -> DeploymentPlan:
     """Pods to create and delete, and the status the Deployment should show."""
     wanted = replicas_wanted(deploy)
     pod_hash = template_hash(deploy["spec"]["template"], (deploy.get("status") or {}).get("collisionCount", 0))
-    active = [p for p in pods if controlled_by(p, deploy) and not pod_is_terminating(p) and not pod_is_finished(p)]
+    mine = [p for p in pods if controlled_by(p, deploy) and not pod_is_finished(p)]
+    active = [p for p in mine if not pod_is_terminating(p)]
     new = [p for p in active if (p["metadata"].get("labels") or {}).get(HASH_LABEL) == pod_hash]
     old = [p for p in active if p not in new]
+    status = deployment_status(deploy, active, new, now_text)
+    if (deploy["spec"].get("strategy") or {}).get("type") == "Recreate" and any(p not in new for p in mine):
+        return DeploymentPlan(create=0, delete=old, status=status)  # the new pods wait for the old to be gone
+    if not old:
+        return DeploymentPlan(create=max(0, wanted - len(new)), delete=pick_for_deletion(new, len(new) - wanted),
+                              status=status)
+    surge, unavailable = rolling_limits(deploy)
+    min_available = wanted - unavailable
     ready_new = sum(1 for p in new if pod_is_ready(p))
-    delete = pick_for_deletion(new, len(new) - wanted)
-    delete += pick_for_deletion(old, len(old) - max(0, wanted - ready_new))
+    ready_all = ready_new + sum(1 for p in old if pod_is_ready(p))
+    # Old pods that are not Ready cost no availability: they go first, as far as the new pods that
+    # are not Ready yet leave room.
+    unready_old = sorted((p for p in old if not pod_is_ready(p)), key=_deletion_order)
+    room = len(active) - min_available - (len(new) - ready_new)
+    delete = unready_old[:max(0, min(room, len(unready_old)))]
+    ready_old = [p for p in old if pod_is_ready(p)]
+    delete += pick_for_deletion(ready_old, min(ready_all - min_available, len(ready_old)))
     return DeploymentPlan(
-        create=max(0, wanted - len(new)),
+        create=max(0, min(wanted + surge - len(active), wanted - len(new))),
         delete=delete,
-        status=deployment_status(deploy, active, new, now_text),
+        status=status,
     )
 
 

@@ -20,6 +20,7 @@ from lab.cluster._model import Obj, key, resource_version_newer
 log = logging.getLogger(__name__)
 
 MERGE_PATCH = "application/merge-patch+json"
+STRATEGIC_PATCH = "application/strategic-merge-patch+json"
 WATCH_SECONDS = 240  # server-side watch timeout; the watch is then resumed from the last resourceVersion
 
 
@@ -57,6 +58,11 @@ def call(method: Callable[..., Any], *args: Any, **kwargs: Any) -> Obj:
 
 def merge_patch(method: Callable[..., Any], *args: Any) -> Obj:
     return call(method, *args, _content_type=MERGE_PATCH)
+
+
+def strategic_patch(method: Callable[..., Any], *args: Any) -> Obj:
+    """A strategic merge patch: a status patch of some conditions leaves the other writers' alone."""
+    return call(method, *args, _content_type=STRATEGIC_PATCH)
 
 
 def not_found(exc: Exception) -> bool:

@@ -216,20 +216,47 @@ class Runtime:
     waiting_reason: str = "ContainerCreating"
 
 
+KUBELET_CONDITIONS = ("PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady", "PodScheduled")
+
+
+def readiness_gates(pod: Obj) -> list[str]:
+    return [g.get("conditionType", "") for g in pod["spec"].get("readinessGates") or []]
+
+
+def unmet_gates_message(pod: Obj) -> str:
+    """Why the pod's readiness gates keep it from Ready, in the kubelet's words; "" when they do not."""
+    found = {c.get("type"): c for c in (pod.get("status") or {}).get("conditions") or []}
+    unmet = []
+    for gate in readiness_gates(pod):
+        if gate not in found:
+            unmet.append(f'corresponding condition of pod readiness gate "{gate}" does not exist.')
+        elif found[gate].get("status") != "True":
+            unmet.append(f'the status of pod readiness gate "{gate}" is not "True", but {found[gate].get("status")}')
+    return ", ".join(unmet)
+
+
 def pod_status(pod: Obj, rt: Runtime, node_ip: str, now_text: str) -> Obj:
-    """The status the kubelet wants the pod to show; timestamps of unchanged conditions are kept."""
+    """The status the kubelet wants the pod to show; timestamps of unchanged conditions are kept.
+
+    Its conditions are the kubelet's own (KUBELET_CONDITIONS); a readiness gate's condition is
+    another writer's, and only read: the pod is Ready when its containers are and every gate is
+    True. Post it as a strategic merge patch, which leaves the other conditions in place.
+    """
     current = pod.get("status") or {}
     old = {c.get("type"): c for c in current.get("conditions") or []}
     running = rt.started_at is not None
+    gates_unmet = unmet_gates_message(pod)
+    containers_unready = "containers with unready status: [" + " ".join(_container_names(pod)) + "]"
     flags = {
-        "PodReadyToStartContainers": True,
-        "Initialized": True,
-        "Ready": rt.ready,
-        "ContainersReady": rt.ready,
-        "PodScheduled": True,
+        "PodReadyToStartContainers": (True, "", ""),
+        "Initialized": (True, "", ""),
+        "Ready": ((False, "ContainersNotReady", containers_unready) if not rt.ready
+                  else (False, "ReadinessGatesNotReady", gates_unmet) if gates_unmet else (True, "", "")),
+        "ContainersReady": (True, "", "") if rt.ready else (False, "ContainersNotReady", containers_unready),
+        "PodScheduled": (True, "", ""),
     }
     conditions = []
-    for kind, ok in flags.items():
+    for kind, (ok, reason, message) in flags.items():
         status = "True" if ok else "False"
         prev = old.get(kind) or {}
         cond = {
@@ -239,8 +266,8 @@ def pod_status(pod: Obj, rt: Runtime, node_ip: str, now_text: str) -> Obj:
             "lastTransitionTime": prev.get("lastTransitionTime") if prev.get("status") == status else now_text,
         }
         if not ok:
-            cond["reason"] = "ContainersNotReady"
-            cond["message"] = "containers with unready status: [" + " ".join(_container_names(pod)) + "]"
+            cond["reason"] = reason
+            cond["message"] = message
         conditions.append(cond)
     if running:
         state: Obj = {"running": {"startedAt": rt.started_at}}
@@ -283,5 +310,7 @@ def _container_names(pod: Obj) -> list[str]:
 
 
 def status_differs(pod: Obj, desired: Obj) -> bool:
-    current = pod.get("status") or {}
+    """Whether the pod shows another status than desired; of its conditions, only the kubelet's count."""
+    current = dict(pod.get("status") or {})
+    current["conditions"] = [c for c in current.get("conditions") or [] if c.get("type") in KUBELET_CONDITIONS]
     return any(current.get(k) != v for k, v in desired.items())

@@ -26,7 +26,7 @@ from datetime import timedelta
 from typing import Callable
 
 from lab.cluster import _deployments, _endpoints, _scheduling
-from lab.cluster._kube import Cluster, Informer, call, conflict, merge_patch, not_found
+from lab.cluster._kube import Cluster, Informer, call, conflict, merge_patch, not_found, strategic_patch
 from lab.cluster._model import (
     Obj,
     condition,
@@ -72,13 +72,11 @@ def node_unknown_conditions(node: Obj, now_text: str) -> list[Obj]:
 
 
 def pod_not_ready_conditions(pod: Obj, now_text: str) -> list[Obj]:
-    out = []
-    for cond in (pod.get("status") or {}).get("conditions") or []:
-        cond = dict(cond)
-        if cond.get("type") == "Ready" and cond.get("status") != "False":
-            cond.update(status="False", reason="NodeNotReady", message="", lastTransitionTime=now_text)
-        out.append(cond)
-    return out
+    """The pod's Ready condition set to False, for a strategic merge patch: the other conditions
+    (a readiness gate's among them) are left as they are."""
+    ready = dict(condition(pod, "Ready") or {"type": "Ready"})
+    ready.update(status="False", reason="NodeNotReady", message="", lastTransitionTime=now_text)
+    return [ready]
 
 
 def orphaned(objs: list[Obj], owner_kind: str, owners: list[Obj]) -> list[Obj]:
@@ -176,7 +174,7 @@ class ControllerManager:
             if pod["spec"].get("nodeName") in down and pod_is_ready(pod):
                 log.info("pod %s: node %s is not ready, marking the pod not ready", key(pod), pod["spec"]["nodeName"])
                 body = {"status": {"conditions": pod_not_ready_conditions(pod, now_text)}}
-                self._observe("pods", merge_patch(
+                self._observe("pods", strategic_patch(
                     self.cluster.core.patch_namespaced_pod_status, pod["metadata"]["name"], pod["metadata"]["namespace"], body))
 
     def schedule(self) -> None:

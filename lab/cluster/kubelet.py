@@ -28,7 +28,7 @@ import sys
 from pathlib import Path
 
 from lab.cluster import _hostnet
-from lab.cluster._kube import Cluster, Informer, call, conflict, merge_patch, not_found
+from lab.cluster._kube import Cluster, Informer, call, conflict, merge_patch, not_found, strategic_patch
 from lab.cluster._kubelet_model import (
     NodeConfig,
     allocate_ip,
@@ -102,7 +102,7 @@ class Kubelet:
         meta = pod["metadata"]
         try:
             result = await asyncio.to_thread(
-                merge_patch, self.cluster.core.patch_namespaced_pod_status, meta["name"], meta["namespace"], {"status": status})
+                strategic_patch, self.cluster.core.patch_namespaced_pod_status, meta["name"], meta["namespace"], {"status": status})
         except Exception as exc:
             if not_found(exc):
                 return

@@ -1,10 +1,10 @@
 """Patch application: JSON merge patch (RFC 7386), JSON patch (RFC 6902) and a
 strategic merge patch that is a merge patch for maps.
 
-Strategic merge patch simplification: lists are replaced wholesale (no merge by
-patchMergeKey), and the `$patch`, `$retainKeys`, `$setElementOrder/...` and
-`$deleteFromPrimitiveList/...` directives are honoured only as far as
-`$patch: delete|replace` on a map; the other directives are dropped.
+Strategic merge patch simplification: the lists that the built-in types we serve merge by a
+key (their patchMergeKey, `MERGE_KEYS`) merge item by item, and `$patch: delete` on such an item
+removes it; every other list is replaced wholesale. Maps honour `$patch: delete|replace`; the
+`$retainKeys`, `$setElementOrder/...` and `$deleteFromPrimitiveList/...` directives are dropped.
 """
 from __future__ import annotations
 
@@ -37,8 +37,30 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return result
 
 
-def strategic_merge_patch(target: Any, patch: Any) -> Any:
-    """Merge patch for maps with the `$patch` map directives; lists replace."""
+# (parent field, list field) -> the key its items merge by, from the API's Go types
+# (`patchStrategy:"merge" patchMergeKey:...`). A pod's status conditions must merge by type: the
+# kubelet and a readiness gate's controller each patch their own conditions of the same list.
+MERGE_KEYS = {
+    ("status", "conditions"): "type",
+    ("spec", "containers"): "name",
+    ("spec", "initContainers"): "name",
+    ("spec", "volumes"): "name",
+    ("containers", "env"): "name",
+    ("containers", "ports"): "containerPort",
+    ("containers", "volumeMounts"): "mountPath",
+    ("spec", "ports"): "port",  # a Service's; a container's ports are ("containers", "ports")
+    ("metadata", "ownerReferences"): "uid",
+}
+
+
+def strategic_merge_patch(target: Any, patch: Any, path: tuple[str, ...] = ()) -> Any:
+    """Merge patch for maps with the `$patch` map directives; lists with a merge key merge by it,
+    other lists replace."""
+    if isinstance(patch, list):
+        merge_key = MERGE_KEYS.get(path[-2:])
+        if merge_key and isinstance(target, list):
+            return _merge_list(target, patch, merge_key, path)
+        return copy.deepcopy(patch)
     if not isinstance(patch, dict):
         return copy.deepcopy(patch)
     directive = patch.get("$patch")
@@ -52,11 +74,31 @@ def strategic_merge_patch(target: Any, patch: Any) -> Any:
         if value is None:
             result.pop(key, None)
             continue
-        merged = strategic_merge_patch(result.get(key), value)
+        merged = strategic_merge_patch(result.get(key), value, path + (key,))
         if merged is None:
             result.pop(key, None)
         else:
             result[key] = merged
+    return result
+
+
+def _merge_list(target: list[Any], patch: list[Any], merge_key: str, path: tuple[str, ...]) -> list[Any]:
+    """Items of patch merge into the target's item with the same merge key, or are appended;
+    `$patch: delete` removes that item. Target items the patch does not name stay, in order."""
+    result = [copy.deepcopy(item) for item in target]
+    for item in patch:
+        if not isinstance(item, dict) or merge_key not in item:
+            raise PatchError(f"{'.'.join(path)}: every item of a strategic merge patch needs its merge key "
+                             f"{merge_key!r}, got {item!r}", bad_request=True)
+        found = next((i for i, old in enumerate(result) if isinstance(old, dict) and old.get(merge_key) == item[merge_key]), None)
+        if item.get("$patch") == "delete":
+            if found is not None:
+                del result[found]
+            continue
+        if found is None:
+            result.append(strategic_merge_patch({}, item, path))
+        else:
+            result[found] = strategic_merge_patch(result[found], item, path)
     return result
 
 

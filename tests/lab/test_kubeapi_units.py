@@ -95,13 +95,39 @@ def test_merge_patch(target, patch, expected) -> None:
     assert merge_patch(target, patch) == expected
 
 
-def test_strategic_merge_patch_replaces_lists_and_honours_map_directives() -> None:
-    target = {"spec": {"ports": [{"port": 80}], "selector": {"a": "1", "b": "2"}}}
-    patch = {"spec": {"ports": [{"port": 81}], "selector": {"$patch": "replace", "c": "3"},
-                      "$setElementOrder/ports": [{"port": 81}]}}
-    assert strategic_merge_patch(target, patch) == {"spec": {"ports": [{"port": 81}], "selector": {"c": "3"}}}
+def test_strategic_merge_patch_replaces_plain_lists_and_honours_map_directives() -> None:
+    target = {"spec": {"externalIPs": ["192.0.2.1"], "selector": {"a": "1", "b": "2"}}}
+    patch = {"spec": {"externalIPs": ["192.0.2.2"], "selector": {"$patch": "replace", "c": "3"}}}
+    assert strategic_merge_patch(target, patch) == {"spec": {"externalIPs": ["192.0.2.2"], "selector": {"c": "3"}}}
     assert strategic_merge_patch(target, {"spec": {"selector": {"$patch": "delete"}}}) == {
-        "spec": {"ports": [{"port": 80}]}}
+        "spec": {"externalIPs": ["192.0.2.1"]}}
+
+
+def test_strategic_merge_patch_merges_keyed_lists_item_by_item() -> None:
+    target = {"spec": {"ports": [{"port": 80, "name": "http"}, {"port": 443, "name": "https"}]}}
+    patch = {"spec": {"$setElementOrder/ports": [{"port": 80}, {"port": 8080}],
+                      "ports": [{"port": 80, "name": "web"}, {"port": 8080}, {"port": 443, "$patch": "delete"}]}}
+    assert strategic_merge_patch(target, patch) == {"spec": {"ports": [{"port": 80, "name": "web"}, {"port": 8080}]}}
+
+
+def test_strategic_merge_patch_keeps_the_pod_conditions_another_writer_owns() -> None:
+    """The kubelet and a readiness gate's controller patch the same list, each its own types."""
+    pod = {"status": {"conditions": [{"type": "Ready", "status": "False"},
+                                     {"type": "lb.k8sedge.io/edge-ready", "status": "False"}]}}
+    gate = {"status": {"conditions": [{"type": "lb.k8sedge.io/edge-ready", "status": "True"}]}}
+    kubelet = {"status": {"conditions": [{"type": "Ready", "status": "True"}]}}
+    patched = strategic_merge_patch(strategic_merge_patch(pod, gate), kubelet)
+    assert patched == {"status": {"conditions": [{"type": "Ready", "status": "True"},
+                                                 {"type": "lb.k8sedge.io/edge-ready", "status": "True"}]}}
+    container_env = {"spec": {"containers": [{"name": "app", "env": [{"name": "A", "value": "1"}]}]}}
+    assert strategic_merge_patch(container_env, {"spec": {"containers": [{"name": "app", "env": [
+        {"name": "B", "value": "2"}]}]}}) == {"spec": {"containers": [{"name": "app", "env": [
+            {"name": "A", "value": "1"}, {"name": "B", "value": "2"}]}]}}
+
+
+def test_strategic_merge_patch_refuses_a_keyed_item_without_its_key() -> None:
+    with pytest.raises(PatchError, match="merge key 'type'"):
+        strategic_merge_patch({"status": {"conditions": []}}, {"status": {"conditions": [{"status": "True"}]}})
 
 
 @pytest.mark.parametrize("ops, expected", [

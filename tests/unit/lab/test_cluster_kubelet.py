@@ -147,6 +147,38 @@ def test_pod_status_pending_running_and_stable():
     assert not km.status_differs({**POD, "status": running}, same)
 
 
+GATE = "lb.k8sedge.io/edge-ready"
+
+
+def _gated(gate_status: str | None) -> dict:
+    conditions = [] if gate_status is None else [{"type": GATE, "status": gate_status}]
+    return {**POD, "spec": {**POD["spec"], "readinessGates": [{"conditionType": GATE}]},
+            "status": {"conditions": conditions}}
+
+
+def test_a_gated_pod_is_ready_only_when_its_containers_are_and_its_gate_is_true():
+    running = km.Runtime("10.244.1.5", started_at="T2", ready=True)
+    conds = {c["type"]: c for c in km.pod_status(_gated(None), running, "10.213.0.21", "T2")["conditions"]}
+    assert conds["ContainersReady"]["status"] == "True"
+    assert (conds["Ready"]["status"], conds["Ready"]["reason"]) == ("False", "ReadinessGatesNotReady")
+    assert conds["Ready"]["message"] == f'corresponding condition of pod readiness gate "{GATE}" does not exist.'
+    conds = {c["type"]: c for c in km.pod_status(_gated("False"), running, "10.213.0.21", "T2")["conditions"]}
+    assert conds["Ready"]["message"] == f'the status of pod readiness gate "{GATE}" is not "True", but False'
+    conds = {c["type"]: c for c in km.pod_status(_gated("True"), running, "10.213.0.21", "T2")["conditions"]}
+    assert conds["Ready"]["status"] == "True" and GATE not in conds  # the gate is the other writer's
+    starting = km.pod_status(_gated("True"), km.Runtime("10.244.1.5"), "10.213.0.21", "T2")
+    ready = next(c for c in starting["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "ContainersNotReady")
+
+
+def test_the_kubelet_compares_only_its_own_conditions():
+    running = km.Runtime("10.244.1.5", started_at="T2", ready=True)
+    pod = _gated("True")
+    posted = km.pod_status(pod, running, "10.213.0.21", "T2")
+    shown = {**pod, "status": {**posted, "conditions": posted["conditions"] + [{"type": GATE, "status": "True"}]}}
+    assert not km.status_differs(shown, km.pod_status(shown, running, "10.213.0.21", "T3"))
+
+
 def test_pod_status_after_a_crash():
     rt = km.Runtime("10.244.1.5", restart_count=1, last_exit=(137, "T1", "T2"), waiting_reason="CrashLoopBackOff")
     status = km.pod_status(POD, rt, "10.213.0.21", "T3")
@@ -254,7 +286,6 @@ def test_node_unknown_and_pod_not_ready_conditions():
     assert cond["lastHeartbeatTime"] == node["status"]["conditions"][0]["lastHeartbeatTime"]
     pod = {"status": {"conditions": [{"type": "PodScheduled", "status": "True"}, {"type": "Ready", "status": "True"}]}}
     assert controllers.pod_not_ready_conditions(pod, "T") == [
-        {"type": "PodScheduled", "status": "True"},
         {"type": "Ready", "status": "False", "reason": "NodeNotReady", "message": "", "lastTransitionTime": "T"}]
 
 

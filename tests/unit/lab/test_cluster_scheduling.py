@@ -106,8 +106,8 @@ def names(pods: list[dict]) -> list[str]:
       owned("r2", node_name="n", ready=True, created="2025-01-01T00:00:06Z"),
       owned("unready", node_name="n", created="2025-01-01T00:00:01Z"),
       owned("pending", created="2025-01-01T00:00:02Z")], 0, ["pending", "unready"]),
-    # rollout: new template, old pods stay until new ones are ready
-    ([owned("o1", "oldhash", node_name="n", ready=True), owned("o2", "oldhash", node_name="n", ready=True)], 2, []),
+    # rollout (2 replicas, 25%: surge 1, unavailable 0): old pods stay until new ones are ready
+    ([owned("o1", "oldhash", node_name="n", ready=True), owned("o2", "oldhash", node_name="n", ready=True)], 1, []),
     ([owned("o1", "oldhash", node_name="n", ready=True, created="2025-01-01T00:00:01Z"),
       owned("o2", "oldhash", node_name="n", ready=True, created="2025-01-01T00:00:02Z"),
       owned("n1", node_name="n", ready=True), owned("n2", node_name="n")], 0, ["o2"]),
@@ -117,6 +117,59 @@ def names(pods: list[dict]) -> list[str]:
 def test_plan_deployment(pods, create, delete):
     plan = dep.plan_deployment(DEPLOY, pods, "2025-01-01T00:10:00Z")
     assert (plan.create, names(plan.delete)) == (create, delete)
+
+
+def _rolling(replicas: int, strategy: dict | None) -> dict:
+    spec = {**DEPLOY["spec"], "replicas": replicas}
+    if strategy is not None:
+        spec["strategy"] = strategy
+    return {**DEPLOY, "spec": spec}
+
+
+@pytest.mark.parametrize("replicas, rolling, expected", [
+    (4, None, (1, 1)),  # 25% of 4 both ways
+    (2, None, (1, 0)),  # surge rounds up, unavailable down
+    (10, {"maxSurge": "30%", "maxUnavailable": "30%"}, (3, 3)),
+    (3, {"maxSurge": 0, "maxUnavailable": "10%"}, (0, 1)),  # both 0: one may be unavailable
+    (4, {"maxSurge": 2, "maxUnavailable": 0}, (2, 0)),
+])
+def test_rolling_limits(replicas, rolling, expected):
+    strategy = None if rolling is None else {"type": "RollingUpdate", "rollingUpdate": rolling}
+    assert dep.rolling_limits(_rolling(replicas, strategy)) == expected
+
+
+def test_a_rolling_update_keeps_replicas_minus_max_unavailable_ready():
+    deploy = _rolling(4, None)  # surge 1, unavailable 1
+    old = [owned(f"o{i}", "oldhash", node_name="n", ready=True, created=f"2025-01-01T00:00:0{i}Z") for i in range(4)]
+    plan = dep.plan_deployment(deploy, old, "T")
+    assert (plan.create, names(plan.delete)) == (1, ["o3"])
+    # A new pod that is not Ready (a readiness gate not yet True) holds every other old pod back.
+    left = old[:3] + [owned("n1", node_name="n")]
+    plan = dep.plan_deployment(deploy, left, "T")
+    assert (plan.create, names(plan.delete)) == (1, [])
+    plan = dep.plan_deployment(deploy, left + [owned("n2", node_name="n")], "T")
+    assert (plan.create, names(plan.delete)) == (0, [])
+    # Once one is Ready, one more old pod may go.
+    plan = dep.plan_deployment(deploy, old[:3] + [owned("n1", node_name="n", ready=True), owned("n2", node_name="n")], "T")
+    assert (plan.create, names(plan.delete)) == (0, ["o2"])
+
+
+def test_a_rolling_update_deletes_old_pods_that_are_not_ready_first():
+    deploy = _rolling(4, {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}})
+    pods = [owned("o0", "oldhash", node_name="n", ready=True), owned("o1", "oldhash", node_name="n", ready=True),
+            owned("o2", "oldhash", node_name="n", ready=True), owned("sick", "oldhash", node_name="n")]
+    plan = dep.plan_deployment(deploy, pods, "T")
+    assert (plan.create, names(plan.delete)) == (0, ["sick"])
+
+
+def test_recreate_creates_the_new_pods_once_the_old_are_gone():
+    deploy = _rolling(2, {"type": "Recreate"})
+    old = [owned("o1", "oldhash", node_name="n", ready=True), owned("o2", "oldhash", node_name="n", ready=True)]
+    plan = dep.plan_deployment(deploy, old, "T")
+    assert (plan.create, names(plan.delete)) == (0, ["o1", "o2"])
+    going = [owned("o1", "oldhash", node_name="n", terminating=True)]
+    assert dep.plan_deployment(deploy, going, "T").create == 0
+    assert dep.plan_deployment(deploy, [], "T").create == 2
 
 
 def test_deployment_status_and_no_churn():

@@ -32,6 +32,8 @@ TIMEOUT_SERVER = PREFIX + "timeout-server"
 PROXY_PROTOCOL = PREFIX + "proxy-protocol"
 TLS = PREFIX + "tls"
 TLS_CERTIFICATE = PREFIX + "tls-certificate"
+# A Pod readiness gate's condition type: the edge sets it True once it serves the Pod.
+READINESS_GATE = PREFIX + "edge-ready"
 SERVICE_KEYS = frozenset({
     EXPOSE, POOL, HOSTS, HTTP_PORT, PATH, TCP_PORTS, UDP_PORTS, BACKEND, BALANCE, HEALTH_CHECK,
     HEALTH_CHECK_PATH, TIMEOUT_CONNECT, TIMEOUT_SERVER, PROXY_PROTOCOL, TLS, TLS_CERTIFICATE,

@@ -36,6 +36,7 @@ _PORT_TEXT = re.compile(r"[1-9][0-9]{0,4}")
 _DURATION = re.compile(r"([1-9][0-9]{0,7})(ms|s|m|h)")
 _LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?")
 _TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})")
+_UID = re.compile(r"[0-9A-Za-z][0-9A-Za-z-]{0,63}")
 # An IPv4 address in the one spelling str(ipaddress) gives back: no leading zeros.
 _IPV4_CANONICAL = re.compile(r"((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])")
 _UNSAFE_TO_SHOW = re.compile(r"[^A-Za-z0-9._:/@=+,*-]")
@@ -233,6 +234,13 @@ def pod_cidr(value: Any) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
         if network.overlaps(refused):
             raise InvalidValue(f"expected a node's pod network, got {show(value)}, which overlaps the {name} addresses {refused}")
     return network
+
+
+def uid(value: Any) -> str:
+    """An object's metadata.uid (the API gives a UUID; anything of that shape is accepted)."""
+    if not isinstance(value, str) or not _UID.fullmatch(value):
+        raise expected("an object uid such as 0b2f6a62-3e0c-4c9b-9d51-2a3c7e9f6b10", value)
+    return value
 
 
 def timestamp(value: Any) -> float:

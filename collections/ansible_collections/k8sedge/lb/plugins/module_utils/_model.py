@@ -49,7 +49,8 @@ class ClusterState:
     """Raw API objects as the API returns them (dicts from JSON), in any order.
 
     `endpoint_slices` is None when the cluster lacks discovery.k8s.io/v1; then the legacy
-    `endpoints` are read instead."""
+    `endpoints` are read instead. `pods` is None unless readiness gates are on: only then are
+    Pods read, for the ones that list the edge's gate."""
 
     services: list[Raw] = field(default_factory=list)
     endpoint_slices: list[Raw] | None = field(default_factory=list)
@@ -57,6 +58,7 @@ class ClusterState:
     nodes: list[Raw] = field(default_factory=list)
     ingresses: list[Raw] = field(default_factory=list)
     config_maps: list[Raw] = field(default_factory=list)
+    pods: list[Raw] | None = None
 
 
 @dataclass(frozen=True)
@@ -447,6 +449,52 @@ def _raw_pool(raw: Raw) -> Any:
     return annotations.get(a.POOL, a.DEFAULT_POOL) if isinstance(annotations, dict) else a.DEFAULT_POOL
 
 
+# --- readiness gates --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _GatedPod:
+    """A Pod that lists the edge's readiness gate, and waits for it: its containers are ready, the
+    gate is not True yet, and it is not terminating. Kubernetes calls it not ready, so its
+    endpoints say ready: false; the edge serves it anyway, proves it, then sets the gate."""
+
+    owner: _Owner
+    uid: str
+
+
+def _lists_the_gate(raw: Any) -> bool:
+    spec = raw.get("spec") if isinstance(raw, dict) else None
+    gates = spec.get("readinessGates") if isinstance(spec, dict) else None
+    return isinstance(gates, list) and any(isinstance(g_, dict) and g_.get("conditionType") == a.READINESS_GATE for g_ in gates)
+
+
+def _waiting_for_the_gate(raw: Raw) -> _GatedPod | None:
+    owner = _owner("Pod", raw, g.dns_subdomain)
+    meta = _mapping(raw.get("metadata"), "metadata")
+    uid = _at("metadata.uid", g.uid, meta.get("uid"))
+    found = {}
+    for i, cond in enumerate(_sequence(_mapping(raw.get("status"), "status").get("conditions"), "status.conditions")):
+        cond = _mapping(cond, f"status.conditions[{i}]")
+        found[cond.get("type")] = cond.get("status")
+    if meta.get("deletionTimestamp") is not None or found.get("ContainersReady") != "True" or found.get(a.READINESS_GATE) == "True":
+        return None
+    return _GatedPod(owner, uid)
+
+
+def _read_gated_pods(raws: list[Raw] | None, report: _Report) -> dict[tuple[str, str], _GatedPod]:
+    """(namespace, name) -> each Pod that waits for the edge's gate. Pods without the gate are
+    not the edge's business and are not looked at."""
+    waiting = {}
+    for raw in _unique("Pod", [r for r in raws or [] if _lists_the_gate(r)], report).values():
+        try:
+            pod = _waiting_for_the_gate(raw)
+        except InvalidValue as exc:
+            report.invalid(_identify("Pod", raw), exc)
+            continue
+        if pod is not None:
+            waiting[(pod.owner.namespace, pod.owner.name)] = pod
+    return waiting
+
+
 # --- endpoints --------------------------------------------------------------------------------
 
 # One endpoint address: (family, address, state, node, zone); state is ready, draining or out.
@@ -496,6 +544,8 @@ class _EndpointReader:
     """Reads endpoint addresses; node names and zones repeat, so each is checked once."""
 
     nodes: dict[str, _Node]
+    gated: dict[tuple[str, str], _GatedPod] = field(default_factory=dict)
+    gated_addresses: dict[str, _GatedPod] = field(default_factory=dict)  # address -> gated Pod served there
     names: dict[Any, str] = field(default_factory=dict)
     zones: dict[Any, str] = field(default_factory=dict)
     port_entries: dict[tuple[Any, ...], tuple[tuple[str, str], int] | None] = field(default_factory=dict)
@@ -537,7 +587,16 @@ class _EndpointReader:
             zone = self.zones[value] = _at("zone", g.label_value, value)
         return zone
 
-    def slice_endpoint(self, endpoint: Any, family: int) -> _Endpoint:
+    def waiting_pod(self, target_ref: Any, namespace: str, terminating: Any = None) -> _GatedPod | None:
+        """The gated Pod an endpoint that is not ready points to, when that Pod waits for the edge."""
+        if not self.gated or not isinstance(target_ref, dict) or target_ref.get("kind") != "Pod" or terminating:
+            return None
+        pod = self.gated.get((target_ref.get("namespace") or namespace, target_ref.get("name")))
+        if pod is None or target_ref.get("uid") not in (None, "", pod.uid):
+            return None  # another Pod of the same name, or none waiting
+        return pod
+
+    def slice_endpoint(self, endpoint: Any, family: int, namespace: str) -> _Endpoint:
         """The hot loop of a build (50,000 endpoints): kept to plain lookups."""
         if not isinstance(endpoint, dict):
             raise InvalidValue(f"expected an object, got {g.show(endpoint)}")
@@ -551,6 +610,11 @@ class _EndpointReader:
             raise InvalidValue(f"expected an IPv{family} address as the slice's addressType says, got {g.show(addresses[0])}", "addresses[0]")
         conditions = endpoint.get("conditions")
         state = "ready" if conditions is None else _state(_mapping(conditions, "conditions"))
+        if state == "out" and self.gated:
+            pod = self.waiting_pod(endpoint.get("targetRef"), namespace, conditions.get("terminating"))
+            if pod is not None:
+                state = "ready"
+                self.gated_addresses[address] = pod
         name = endpoint.get("nodeName")
         node = self.names.get(name) if isinstance(name, str) else None  # inlined self.node(): the common case
         if node is None:
@@ -562,6 +626,15 @@ class _EndpointReader:
         family, address = _at("ip", g.ip, entry.get("ip"))
         node = self.node(entry.get("nodeName"))
         return (family, address, "ready", node, self.zone(None, node))
+
+    def legacy_waiting(self, entry: Any, namespace: str) -> _Endpoint | None:
+        """A notReadyAddresses entry of a Pod that waits for the edge's gate, as a ready endpoint."""
+        pod = self.waiting_pod(entry.get("targetRef") if isinstance(entry, dict) else None, namespace)
+        if pod is None:
+            return None
+        endpoint = self.legacy_address(entry)
+        self.gated_addresses[endpoint[1]] = pod
+        return endpoint
 
 
 def _read_slice(raw: Raw, reader: _EndpointReader, report: _Report) -> _Subset | None:
@@ -579,10 +652,11 @@ def _read_slice(raw: Raw, reader: _EndpointReader, report: _Report) -> _Subset |
         report.invalid(_identify("EndpointSlice", raw), exc)
         return None
     family = _FAMILIES[address_type]
+    namespace = raw["metadata"]["namespace"]  # _index_by_service keeps only slices with one
     endpoints = []
     for i, endpoint in enumerate(raw_endpoints):
         try:
-            endpoints.append(reader.slice_endpoint(endpoint, family))
+            endpoints.append(reader.slice_endpoint(endpoint, family, namespace))
         except InvalidValue as exc:
             report.invalid(_identify("EndpointSlice", raw), _within(f"endpoints[{i}]", exc))
     return _Subset(ports, tuple(endpoints))
@@ -605,6 +679,7 @@ def _read_endpoints(raw: Raw, reader: _EndpointReader, report: _Report) -> list[
             except InvalidValue as exc:
                 raise _within("ports", exc) from None
             raw_addresses = _sequence(subset.get("addresses"), "addresses")
+            not_ready = _sequence(subset.get("notReadyAddresses"), "notReadyAddresses") if reader.gated else []
         except InvalidValue as exc:
             report.invalid(who, _within(f"subsets[{i}]", exc))
             continue
@@ -614,6 +689,14 @@ def _read_endpoints(raw: Raw, reader: _EndpointReader, report: _Report) -> list[
                 endpoints.append(reader.legacy_address(entry))
             except InvalidValue as exc:
                 report.invalid(who, _within(f"subsets[{i}].addresses[{j}]", exc))
+        for j, entry in enumerate(not_ready):
+            try:
+                waiting = reader.legacy_waiting(entry, raw["metadata"]["namespace"])
+            except InvalidValue as exc:
+                report.invalid(who, _within(f"subsets[{i}].notReadyAddresses[{j}]", exc))
+                continue
+            if waiting is not None:
+                endpoints.append(waiting)
         subsets.append(_Subset(ports, tuple(endpoints)))
     return subsets
 
@@ -956,9 +1039,11 @@ class _Targets:
     subset_size: int
     cache: dict[tuple[str, str], list[_Subset]] = field(default_factory=dict)
 
+    gated: dict[tuple[str, str], _GatedPod] = field(default_factory=dict)
+
     def __post_init__(self) -> None:
         self.eligible = [n for n in self.nodes.values() if n.ready and not n.excluded]
-        self.reader = _EndpointReader(self.nodes)
+        self.reader = _EndpointReader(self.nodes, self.gated)
         # The eligible nodes on a hash ring, for the node port subsets (see node_subset).
         self.ring = sorted((_ring_position(n.owner.name), n.owner.name, n) for n in self.eligible)
         self.ring_positions = [position for position, _name, _node in self.ring]
@@ -1101,7 +1186,8 @@ def build_model_json(state: ClusterState, options: ModelOptions) -> tuple[str, s
     part is serialized once, for its hash and for the text."""
     with paused_gc():
         model, served = _build(state, options)
-        findings = json.dumps({key: model[key] for key in ("errors", "generation", "warnings")}, sort_keys=True, separators=(",", ":"))
+        findings = json.dumps({key: model[key] for key in ("errors", "gates", "generation", "warnings")}, sort_keys=True,
+                              separators=(",", ":"))
         return model["generation"], f"{findings[:-1]},{served[1:]}"
 
 
@@ -1165,15 +1251,52 @@ def _build(state: ClusterState, options: ModelOptions) -> tuple[dict[str, Any], 
     served = _port_owners(claims, options, report)
     legacy = state.endpoint_slices is None
     targets = _Targets(_index_by_service(state.endpoints if legacy else state.endpoint_slices or [], legacy), legacy, nodes, report,
-                       options.nodeport_subset_size)
+                       options.nodeport_subset_size, gated=_read_gated_pods(state.pods, report))
     refs = {c.backend for c in served}
     model: dict[str, Any] = {
         "frontends": _frontends(served, options),
         "backends": [_backend(ref, services[(ref.namespace, ref.service)], targets, report) for ref in sorted(refs, key=lambda r: r.name)],
         "routes": _pod_routes(nodes, report),
     }
-    served = _served_json(model)
-    model["generation"] = hashlib.sha256(served.encode()).hexdigest()
+    served_text = _served_json(model)
+    model["generation"] = hashlib.sha256(served_text.encode()).hexdigest()
+    model["gates"] = _gates(model["backends"], served, services, targets)
     model["errors"] = _Report.listed(report.errors)
     model["warnings"] = _Report.listed(report.warnings)
-    return model, served
+    return model, served_text
+
+
+def _gates(backends: list[dict[str, Any]], claims: list[_Claim], services: dict[tuple[Any, Any], _Service | None],
+           targets: _Targets) -> list[dict[str, Any]]:
+    """The Pods that wait for the edge's readiness gate, and how the edge serves each: the pod
+    targets that are its address, per backend and the pools that backend is served in (to be
+    proven on every edge host of those pools), and the node port backends whose Service selects it
+    (nothing to prove about the Pod there: the edge targets nodes). Not part of the generation:
+    a gate that turns True changes nothing the edge serves."""
+    if not targets.gated:
+        return []
+    pools: dict[str, set[str]] = {}
+    for claim in claims:
+        pools.setdefault(claim.backend.name, set()).add(claim.pool)
+    waiting: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def entry(pod: _GatedPod) -> dict[str, Any]:
+        key = (pod.owner.namespace, pod.owner.name)
+        if key not in waiting:
+            waiting[key] = {"namespace": key[0], "name": key[1], "uid": pod.uid, "targets": [], "nodeport_backends": []}
+        return waiting[key]
+
+    for backend in backends:
+        if backend["mode"] == "pod":
+            for target in backend["targets"]:
+                pod = targets.reader.gated_addresses.get(target["address"])
+                if pod is not None:
+                    entry(pod)["targets"].append({"backend": backend["name"], "pools": sorted(pools[backend["name"]]),
+                                                  "address": target["address"], "port": target["port"]})
+            continue
+        # A node port backend reads its Service's endpoints only for the Local policy: read them here.
+        service = services[(backend["namespace"], backend["service"])]
+        found = {targets.reader.gated_addresses.get(endpoint[1]) for subset in targets.subsets(service) for endpoint in subset.endpoints}
+        for pod in sorted(filter(None, found), key=lambda p: (p.owner.namespace, p.owner.name)):
+            entry(pod)["nodeport_backends"].append(backend["name"])
+    return [waiting[key] for key in sorted(waiting)]
