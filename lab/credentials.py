@@ -13,8 +13,8 @@ from pathlib import Path
 
 from lab import pki
 from lab.topology import (
-    ADMIN_USER, API_URL, GATEWAY_IP, KUBECONFIG, KUBECONFIG_ADMIN, KUBECONFIG_STATUS, PKI_DIR,
-    READER_USER, SSH_KEY, STATUS_USER, TOKEN_FILE,
+    ADMIN_USER, API_URL, GATES_USER, GATEWAY_IP, KUBECONFIG, KUBECONFIG_ADMIN, KUBECONFIG_GATES, KUBECONFIG_STATUS,
+    PKI_DIR, READER_USER, SSH_KEY, STATUS_USER, TOKEN_FILE,
 )
 
 CA_CERT = PKI_DIR / "ca.crt"
@@ -23,8 +23,9 @@ SERVER_CERT = PKI_DIR / "apiserver.crt"
 SERVER_KEY = PKI_DIR / "apiserver.key"
 # user -> groups, as kube-apiserver's token file lists them.
 USERS = {ADMIN_USER: ["system:masters"], READER_USER: ["system:serviceaccounts"],
-         STATUS_USER: ["system:serviceaccounts"]}
-KUBECONFIGS = {KUBECONFIG_ADMIN: ADMIN_USER, KUBECONFIG: READER_USER, KUBECONFIG_STATUS: STATUS_USER}
+         STATUS_USER: ["system:serviceaccounts"], GATES_USER: ["system:serviceaccounts"]}
+KUBECONFIGS = {KUBECONFIG_ADMIN: ADMIN_USER, KUBECONFIG: READER_USER, KUBECONFIG_STATUS: STATUS_USER,
+               KUBECONFIG_GATES: GATES_USER}
 # Host names served over TLS in lab/manifests, each with a certificate of the lab CA:
 # secure.pctest is terminated by the edges (Ansible gives them .lab/pki/secure.pctest.{crt,key}),
 # passthrough.pctest by the tls-echo pods themselves (their env names the files).

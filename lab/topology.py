@@ -23,13 +23,15 @@ KNOWN_HOSTS = SSH_DIR / "known_hosts"
 KUBECONFIG = LAB_DIR / "kubeconfig"  # read-only token, what the edge tooling uses
 KUBECONFIG_ADMIN = LAB_DIR / "kubeconfig-admin"
 KUBECONFIG_STATUS = LAB_DIR / "kubeconfig-status"  # the status writer's token (docs/rbac-status.yaml)
+KUBECONFIG_GATES = LAB_DIR / "kubeconfig-gates"  # the readiness gates' writer's token (docs/rbac-gates.yaml)
 TOKEN_FILE = PKI_DIR / "tokens.csv"
 MANIFESTS = REPO / "lab" / "manifests"
 # The model options the lab's inventory gives every reader of the model (inventory/lab): the
 # design note's TCP entries live in ingress-nginx's ConfigMaps, and reading them is opt-in.
 MODEL_OPTIONS = {"tcp_services_configmap": "ingress-nginx/tcp-services", "udp_services_configmap": "ingress-nginx/udp-services"}
 # The API server's authorization: the roles every cluster has, and the manifests we ship.
-RBAC_POLICIES = (REPO / "lab" / "rbac.yaml", REPO / "docs" / "rbac.yaml", REPO / "docs" / "rbac-status.yaml")
+RBAC_POLICIES = (REPO / "lab" / "rbac.yaml", REPO / "docs" / "rbac.yaml", REPO / "docs" / "rbac-status.yaml",
+                 REPO / "docs" / "rbac-gates.yaml")
 
 PREFIX = "k8sedge"
 BRIDGE = "k8sedge0"
@@ -44,6 +46,7 @@ VIP_RANGE = ("10.213.0.200", "10.213.0.219")
 
 READER_USER = "system:serviceaccount:k8sedge:edge-reader"
 STATUS_USER = "system:serviceaccount:k8sedge:edge-status"
+GATES_USER = "system:serviceaccount:k8sedge:edge-gates"
 ADMIN_USER = "lab-admin"
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import csv
 
 from lab import credentials
-from lab.topology import ADMIN_USER, READER_USER, STATUS_USER
+from lab.topology import ADMIN_USER, GATES_USER, READER_USER, STATUS_USER
 
 
 def rows(path) -> list[list[str]]:
@@ -19,7 +19,8 @@ def test_a_token_file_of_an_older_lab_gains_the_new_users_and_keeps_its_tokens(t
     tokens = credentials._tokens()
     assert tokens[ADMIN_USER] == "old-admin" and tokens[READER_USER] == "old-reader" and len(tokens[STATUS_USER]) >= 32
     assert rows(path)[2] == [tokens[STATUS_USER], STATUS_USER, "lab-3", "system:serviceaccounts"]
-    assert credentials._tokens() == tokens and len(rows(path)) == 3
+    assert rows(path)[3] == [tokens[GATES_USER], GATES_USER, "lab-4", "system:serviceaccounts"]
+    assert credentials._tokens() == tokens and len(rows(path)) == 4
     assert path.stat().st_mode & 0o777 == 0o600
 
 
