@@ -101,6 +101,7 @@ from datetime import datetime, timezone
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.k8sedge.lb.plugins.module_utils import _gates as gates
 from ansible_collections.k8sedge.lb.plugins.module_utils import _k8s_read as k8s
+from ansible_collections.k8sedge.lb.plugins.module_utils._gate_writes import patch_pods
 from ansible_collections.k8sedge.lb.plugins.module_utils._errors import EdgeError
 from ansible_collections.k8sedge.lb.plugins.module_utils._k8s_client import AUTH_ARGUMENT_SPEC, auth_options
 
@@ -113,7 +114,7 @@ def run(module: AnsibleModule) -> dict:
     outcomes = {}
     if acknowledged and not module.check_mode:
         now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        rows = gates.patch_pods(k8s.connect(auth_options(params)), acknowledged, now, params["timeout"])
+        rows = patch_pods(k8s.connect(auth_options(params)), acknowledged, now, params["timeout"])
         outcomes = {(r["namespace"], r["name"]): r for r in rows}
     pods = []
     for verdict in verdicts:
