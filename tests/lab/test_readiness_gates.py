@@ -1,7 +1,8 @@
 """Readiness gates against the lab, with the real kubectl: a Pod that lists lb.k8sedge.io/edge-ready
 is Ready only once site.yml has served it on both edges and probed it from each; its Deployment's
 rollout waits for that. A Pod behind two Services is acknowledged once both serve it, a Pod behind a
-node port Service at once, and the gates' writer can do nothing else.
+node port Service at once, and the gates' writer can do nothing else. A rolling restart under load
+through the VIP, with the watcher's fast path setting the gates, loses no request.
 
 The lab's kubelet holds a gated Pod at ContainersReady=True, Ready=False (ReadinessGatesNotReady),
 its EndpointSlice endpoint at ready: false, and its Deployment's rollout unfinished, as Kubernetes
@@ -17,6 +18,7 @@ from collections.abc import Iterator
 import pytest
 import yaml
 
+from lab.testlib import rolling
 from lab.topology import KUBECONFIG_ADMIN, KUBECONFIG_GATES, KUBECTL, REPO
 from tests.lab.conftest import ansible_playbook, in_host, kubectl, succeeded
 
@@ -154,3 +156,20 @@ def test_a_pod_that_no_edge_service_selects_is_left_alone(gated):
     site()
     [left] = [p for p in pods("gated-np") if p["metadata"]["uid"] not in acknowledged]
     assert condition(left, GATE) == {} and condition(left, "Ready").get("status") == "False"
+
+
+def test_a_rolling_update_under_load_with_gates_loses_no_request(gated, tmp_path):
+    subprocess.run([str(KUBECTL), f"--kubeconfig={KUBECONFIG_ADMIN}", "apply", "-f", "-"], input=rolling.manifest("rolling", gated=True),
+                   text=True, capture_output=True, check=True, timeout=60)
+    try:
+        containers_ready("rolling", rolling.REPLICAS)
+        site()
+        wait_for("the rolling Pods Ready", lambda: all_ready("rolling"))
+        run = rolling.restart_under_load("rolling", ("--fast-path", "--readiness-gates", f"--gates-kubeconfig={KUBECONFIG_GATES}"),
+                                         tmp_path, time.monotonic() + 400)
+        assert run["failed"] == 0 and run["requests"] > 100, run
+        replaced = pods("rolling")
+        assert len(replaced) == rolling.REPLICAS and all(condition(p, GATE).get("status") == "True" for p in replaced)
+    finally:
+        subprocess.run([str(KUBECTL), f"--kubeconfig={KUBECONFIG_ADMIN}", "delete", "--wait=false", "-f", "-"],
+                       input=rolling.manifest("rolling", gated=True), text=True, capture_output=True, check=True, timeout=60)
