@@ -84,10 +84,10 @@ def measure(engine: str, quick: bool, deadline: float) -> Measurement:
         # The collection is importable only while its loader is in place.
         from ansible_collections.k8sedge.lb.plugins.module_utils._model import ClusterState, ModelOptions, build_model_json
         state = ClusterState(**cluster_objects(shape))
-        texts = {"ours": build_model_json(state, ModelOptions())[1],
-                 "baseline": build_model_json(state, ModelOptions(nodeport_subset_size=0))[1]}
+        texts = {"ours": build_model_json(state, ModelOptions()).text,
+                 "baseline": build_model_json(state, ModelOptions(nodeport_subset_size=0)).text}
         # Unmeasured: the first render loads the plugins and compiles the templates.
-        _sample(engine, roles, build_model_json(ClusterState(), ModelOptions())[1], {k: [] for k in figures["ours"]}, deadline)
+        _sample(engine, roles, build_model_json(ClusterState(), ModelOptions()).text, {k: [] for k in figures["ours"]}, deadline)
         sides: list[tuple[str, list[Sample]]] = [("ours", measurement.ours), ("baseline", measurement.baseline)]
         for i in range(count):
             for side, samples in sides:

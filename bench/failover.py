@@ -176,7 +176,7 @@ def steady(deadline: float, seconds: float = 40.0) -> None:
 
 
 def client(address: str, start: float, seconds: float) -> subprocess.Popen[str]:
-    return subprocess.Popen(["ip", "netns", "exec", host("client").netns, sys.executable, "-m", "bench._vip_client",
+    return subprocess.Popen(["ip", "netns", "exec", host("client").netns, sys.executable, "-m", "lab.testlib.vip_client",
                              "--address", address, "--start", f"{start:.6f}", "--seconds", str(seconds),
                              "--every", str(EVERY)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 

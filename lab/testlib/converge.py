@@ -89,7 +89,7 @@ def model_json() -> str:
 
     params = params_with_defaults({"kubeconfig": str(KUBECONFIG), **MODEL_OPTIONS}, {})
     state, read = read_state(params)
-    return model_json_of(state, params, None, read)[1]
+    return model_json_of(state, params, None, read).text
 
 
 def model_generation() -> str:

@@ -63,8 +63,8 @@ def test_a_410_mid_pagination_is_an_error_not_a_short_list(small_api):
 
 
 def test_forbidden_is_an_error(small_api):
-    with pytest.raises(k8s.ReadError, match='403 Forbidden: pods is forbidden: User "system:serviceaccount:k8sedge:edge-reader"'):
-        _reader(small_api).list("/api/v1/pods", [], page_size=10)
+    with pytest.raises(k8s.ReadError, match='403 Forbidden: secrets is forbidden: User "system:serviceaccount:k8sedge:edge-reader"'):
+        _reader(small_api).list("/api/v1/secrets", [], page_size=10)
 
 
 def test_the_deadline_bounds_the_whole_read(small_api):
@@ -97,8 +97,8 @@ def test_a_client_certificate_authenticates_our_reader_and_kubectl(small_api, tm
     connection = k8s.connect(AuthOptions(kubeconfig=str(kubeconfig)))
     _state, meta = k8s.read_cluster(k8s.Reader(connection, 10), k8s.ReadOptions())
     assert meta["counts"]["services"] == SERVICES + 1
-    with pytest.raises(k8s.ReadError, match=f'403 Forbidden: pods is forbidden: User "{READER}"'):
-        k8s.Reader(connection, 10).list("/api/v1/pods", [], 10)
+    with pytest.raises(k8s.ReadError, match=f'403 Forbidden: secrets is forbidden: User "{READER}"'):
+        k8s.Reader(connection, 10).list("/api/v1/secrets", [], 10)
     assert "service/svc0" in kubectl(api, "get", "services", "-A", "-o", "name", kubeconfig=kubeconfig).stdout
-    refused = kubectl(api, "get", "pods", "-A", kubeconfig=kubeconfig, check=False)
-    assert f'User "{READER}" cannot list resource "pods"' in refused.stderr, refused.stderr
+    refused = kubectl(api, "get", "secrets", "-A", kubeconfig=kubeconfig, check=False)
+    assert f'User "{READER}" cannot list resource "secrets"' in refused.stderr, refused.stderr

@@ -110,8 +110,8 @@ def test_reader_may_read_but_not_write(kubeapi: LabApi, reader, admin) -> None:
     ("/apis/apps/v1/namespaces/default/deployments/x",
      'deployments.apps "x" is forbidden: User "{u}" cannot get resource "deployments" in API '
      'group "apps" in the namespace "default"'),
-    ("/api/v1/namespaces/default/pods",
-     'pods is forbidden: User "{u}" cannot list resource "pods" in API group "" '
+    ("/api/v1/namespaces/default/serviceaccounts",
+     'serviceaccounts is forbidden: User "{u}" cannot list resource "serviceaccounts" in API group "" '
      'in the namespace "default"'),
 ])
 def test_reader_forbidden_wording(kubeapi: LabApi, path: str, message: str) -> None:

@@ -1,4 +1,4 @@
-"""bench/_vip_client.py and bench/failover.py's summary: what the failover benchmark counts as lost."""
+"""lab/testlib/vip_client.py and bench/failover.py's summary: what the failover benchmark counts as lost."""
 from __future__ import annotations
 
 import json
@@ -36,7 +36,7 @@ def test_the_client_counts_refused_and_unanswered_requests_as_lost():
 
     threading.Thread(target=serve, daemon=True).start()
     start = time.monotonic() + 1.0
-    out = subprocess.run([sys.executable, "-m", "bench._vip_client", "--address", "127.0.0.1", "--port", str(port),
+    out = subprocess.run([sys.executable, "-m", "lab.testlib.vip_client", "--address", "127.0.0.1", "--port", str(port),
                           "--start", f"{start}", "--seconds", "0.6", "--every", "0.02", "--timeout", "0.5"],
                          cwd=REPO, capture_output=True, text=True, timeout=30, check=True).stdout
     results = json.loads(out)

@@ -503,3 +503,37 @@ def test_strict_host_key_checking_holds_against_the_inventory_s_options(edge: Ed
     finally:
         ssh.close()
     assert not (tmp_path / "empty_known_hosts").read_text(), "the host key was not learnt"
+
+
+class _Checks:
+    """A Cli whose one server is checked by haproxy: the first check has not finished for `rounds` reads."""
+
+    def __init__(self, rounds: int) -> None:
+        self.rounds = rounds
+
+    def servers(self) -> dict[tuple[str, str], Any]:
+        self.rounds -= 1
+        status = 1 if self.rounds >= 0 else 6  # INI, then L7OK
+        return {("shop_web_80", "s1"): fp.Server("shop_web_80", "s1", "10.244.1.6", 8080, 0, 1, 2, status, 6)}
+
+
+def test_gate_evidence_waits_for_haproxys_first_check_from_each_host_and_leaves_nginx_to_the_playbook():
+    gates = [{"namespace": "shop", "name": "new", "uid": "u1", "nodeport_backends": [],
+              "targets": [{"backend": "shop_web_80", "pools": ["default"], "address": "10.244.1.6", "port": 8080,
+                           "protocol": "TCP", "check": {"type": "tcp"}}]}]
+    clis = {"edge1": _Checks(rounds=2)}
+    hosts = [host("edge1"), host("edge2", unsupported="engine nginx: no runtime API")]
+    core = fp.FastPath(hosts, lambda h: clis[h.name])
+    try:
+        found = core.gate_evidence(gates, seconds=5)
+    finally:
+        core.close()
+    assert found["edge2"] is None
+    assert [(row["ok"], row["why"]) for row in found["edge1"]] == [(True, "")]
+    # Not within the time given: the rows say why, and the Pod waits.
+    core = fp.FastPath([host("edge1")], lambda h: _Checks(rounds=1000))
+    try:
+        [row] = core.gate_evidence(gates, seconds=0.3)["edge1"]
+    finally:
+        core.close()
+    assert not row["ok"] and row["why"] == "haproxy has not finished its first check of shop_web_80/s1"

@@ -5,6 +5,7 @@ import json
 from typing import Any
 
 from ansible_collections.k8sedge.lb.plugins.module_utils import _gates as gates
+from ansible_collections.k8sedge.lb.plugins.module_utils._gate_writes import patch_pods
 from ansible_collections.k8sedge.lb.plugins.module_utils._haproxy_runtime import Server
 
 WEB = {"backend": "shop_web_80", "pools": ["default"], "address": "10.244.1.6", "port": 8080, "protocol": "TCP",
@@ -126,7 +127,14 @@ def test_writes_go_to_the_status_subresource_and_one_failure_stops_no_other():
     api = FakeApi({"/api/v1/namespaces/shop/pods/a/status": (200, {}),
                    "/api/v1/namespaces/shop/pods/b/status": (409, {"message": "Precondition failed: UID in precondition"}),
                    "/api/v1/namespaces/shop/pods/c/status": (403, {"message": "forbidden"})})
-    rows = gates.patch_pods(api, verdicts, "T", 5.0)
+    rows = patch_pods(api, verdicts, "T", 5.0)
     assert [(r["name"], r["outcome"]) for r in rows] == [("a", "written"), ("b", "gone"), ("c", "failed")]
     assert rows[2]["error"] == "Pod shop/c: PATCH /api/v1/namespaces/shop/pods/c/status: 403 forbidden"
     assert {sent[3] for sent in api.sent} == {"application/strategic-merge-patch+json"}
+
+
+def test_on_the_fast_path_haproxys_own_check_from_the_host_is_the_probe():
+    assert gates.haproxy_checked(WEB, {("shop_web_80", "srv1"): server()}) == ""
+    assert "has not passed" in gates.haproxy_checked(WEB, {("shop_web_80", "srv1"): server(check_status=1)})
+    assert "has not passed" in gates.haproxy_checked(WEB, {("shop_web_80", "srv1"): server(operational=0)})
+    assert "does not check" in gates.haproxy_checked(WEB, {("shop_web_80", "srv1"): server(check_state=0)})

@@ -345,8 +345,8 @@ def test_subset_size_zero_or_a_small_cluster_uses_every_node():
 
 
 def test_the_json_text_is_the_model_and_hashes_the_same(model):
-    found_generation, text = build_model_json(cluster(), with_configmaps())
-    assert json.loads(text) == model
+    found_generation, text, gates = build_model_json(cluster(), with_configmaps())
+    assert json.loads(text) == model and gates == model["gates"] == []
     assert found_generation == model["generation"] == generation(model)
     assert model_document(text) == model and model_document(model) is model
 

@@ -57,7 +57,8 @@ def test_a_pod_waiting_for_the_gate_is_served_and_listed():
                   [pod("ready", gate="True"), pod("new")])
     assert targets(model, "shop_web_80") == ["10.244.1.5", "10.244.1.6"]
     assert model["gates"] == [{"namespace": "shop", "name": "new", "uid": "uid-new", "nodeport_backends": [],
-                               "targets": [{"backend": "shop_web_80", "pools": ["default"], "address": "10.244.1.6", "port": 8080}]}]
+                               "targets": [{"backend": "shop_web_80", "pools": ["default"], "address": "10.244.1.6", "port": 8080,
+                                            "protocol": "TCP", "check": {"type": "tcp"}}]}]
     assert model["errors"] == []
 
 

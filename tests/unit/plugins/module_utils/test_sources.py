@@ -126,6 +126,23 @@ def test_reader_scopes_lists_to_the_namespaces_asked():
     assert not any("ingresses" in path for path in reader.asked)
 
 
+def test_pods_are_read_only_for_readiness_gates_and_only_those_that_list_the_gate_are_kept():
+    gated = {"metadata": {"name": "gated"}, "spec": {"readinessGates": [{"conditionType": "lb.k8sedge.io/edge-ready"}]}}
+    other = {"metadata": {"name": "other"}, "spec": {"readinessGates": [{"conditionType": "example.com/ready"}]}}
+    pages = {
+        "/api/v1/services": [_list([SERVICE])],
+        "/api/v1/endpoints": [_list([])],
+        "/api/v1/nodes": [_list([NODE])],
+        "/api/v1/pods": [_list([other, gated], "1"), _list([{"metadata": {"name": "plain"}, "spec": {}}])],
+    }
+    state, _meta = k8s.read_cluster(FakeReader(pages), k8s.ReadOptions(read_ingresses=False))
+    assert state.pods is None
+    reader = FakeReader(pages)
+    state, meta = k8s.read_cluster(reader, k8s.ReadOptions(read_ingresses=False, read_pods=True))
+    assert [p["metadata"]["name"] for p in state.pods] == ["gated"]
+    assert meta["counts"]["pods"] == 1 and reader.asked.count("/api/v1/pods") == 2
+
+
 def test_reading_the_nodes_asks_for_nothing_else():
     reader = FakeReader({"/api/v1/nodes": [_list([NODE], "1"), _list([{**NODE, "metadata": {"name": "n2"}}])]})
     nodes, meta = k8s.read_nodes(reader, k8s.ReadOptions())

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import time
 
 import pytest
@@ -178,3 +179,27 @@ def test_a_state_is_built_when_no_configmap_is_named():
     time.sleep(0.05)  # past the debounce: the build is due
     state, _first = watcher._next_state()
     assert state is not None and state.config_maps == [] and state.services == []
+
+
+def test_readiness_gates_watch_pods_and_keep_only_those_that_list_the_gate():
+    params = w.params_with_defaults({"host": "https://127.0.0.1:6443", "api_key": "t", "readiness_gates": True}, {})
+    watcher = w.Watcher(params, w.WatchOptions(debounce=0.01, max_delay=0.01))
+    watcher.streams = [w._Stream(watcher, c) for c in w.collections(True, watcher.read)]
+    assert [c.name for c in w.collections(True, watcher.read)] == ["services", "endpointslices", "ingresses", "pods", "nodes"]
+    pods = next(s for s in watcher.streams if s.collection.name == "pods")
+    gated = {"metadata": {"name": "web-1", "namespace": "shop", "resourceVersion": "7"},
+             "spec": {"readinessGates": [{"conditionType": "lb.k8sedge.io/edge-ready"}]}}
+    plain = {"metadata": {"name": "db-1", "namespace": "shop", "resourceVersion": "8"}, "spec": {}}
+    for obj in (gated, plain):
+        pods._event(json.dumps({"type": "ADDED", "object": obj}).encode(), "pods")
+    assert list(pods.items) == [("shop", "web-1")]
+    # The gate taken out of the template's Pod: it is no longer the edge's business.
+    pods._event(json.dumps({"type": "MODIFIED", "object": {**gated, "spec": {}}}).encode(), "pods")
+    assert pods.items == {}
+    for stream in watcher.streams:
+        stream.synced = True
+    with watcher.changes:
+        watcher.touch()
+    time.sleep(0.05)
+    state, _first = watcher._next_state()
+    assert state is not None and state.pods == []

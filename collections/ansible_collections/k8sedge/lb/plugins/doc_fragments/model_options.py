@@ -29,6 +29,14 @@ options:
       - Whether to read Ingress objects at all (for readers that may not list them).
     type: bool
     default: true
+  readiness_gates:
+    description:
+      - Read Pods too, for the readiness gate C(lb.k8sedge.io/edge-ready) - a Pod that lists it
+        and whose containers are ready is served before Kubernetes calls it ready, and listed in
+        the model's C(gates) for M(k8sedge.lb.pod_gates) to acknowledge. Only Pods that list the
+        gate are kept. The reader then needs C(list) on pods (C(docs/rbac-gates.yaml)).
+    type: bool
+    default: false
   tcp_services_configmap:
     description:
       - The ConfigMap, C(namespace/name), in the ingress-nginx C(tcp-services) format.

@@ -10,7 +10,8 @@ from typing import Any
 from ansible_collections.k8sedge.lb.plugins.module_utils import _k8s_read as k8s
 from ansible_collections.k8sedge.lb.plugins.module_utils._k8s_client import AUTH_ARGUMENT_SPEC, auth_options
 from ansible_collections.k8sedge.lb.plugins.module_utils._manifests import load_state
-from ansible_collections.k8sedge.lb.plugins.module_utils._model import ClusterState, ModelOptions, build_model, build_model_json, paused_gc
+from ansible_collections.k8sedge.lb.plugins.module_utils._model import (
+    ClusterState, ModelJson, ModelOptions, build_model, build_model_json, paused_gc)
 
 # Mirrors the k8sedge.lb.model_options doc fragment.
 MODEL_ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
@@ -18,6 +19,7 @@ MODEL_ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
     "label_selector": {"type": "str"},
     "ingress_class": {"type": "str", "default": "k8sedge"},
     "read_ingresses": {"type": "bool", "default": True},
+    "readiness_gates": {"type": "bool", "default": False},
     "tcp_services_configmap": {"type": "str", "default": ""},
     "udp_services_configmap": {"type": "str", "default": ""},
     "reserved_ports": {"type": "list", "elements": "int", "default": [8404, 8405]},
@@ -45,10 +47,11 @@ def edge_info(params: dict[str, Any]) -> dict[str, Any]:
     # Objects of a src file that could not even be told apart (Ansible shows these as warnings).
     warnings = {"warnings": read["refused"]} if read.get("refused") else {}
     if params["model_format"] == "json":
-        generation, text = model_json_of(state, params, params["pool"], read)
-        return {"changed": False, "read": read, "model_json": text, "generation": generation, **warnings}
+        built = model_json_of(state, params, params["pool"], read)
+        return {"changed": False, "read": read, "model_json": built.text, "generation": built.generation, "gates": built.gates,
+                **warnings}
     model = model_of(state, params, params["pool"], read)
-    return {"changed": False, "read": read, "model": model, "generation": model["generation"], **warnings}
+    return {"changed": False, "read": read, "model": model, "generation": model["generation"], "gates": model["gates"], **warnings}
 
 
 def read_options(params: dict[str, Any]) -> k8s.ReadOptions:
@@ -59,6 +62,7 @@ def read_options(params: dict[str, Any]) -> k8s.ReadOptions:
         tcp_services_configmap=params["tcp_services_configmap"],
         udp_services_configmap=params["udp_services_configmap"],
         read_ingresses=params["read_ingresses"],
+        read_pods=params["readiness_gates"],
         page_size=params["page_size"],
         timeout=params["timeout"],
     )
@@ -90,8 +94,8 @@ def model_of(state: ClusterState, params: dict[str, Any], pool: str | None, read
     return model
 
 
-def model_json_of(state: ClusterState, params: dict[str, Any], pool: str | None, read: dict[str, Any]) -> tuple[str, str]:
-    """model_of as (generation, JSON text); see build_model_json."""
+def model_json_of(state: ClusterState, params: dict[str, Any], pool: str | None, read: dict[str, Any]) -> ModelJson:
+    """model_of as JSON text; see build_model_json."""
     started = time.monotonic()
     built = build_model_json(state, model_options(params, pool))
     read["build_seconds"] = round(read.get("build_seconds", 0) + time.monotonic() - started, 3)

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ansible_collections.k8sedge.lb.plugins.module_utils._errors import ApplyError
+from ansible_collections.k8sedge.lb.plugins.module_utils._gates import evidence, haproxy_checked, haproxy_serves, host_targets, probe_name
 from ansible_collections.k8sedge.lb.plugins.module_utils._guard import GuardError, check
 from ansible_collections.k8sedge.lb.plugins.module_utils._haproxy_runtime import (
     STRUCTURE_VARIABLE, Cli, CliError, Server, current_slots, parse_var)
@@ -315,6 +316,30 @@ class FastPath:
         """Every host's outcome, in host order."""
         with self.lock:
             return list(self._pool.map(lambda host: self._apply(host, model), self.hosts))
+
+    def gate_evidence(self, gates: list[dict[str, Any]], seconds: float) -> dict[str, list[dict[str, Any]] | None]:
+        """Per host, what it shows of the pod targets of the Pods that wait for the readiness gate
+        (`_gates.evidence()` rows), waiting up to `seconds` for haproxy's first checks of new
+        servers to pass: haproxy serves it, and its own health check, sent from that host, is the
+        probe. None for a host the fast path does not reach (nginx, another login): its Pods wait
+        for the playbook."""
+        def look(host: EdgeHost) -> list[dict[str, Any]] | None:
+            if host.unsupported:
+                return None
+            targets = host_targets(gates, list(host.view.pools))
+            deadline = time.monotonic() + seconds
+            while True:
+                try:
+                    servers = self.connect(host).servers()
+                except (FastPathError, CliError):
+                    return None
+                rows = evidence(targets, lambda t: haproxy_serves(t, servers),
+                                {probe_name(t): haproxy_checked(t, servers) for t in targets})
+                if all(row["ok"] for row in rows) or time.monotonic() >= deadline:
+                    return rows
+                time.sleep(0.25)
+
+        return dict(zip((h.name for h in self.hosts), self._pool.map(look, self.hosts)))
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)

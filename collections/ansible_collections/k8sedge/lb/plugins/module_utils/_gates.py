@@ -12,30 +12,24 @@ at once, since the edge sends to nodes, not to it. `condition_patch()` is the bo
 `pods/status` write, a strategic merge patch of one condition with the Pod's uid as its
 precondition, so a Pod replaced under the same name is never acknowledged by mistake.
 
-Everything here is pure but `patch_pods()`, which writes through a `Connection`.
+Pure, and free of the Kubernetes client: it runs on the edge hosts too (`gate_evidence`).
+`_gate_writes` sends the patches.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from ansible_collections.k8sedge.lb.plugins.module_utils._annotations import READINESS_GATE
-from ansible_collections.k8sedge.lb.plugins.module_utils._errors import ApplyError
 from ansible_collections.k8sedge.lb.plugins.module_utils._haproxy_runtime import CHECK_INI, OP_STOPPED, Server
-from ansible_collections.k8sedge.lb.plugins.module_utils._k8s_client import Connection, TransportError
 
-__all__ = ["GateError", "Verdict", "condition_patch", "evidence", "haproxy_serves", "host_targets", "patch_pods", "probe_name",
+__all__ = ["Verdict", "condition_patch", "evidence", "haproxy_checked", "haproxy_serves", "host_targets", "probe_name",
            "probe_spec", "verdicts"]
 
 SERVED = "ServedByEdge"
 NODE_PORTS = "NodePortBackend"
 UDP_PROBE = "k8sedge-probe\n"
-
-
-class GateError(ApplyError):
-    """A readiness gate could not be written, or the inputs to judge them are not what they should be."""
 
 
 def host_targets(gates: list[dict[str, Any]], pools: list[str]) -> list[dict[str, Any]]:
@@ -79,6 +73,18 @@ def haproxy_serves(target: dict[str, Any], servers: dict[tuple[str, str], Server
         return f"haproxy has not finished its first check of {target['backend']}/{server.name}"
     if server.operational == OP_STOPPED:
         return f"haproxy counts {target['backend']}/{server.name} down"
+    return ""
+
+
+def haproxy_checked(target: dict[str, Any], servers: dict[tuple[str, str], Server]) -> str:
+    """"" when haproxy's own health check of the target, sent from this edge host, has passed (the
+    watcher's fast path takes it as the probe from the host); else why not."""
+    found = [s for (backend, _name), s in servers.items()
+             if backend == target["backend"] and s.address == target["address"] and s.port == target["port"]]
+    if not found or not found[0].checked:
+        return f"haproxy does not check {target['address']}:{target['port']} in {target['backend']}: a probe must answer"
+    if found[0].check_status == CHECK_INI or found[0].operational == OP_STOPPED:
+        return f"haproxy's check of {target['address']}:{target['port']} in {target['backend']} has not passed"
     return ""
 
 
@@ -159,33 +165,3 @@ def condition_patch(verdict: Verdict, now: str) -> dict[str, Any]:
     return {"metadata": {"uid": verdict.uid}, "status": {"conditions": [{
         "type": READINESS_GATE, "status": "True", "reason": verdict.reason, "message": verdict.message,
         "lastProbeTime": None, "lastTransitionTime": now}]}}
-
-
-def patch_pods(connection: Connection, acknowledged: list[Verdict], now: str, timeout: float) -> list[dict[str, Any]]:
-    """Write each acknowledgement; one row per Pod: written, gone (deleted or replaced since the
-    read), or failed with the API's answer. One Pod's failure never stops the others."""
-    rows = []
-    for verdict in acknowledged:
-        path = f"/api/v1/namespaces/{verdict.namespace}/pods/{verdict.name}/status"
-        body = json.dumps(condition_patch(verdict, now)).encode()
-        try:
-            code, data = connection.request("PATCH", path, body=body, timeout=timeout,
-                                            headers={"Content-Type": "application/strategic-merge-patch+json"})
-        except TransportError as exc:
-            rows.append({"namespace": verdict.namespace, "name": verdict.name, "outcome": "failed", "error": f"PATCH {path}: {exc}"})
-            continue
-        if code == 200:
-            rows.append({"namespace": verdict.namespace, "name": verdict.name, "outcome": "written", "error": ""})
-        elif code in (404, 409):
-            rows.append({"namespace": verdict.namespace, "name": verdict.name, "outcome": "gone", "error": _message(code, data)})
-        else:
-            rows.append({"namespace": verdict.namespace, "name": verdict.name, "outcome": "failed",
-                         "error": f"Pod {verdict.namespace}/{verdict.name}: PATCH {path}: {_message(code, data)}"})
-    return rows
-
-
-def _message(code: int, data: bytes) -> str:
-    try:
-        return f"{code} {json.loads(data).get('message', '')}".strip()
-    except (ValueError, AttributeError):
-        return f"{code} {data[:200].decode(errors='replace')}"

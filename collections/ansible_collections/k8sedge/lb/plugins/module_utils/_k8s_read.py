@@ -12,11 +12,11 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from ansible_collections.k8sedge.lb.plugins.module_utils._k8s_client import AuthOptions, Connection, TransportError
 from ansible_collections.k8sedge.lb.plugins.module_utils import _errors
-from ansible_collections.k8sedge.lb.plugins.module_utils._model import ClusterState
+from ansible_collections.k8sedge.lb.plugins.module_utils._model import ClusterState, lists_the_gate
 
 
 # The read layer's error: the cluster could not be read completely.
@@ -30,6 +30,7 @@ class ReadOptions:
     tcp_services_configmap: str = ""  # "": none read (exposure is opt-in)
     udp_services_configmap: str = ""
     read_ingresses: bool = True
+    read_pods: bool = False  # readiness gates: the Pods that list the edge's gate
     page_size: int = 500
     timeout: float = 30.0
 
@@ -77,8 +78,10 @@ class Reader:
             # No API object nests this deep; which object of the page does cannot be told.
             raise ReadError(f"GET {path}: the response nests values too deeply to decode") from None
 
-    def list(self, path: str, query: list[tuple[str, Any]], page_size: int) -> tuple[list[dict[str, Any]], str]:
-        """Every item of a paginated list and the list's resourceVersion."""
+    def list(self, path: str, query: list[tuple[str, Any]], page_size: int,
+             keep: Callable[[Any], bool] | None = None) -> tuple[list[dict[str, Any]], str]:
+        """Every item of a paginated list (only those `keep` accepts, page by page) and the list's
+        resourceVersion."""
         items: list[dict[str, Any]] = []
         token = None
         version = ""
@@ -91,7 +94,7 @@ class Reader:
             metadata = page.get("metadata") or {}
             if not isinstance(page_items, list) or not isinstance(metadata, dict):
                 raise ReadError(f"GET {path}: expected a list with items and metadata")
-            items.extend(page_items)
+            items.extend(page_items if keep is None else filter(keep, page_items))
             version = version or str(metadata.get("resourceVersion", ""))
             token = metadata.get("continue")
             if not token:
@@ -123,6 +126,8 @@ def read_cluster(reader: Reader, options: ReadOptions) -> tuple[ClusterState, di
         namespaced["endpoints"] = "/api/v1/{}endpoints"
     if options.read_ingresses:
         namespaced["ingresses"] = "/apis/networking.k8s.io/v1/{}ingresses"
+    if options.read_pods:
+        namespaced["pods"] = "/api/v1/{}pods"
 
     lists: dict[str, list[dict[str, Any]]] = {}
     versions: dict[str, str] = {}
@@ -130,8 +135,10 @@ def read_cluster(reader: Reader, options: ReadOptions) -> tuple[ClusterState, di
     for kind, template in namespaced.items():
         query = [("labelSelector", options.label_selector)] if kind == "services" and options.label_selector else []
         lists[kind] = []
+        # Of the Pods, only those that list the edge's gate are kept: a cluster's Pods outnumber its Services.
+        keep = lists_the_gate if kind == "pods" else None
         for scope in scopes:
-            items, version = reader.list(template.format(scope), query, options.page_size)
+            items, version = reader.list(template.format(scope), query, options.page_size, keep)
             lists[kind].extend(items)
             versions[f"{kind}{'@' + scope if scope else ''}"] = version
     lists["nodes"], versions["nodes"] = reader.list("/api/v1/nodes", [], options.page_size)
@@ -150,6 +157,7 @@ def read_cluster(reader: Reader, options: ReadOptions) -> tuple[ClusterState, di
         nodes=lists["nodes"],
         ingresses=lists.get("ingresses", []),
         config_maps=config_maps,
+        pods=lists["pods"] if options.read_pods else None,
     )
     meta = {
         "api_version_endpoint_slices": "discovery.k8s.io/v1" if has_slices else None,

@@ -20,14 +20,14 @@ import json
 from bisect import bisect_left, bisect_right
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, NamedTuple
 
 from ansible_collections.k8sedge.lb.plugins.module_utils import _annotations as a
 from ansible_collections.k8sedge.lb.plugins.module_utils import _grammar as g
 from ansible_collections.k8sedge.lb.plugins.module_utils._grammar import InvalidValue
 
-__all__ = ["ClusterState", "InvalidValue", "ModelOptions", "build_model", "build_model_json", "generation", "model_document", "model_text",
-           "paused_gc"]
+__all__ = ["ClusterState", "InvalidValue", "ModelJson", "ModelOptions", "build_model", "build_model_json", "generation", "lists_the_gate",
+           "model_document", "model_text", "paused_gc"]
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 EXCLUDE_LABEL = "node.kubernetes.io/exclude-from-external-load-balancers"
@@ -461,7 +461,8 @@ class _GatedPod:
     uid: str
 
 
-def _lists_the_gate(raw: Any) -> bool:
+def lists_the_gate(raw: Any) -> bool:
+    """Whether a raw Pod lists the edge's readiness gate (the reader keeps only those)."""
     spec = raw.get("spec") if isinstance(raw, dict) else None
     gates = spec.get("readinessGates") if isinstance(spec, dict) else None
     return isinstance(gates, list) and any(isinstance(g_, dict) and g_.get("conditionType") == a.READINESS_GATE for g_ in gates)
@@ -484,7 +485,7 @@ def _read_gated_pods(raws: list[Raw] | None, report: _Report) -> dict[tuple[str,
     """(namespace, name) -> each Pod that waits for the edge's gate. Pods without the gate are
     not the edge's business and are not looked at."""
     waiting = {}
-    for raw in _unique("Pod", [r for r in raws or [] if _lists_the_gate(r)], report).values():
+    for raw in _unique("Pod", [r for r in raws or [] if lists_the_gate(r)], report).values():
         try:
             pod = _waiting_for_the_gate(raw)
         except InvalidValue as exc:
@@ -1180,15 +1181,21 @@ def build_model(state: ClusterState, options: ModelOptions) -> dict[str, Any]:
         return _build(state, options)[0]
 
 
-def build_model_json(state: ClusterState, options: ModelOptions) -> tuple[str, str]:
-    """(generation, the model as one compact JSON text). A large model crosses Ansible far faster
-    this way: the controller handles one string instead of a million small values. The served
-    part is serialized once, for its hash and for the text."""
+class ModelJson(NamedTuple):
+    generation: str
+    text: str  # the whole model
+    gates: list[dict[str, Any]]  # its Pods that wait for the readiness gate, also in the text
+
+
+def build_model_json(state: ClusterState, options: ModelOptions) -> ModelJson:
+    """The model as one compact JSON text. A large model crosses Ansible far faster this way: the
+    controller handles one string instead of a million small values. The served part is
+    serialized once, for its hash and for the text."""
     with paused_gc():
         model, served = _build(state, options)
         findings = json.dumps({key: model[key] for key in ("errors", "gates", "generation", "warnings")}, sort_keys=True,
                               separators=(",", ":"))
-        return model["generation"], f"{findings[:-1]},{served[1:]}"
+        return ModelJson(model["generation"], f"{findings[:-1]},{served[1:]}", model["gates"])
 
 
 @contextmanager
@@ -1292,7 +1299,8 @@ def _gates(backends: list[dict[str, Any]], claims: list[_Claim], services: dict[
                 pod = targets.reader.gated_addresses.get(target["address"])
                 if pod is not None:
                     entry(pod)["targets"].append({"backend": backend["name"], "pools": sorted(pools[backend["name"]]),
-                                                  "address": target["address"], "port": target["port"]})
+                                                  "address": target["address"], "port": target["port"],
+                                                  "protocol": backend["protocol"], "check": backend["health_check"]})
             continue
         # A node port backend reads its Service's endpoints only for the Local policy: read them here.
         service = services[(backend["namespace"], backend["service"])]

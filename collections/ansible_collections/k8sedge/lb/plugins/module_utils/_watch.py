@@ -26,7 +26,7 @@ from typing import Any, Callable
 from ansible_collections.k8sedge.lb.plugins.module_utils import _k8s_read as k8s
 from ansible_collections.k8sedge.lb.plugins.module_utils._k8s_client import AUTH_ARGUMENT_SPEC, Stream, TransportError, auth_options
 from ansible_collections.k8sedge.lb.plugins.module_utils._edge_info import MODEL_ARGUMENT_SPEC, model_of, read_options
-from ansible_collections.k8sedge.lb.plugins.module_utils._model import ClusterState
+from ansible_collections.k8sedge.lb.plugins.module_utils._model import ClusterState, lists_the_gate
 
 log = logging.getLogger("k8sedge.watch")
 
@@ -164,6 +164,7 @@ class Collection:
     state_field: str
     path: str
     query: tuple[tuple[str, str], ...] = ()
+    gated_only: bool = False  # Pods: keep only those that list the edge's readiness gate
 
 
 def collections(has_slices: bool, options: k8s.ReadOptions) -> list[Collection]:
@@ -175,12 +176,15 @@ def collections(has_slices: bool, options: k8s.ReadOptions) -> list[Collection]:
         kinds.append(("endpoints", "endpoints", "/api/v1/{}endpoints"))
     if options.read_ingresses:
         kinds.append(("ingresses", "ingresses", "/apis/networking.k8s.io/v1/{}ingresses"))
+    if options.read_pods:
+        kinds.append(("pods", "pods", "/api/v1/{}pods"))
     found = []
     for name, state_field, template in kinds:
         query = (("labelSelector", options.label_selector),) if name == "services" and options.label_selector else ()
         for namespace in options.namespaces or ("",):
             scope = f"namespaces/{namespace}/" if namespace else ""
-            found.append(Collection(f"{name}{' in ' + namespace if namespace else ''}", state_field, template.format(scope), query))
+            found.append(Collection(f"{name}{' in ' + namespace if namespace else ''}", state_field, template.format(scope), query,
+                                    gated_only=name == "pods"))
     found.append(Collection("nodes", "nodes", "/api/v1/nodes"))
     for ref in dict.fromkeys(filter(None, (options.tcp_services_configmap, options.udp_services_configmap))):
         namespace, name = ref.split("/", 1)
@@ -228,7 +232,8 @@ class _Stream:
     def _list(self) -> None:
         reader = k8s.Reader(self.watcher.client, self.watcher.read.timeout)
         try:
-            items, version = reader.list(self.collection.path, list(self.collection.query), self.watcher.read.page_size)
+            items, version = reader.list(self.collection.path, list(self.collection.query), self.watcher.read.page_size,
+                                         lists_the_gate if self.collection.gated_only else None)
         except k8s.ReadError as err:
             raise _Lost(str(err)) from None
         by_key = {}
@@ -302,7 +307,7 @@ class _Stream:
         if kind not in ("ADDED", "MODIFIED", "DELETED"):
             raise _Lost(f"{where}: unexpected watch event type {kind!r}")
         with self.watcher.changes:
-            if kind == "DELETED":
+            if kind == "DELETED" or (self.collection.gated_only and not lists_the_gate(obj)):
                 self.items.pop(_key(obj), None)
             else:
                 self.items[_key(obj)] = obj
@@ -470,6 +475,7 @@ class Watcher:
             nodes=lists["nodes"],
             ingresses=lists.get("ingresses", []),
             config_maps=lists.get("config_maps", []),  # none named: reading them is opt-in
+            pods=lists.get("pods", []) if self.read.read_pods else None,
         )
         return state, first_event
 

@@ -102,6 +102,22 @@ generation:
   returned: success
   type: str
   sample: 0c3f9e5d6f1b2a7c4e8d9b0a1f2e3d4c5b6a79808f7e6d5c4b3a291807f6e5d4
+gates:
+  description:
+    - The model's C(gates), whatever the O(model_format) - the Pods that wait for the readiness
+      gate C(lb.k8sedge.io/edge-ready) (O(readiness_gates)), each with its pod targets per backend
+      and pool and the node port backends that select it; empty unless Pods are read. What
+      M(k8sedge.lb.gate_evidence) and M(k8sedge.lb.pod_gates) take.
+  returned: success
+  type: list
+  elements: dict
+  sample:
+    - namespace: shop
+      name: web-7d4b9-x2x1q
+      uid: 0b2f6a62-3e0c-4c9b-9d51-2a3c7e9f6b10
+      nodeport_backends: []
+      targets: [{backend: shop_web_80, pools: [default], address: 10.244.1.6, port: 8080, protocol: TCP,
+                 check: {type: http, path: /healthz}}]
 model_json:
   description: The model of RV(model) as one compact JSON text, keys sorted.
   returned: when O(model_format=json)

@@ -48,12 +48,16 @@ options:
     description: The model generation the gates come from (named in each condition's message).
     type: str
     required: true
-  hosts:
+  host_pools:
     description:
-      - Every edge host of the run, each with C(name), C(pools) and C(evidence), the rows
-        M(k8sedge.lb.gate_evidence) returned on it (null if the host gave none).
-    type: list
-    elements: dict
+      - Every edge host of the run (a failed one too) and the pools it serves.
+    type: dict
+    required: true
+  evidence:
+    description:
+      - Per edge host, the rows M(k8sedge.lb.gate_evidence) returned on it (RV(k8sedge.lb.gate_evidence#module:evidence)).
+        A host of O(host_pools) missing here gave none, and the Pods it serves keep waiting.
+    type: dict
     required: true
   timeout:
     description: Seconds for each write.
@@ -67,9 +71,10 @@ EXAMPLES = r"""
     kubeconfig: "{{ k8sedge_gates_kubeconfig }}"
     gates: "{{ edge.gates }}"
     generation: "{{ edge.generation }}"
-    hosts:
-      - {name: edge1, pools: [default], evidence: "{{ hostvars['edge1'].gate_evidence.evidence }}"}
-      - {name: edge2, pools: [default], evidence: "{{ hostvars['edge2'].gate_evidence.evidence }}"}
+    host_pools: {edge1: [default], edge2: [default]}
+    evidence:
+      edge1: "{{ hostvars['edge1'].gate_evidence.evidence }}"
+      edge2: "{{ hostvars['edge2'].gate_evidence.evidence }}"
   delegate_to: localhost
   run_once: true
 """
@@ -96,18 +101,20 @@ from datetime import datetime, timezone
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.k8sedge.lb.plugins.module_utils import _gates as gates
 from ansible_collections.k8sedge.lb.plugins.module_utils import _k8s_read as k8s
+from ansible_collections.k8sedge.lb.plugins.module_utils._gate_writes import patch_pods
 from ansible_collections.k8sedge.lb.plugins.module_utils._errors import EdgeError
 from ansible_collections.k8sedge.lb.plugins.module_utils._k8s_client import AUTH_ARGUMENT_SPEC, auth_options
 
 
 def run(module: AnsibleModule) -> dict:
     params = module.params
-    verdicts = gates.verdicts(params["gates"], params["hosts"], params["generation"])
+    hosts = [{"name": name, "pools": pools, "evidence": params["evidence"].get(name)} for name, pools in sorted(params["host_pools"].items())]
+    verdicts = gates.verdicts(params["gates"], hosts, params["generation"])
     acknowledged = [v for v in verdicts if v.acknowledge]
     outcomes = {}
     if acknowledged and not module.check_mode:
         now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        rows = gates.patch_pods(k8s.connect(auth_options(params)), acknowledged, now, params["timeout"])
+        rows = patch_pods(k8s.connect(auth_options(params)), acknowledged, now, params["timeout"])
         outcomes = {(r["namespace"], r["name"]): r for r in rows}
     pods = []
     for verdict in verdicts:
@@ -128,7 +135,8 @@ def main() -> None:
             **AUTH_ARGUMENT_SPEC,
             "gates": {"type": "list", "elements": "dict", "required": True},
             "generation": {"type": "str", "required": True},
-            "hosts": {"type": "list", "elements": "dict", "required": True},
+            "host_pools": {"type": "dict", "required": True},
+            "evidence": {"type": "dict", "required": True},
             "timeout": {"type": "float", "default": 30},
         },
         supports_check_mode=True,

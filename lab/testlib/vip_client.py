@@ -2,7 +2,8 @@
 from --start (CLOCK_MONOTONIC seconds, shared by every network namespace) for --seconds, and
 prints one JSON list: [sent_at, answered 2xx within --timeout, seconds taken] per request.
 
-Run inside the lab's client namespace by bench/failover.py; bounded in count and time."""
+Run inside the lab's client namespace by bench/failover.py and lab/testlib/rolling.py; bounded in count
+and time."""
 from __future__ import annotations
 
 import argparse
@@ -42,7 +43,7 @@ async def run(args: argparse.Namespace) -> list[tuple[float, bool, float]]:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench._vip_client")
+    parser = argparse.ArgumentParser(prog="python -m lab.testlib.vip_client")
     parser.add_argument("--address", required=True)
     parser.add_argument("--port", type=int, default=80)
     parser.add_argument("--host-header", default="s2.pctest")
