@@ -11,11 +11,11 @@ version_added: 0.2.0
 description:
   - For each pod target of the Pods that list the C(lb.k8sedge.io/edge-ready) readiness gate and
     wait for it (the model's C(gates), RV(k8sedge.lb.edge_info#module:gates)), in the pools this
-    host serves, answers two questions: does the engine serve it (haproxy, in its own view: the
+    host serves, answers two questions. Does the engine serve it (haproxy, in its own view - the
     server is in its backend, ready, up, its first health check done; nginx, the release whose
-    model generation is O(generation) is live per the state record), and does a probe from this
-    host to the target answer (shaped as the backend's health check: HTTP GET, TCP connect, or a
-    UDP datagram).
+    model generation is O(generation) is live per the state record)? And does a probe from this
+    host to the target answer (shaped as the backend's health check - HTTP GET, TCP connect, or a
+    UDP datagram)?
   - Waits up to O(wait_seconds) for targets that are not there yet (a health check needs a few
     rounds to count a new server up), then answers with what it saw.
   - Writes nothing. M(k8sedge.lb.pod_gates) on the controller judges the answers of all the hosts.
@@ -48,7 +48,7 @@ options:
     choices: [haproxy, nginx]
     default: haproxy
   generation:
-    description: The model generation the gates come from; with nginx, the release of this generation must be live.
+    description: The model generation the gates come from. With nginx, the release of this generation must be live.
     type: str
     required: true
   socket:
@@ -56,7 +56,7 @@ options:
     type: path
     default: /run/haproxy/admin.sock
   state_path:
-    description: The edge's state record (nginx: which generation is live).
+    description: The edge's state record (with nginx, it says which generation is live).
     type: path
     default: /var/lib/k8sedge/state.json
   wait_seconds:

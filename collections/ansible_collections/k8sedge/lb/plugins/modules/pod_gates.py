@@ -13,10 +13,10 @@ description:
     only once this condition is C(True). This module sets it, with a reason and a message
     C(kubectl describe pod) shows, on the Pods that wait for it (the model's C(gates)) once every
     edge host of every pool the Pod is served in answered for each of its targets that the engine
-    serves it and that a probe from that host answered (M(k8sedge.lb.gate_evidence), O(hosts)).
+    serves it and that a probe from that host answered (M(k8sedge.lb.gate_evidence), O(evidence)).
   - A Pod served only through node ports (C(lb.k8sedge.io/backend=nodeport)) is acknowledged at
-    once, with the reason C(NodePortBackend): the edge does not send to it, so it never waits for
-    nothing. A pool with no host in O(hosts) is another edge group's to prove.
+    once, with the reason C(NodePortBackend) - the edge does not send to it, so it never waits for
+    nothing. A pool with no host in O(host_pools) is another edge group's to prove.
   - Writes through the C(pods/status) subresource, a strategic merge patch of this one condition
     with the Pod's uid as precondition (a Pod replaced under the same name is left alone). The
     credentials need their own RBAC, C(docs/rbac-gates.yaml) in the project (patch on
