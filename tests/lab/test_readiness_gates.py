@@ -40,16 +40,16 @@ def _deployment(name: str, replicas: int) -> dict:
                                            "containers": [container]}}}}
 
 
-def _service(name: str, app: str, node_port: int, backend: str) -> dict:
+def _service(name: str, app: str, backend: str) -> dict:
     return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": "default", "annotations": {
                 "lb.k8sedge.io/expose": "true", "lb.k8sedge.io/hosts": f"{name}.pctest", "lb.k8sedge.io/backend": backend}},
             "spec": {"type": "NodePort", "selector": {"app": app},
-                     "ports": [{"name": "http", "protocol": "TCP", "port": 80, "targetPort": "http", "nodePort": node_port}]}}
+                     "ports": [{"name": "http", "protocol": "TCP", "port": 80, "targetPort": "http"}]}}
 
 
 # gated: two Pods behind two Services in pod mode; gated-np: one Pod behind a node port Service.
-OBJECTS = [_deployment("gated", 2), _service("gated", "gated", 31791, "pod"), _service("gated-api", "gated", 31792, "pod"),
-           _deployment("gated-np", 1), _service("gated-np", "gated-np", 31793, "nodeport")]
+OBJECTS = [_deployment("gated", 2), _service("gated", "gated", "pod"), _service("gated-api", "gated", "pod"),
+           _deployment("gated-np", 1), _service("gated-np", "gated-np", "nodeport")]
 
 
 def pods(app: str) -> list[dict]:
@@ -91,7 +91,7 @@ def site(*extra: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def gated() -> Iterator[None]:
+def gated(lab) -> Iterator[None]:
     manifest = "\n---\n".join(json.dumps(o) for o in OBJECTS)
     subprocess.run([str(KUBECTL), f"--kubeconfig={KUBECONFIG_ADMIN}", "apply", "-f", "-"], input=manifest, text=True,
                    capture_output=True, check=True, timeout=60)

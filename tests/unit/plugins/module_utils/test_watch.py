@@ -203,3 +203,18 @@ def test_readiness_gates_watch_pods_and_keep_only_those_that_list_the_gate():
     time.sleep(0.05)
     state, _first = watcher._next_state()
     assert state is not None and state.pods == []
+
+
+def test_a_pod_that_newly_waits_for_the_gate_is_a_change_though_nothing_served_differs(monkeypatch):
+    """A gated Pod behind node ports changes no target: the watcher acts on it all the same, once."""
+    params = w.params_with_defaults({"host": "https://127.0.0.1:6443", "api_key": "t", "readiness_gates": True}, {})
+    watcher = w.Watcher(params, w.WatchOptions())
+    waiting = [{"namespace": "shop", "name": "web-1", "uid": "u1", "targets": [], "nodeport_backends": ["shop_web_80"]}]
+    models = iter([{**MODEL, "gates": []}, {**MODEL, "gates": waiting}, {**MODEL, "gates": waiting}, {**MODEL, "gates": []}])
+    monkeypatch.setattr(w, "model_of", lambda *_args: next(models))
+    emitted: list = []
+    for _ in range(4):
+        watcher._build(w.ClusterState(), 0.0, emitted.append)
+    assert [(c.kind, c.parts, c.backends) for c in emitted] == [
+        ("structural", ("frontends", "backends", "routes"), ("default_db_5432", "default_web_80")), ("endpoints", (), ())]
+    assert watcher.model["gates"] == []  # acknowledged: it waits no more

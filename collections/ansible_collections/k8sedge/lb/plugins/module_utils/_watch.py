@@ -483,7 +483,12 @@ class Watcher:
         model = model_of(state, self.params, self.options.pool, {})
         self.count("builds")
         if self.model is not None and model["generation"] == self.model["generation"]:
-            return
+            # Nothing to serve differently; but a Pod that newly waits for the readiness gate (one
+            # behind node ports changes no target) is a change to act on, an endpoint-only one.
+            waiting_before = {gate["uid"] for gate in self.model.get("gates") or []}
+            if all(gate["uid"] in waiting_before for gate in model.get("gates") or []):
+                self.model = model  # the same generation: only which Pods wait may differ
+                return
         kind, parts, backends = classify(self.model, model)
         change = Change(model["generation"], self.model["generation"] if self.model else None, kind, parts, backends,
                         first_event, time.time(), model)
