@@ -5,7 +5,7 @@ after SIGTERM, as a preStop sleep lets it) behind a Service of its own (host <na
 optionally with the readiness gate lb.k8sedge.io/edge-ready; bin/k8sedge-watch running with the
 options given; one request every 50 ms through the pool's VIP on a new connection each (a request
 fails without a 200 within 1 s); `kubectl rollout restart`, timed until `kubectl rollout status`
-says it finished. Every wait is bounded.
+says it finished; the load goes on 15 s more, while the last old Pods drain. Every wait is bounded.
 """
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ GATE = "lb.k8sedge.io/edge-ready"
 REPLICAS = 4
 EVERY = 0.05  # seconds between requests
 ROLLOUT_SECONDS = 180.0  # one rollout, at most
+TAIL_SECONDS = 15.0  # load after the rollout finished: longer than a Pod's drain and grace
 
 
 def manifest(name: str, gated: bool) -> str:
@@ -88,8 +89,10 @@ def restart_under_load(name: str, watch_args: tuple[str, ...], workdir: Path, de
         c.kubectl("rollout", "restart", f"deployment/{name}")
         c.kubectl("rollout", "status", f"deployment/{name}", f"--timeout={int(seconds)}s", timeout=seconds + 10)
         finished = time.monotonic()
-        # The load runs on to its end: what fails after the rollout counts too.
-        out, err = load.communicate(timeout=seconds + 30)
+        # The last old Pods drain, then go: what fails meanwhile counts too.
+        time.sleep(TAIL_SECONDS)
+        load.terminate()
+        out, err = load.communicate(timeout=30)
         if load.returncode != 0:
             raise steps.LabError(f"the VIP client failed: {err[-1000:]}")
         results = json.loads(out)

@@ -1,6 +1,7 @@
 """A client that sends one HTTP request every --every seconds to a VIP, each on a new connection,
 from --start (CLOCK_MONOTONIC seconds, shared by every network namespace) for --seconds, and
 prints one JSON list: [sent_at, answered 2xx within --timeout, seconds taken] per request.
+SIGTERM stops it early, and it prints what it sent until then.
 
 Run inside the lab's client namespace by bench/failover.py and lab/testlib/rolling.py; bounded in count
 and time."""
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import signal
 import sys
 import time
 
@@ -34,10 +36,17 @@ async def request(address: str, port: int, host_header: str, timeout: float) -> 
 
 
 async def run(args: argparse.Namespace) -> list[tuple[float, bool, float]]:
+    """SIGTERM ends the run early: no request is sent after it, the ones under way finish."""
     count = min(MAX_REQUESTS, int(args.seconds / args.every))
+    stopped = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopped.set)
     tasks = []
     for index in range(count):
-        await asyncio.sleep(max(0.0, args.start + index * args.every - time.monotonic()))
+        try:
+            await asyncio.wait_for(stopped.wait(), max(0.0, args.start + index * args.every - time.monotonic()))
+            break
+        except asyncio.TimeoutError:
+            pass
         tasks.append(asyncio.create_task(request(args.address, args.port, args.host_header, args.timeout)))
     return list(await asyncio.gather(*tasks))
 

@@ -57,3 +57,21 @@ def test_summarise_takes_medians_per_fault():
     assert summary["proxy_killed"] == {"median_takeover_s": 0.2, "max_takeover_s": 0.3, "median_lost": 9, "max_lost": 150}
     assert summary["link_down"]["median_takeover_s"] == 0.7
     assert "keepalived_stopped" not in summary and summary["runs"] == runs
+
+
+def test_the_vip_client_stops_at_sigterm_and_reports_what_it_sent():
+    start = time.monotonic() + 0.5
+    client = subprocess.Popen([sys.executable, "-m", "lab.testlib.vip_client", "--address", "127.0.0.1", "--port", "9",
+                               "--start", f"{start}", "--seconds", "60", "--every", "0.1", "--timeout", "0.2"],
+                              cwd=REPO, stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(max(0.0, start + 1.0 - time.monotonic()))  # about ten requests sent
+        client.terminate()
+        out, _ = client.communicate(timeout=30)
+    finally:
+        if client.poll() is None:
+            client.kill()
+            client.wait()
+    assert client.returncode == 0
+    results = json.loads(out)
+    assert 3 <= len(results) < 100 and not any(ok for _t, ok, _s in results)  # nothing listens on port 9

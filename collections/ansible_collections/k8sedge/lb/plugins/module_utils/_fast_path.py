@@ -296,6 +296,8 @@ class FastPath:
         self.connect = connect
         self.lock = threading.Lock()  # the watcher's main loop and its playbook thread both apply
         self._pool = ThreadPoolExecutor(max_workers=max(1, len(hosts)), thread_name_prefix="k8sedge-fast-path")
+        # Evidence waits for haproxy's checks for seconds: never in the way of the next apply.
+        self._evidence_pool = ThreadPoolExecutor(max_workers=max(1, len(hosts)), thread_name_prefix="k8sedge-gate-evidence")
 
     def _apply(self, host: EdgeHost, model: dict[str, Any]) -> Outcome:
         started = time.monotonic()
@@ -339,7 +341,8 @@ class FastPath:
                     return rows
                 time.sleep(0.25)
 
-        return dict(zip((h.name for h in self.hosts), self._pool.map(look, self.hosts)))
+        return dict(zip((h.name for h in self.hosts), self._evidence_pool.map(look, self.hosts)))
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
+        self._evidence_pool.shutdown(wait=True)
