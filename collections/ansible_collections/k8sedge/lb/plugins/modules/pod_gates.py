@@ -11,7 +11,7 @@ version_added: 0.2.0
 description:
   - A Pod that lists C(readinessGates) with C(conditionType=lb.k8sedge.io/edge-ready) is Ready
     only once this condition is C(True). This module sets it, with a reason and a message
-    C(kubectl describe pod) shows, on the Pods that wait for it (the model's C(gates)) once every
+    (C(kubectl get pod -o yaml) shows them), on the Pods that wait for it (the model's C(gates)) once every
     edge host of every pool the Pod is served in answered for each of its targets that the engine
     serves it and that a probe from that host answered (M(k8sedge.lb.gate_evidence), O(evidence)).
   - A Pod served only through node ports (C(lb.k8sedge.io/backend=nodeport)) is acknowledged at
