@@ -100,5 +100,5 @@ def test_a_client_certificate_authenticates_our_reader_and_kubectl(small_api, tm
     with pytest.raises(k8s.ReadError, match=f'403 Forbidden: secrets is forbidden: User "{READER}"'):
         k8s.Reader(connection, 10).list("/api/v1/secrets", [], 10)
     assert "service/svc0" in kubectl(api, "get", "services", "-A", "-o", "name", kubeconfig=kubeconfig).stdout
-    refused = kubectl(api, "get", "secrets", "-A", kubeconfig=kubeconfig, check=False)
-    assert f'User "{READER}" cannot list resource "secrets"' in refused.stderr, refused.stderr
+    refused = kubectl(api, "get", "deployments", "-A", kubeconfig=kubeconfig, check=False)
+    assert f'User "{READER}" cannot list resource "deployments"' in refused.stderr, refused.stderr
