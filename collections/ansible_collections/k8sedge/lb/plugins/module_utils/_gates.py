@@ -59,14 +59,18 @@ def probe_spec(target: dict[str, Any], timeout: float) -> dict[str, Any]:
     return {"name": name, "type": "tcp", "address": target["address"], "port": target["port"], "timeout": timeout}
 
 
+def _server_of(target: dict[str, Any], servers: dict[tuple[str, str], Server]) -> Server | None:
+    """The running server that holds the target in its backend, if any."""
+    return next((s for (backend, _name), s in servers.items()
+                 if backend == target["backend"] and s.address == target["address"] and s.port == target["port"]), None)
+
+
 def haproxy_serves(target: dict[str, Any], servers: dict[tuple[str, str], Server]) -> str:
     """"" when the running haproxy has the target in service in its backend (ready, not down, its
     first check done where it has one); else why not."""
-    found = [s for (backend, _name), s in servers.items()
-             if backend == target["backend"] and s.address == target["address"] and s.port == target["port"]]
-    if not found:
+    server = _server_of(target, servers)
+    if server is None:
         return f"haproxy has no server {target['address']}:{target['port']} in {target['backend']}"
-    server = found[0]
     if server.state != "ready":
         return f"haproxy has {target['backend']}/{server.name} in {server.state}"
     if server.checked and server.check_status == CHECK_INI:
@@ -79,11 +83,10 @@ def haproxy_serves(target: dict[str, Any], servers: dict[tuple[str, str], Server
 def haproxy_checked(target: dict[str, Any], servers: dict[tuple[str, str], Server]) -> str:
     """"" when haproxy's own health check of the target, sent from this edge host, has passed (the
     watcher's fast path takes it as the probe from the host); else why not."""
-    found = [s for (backend, _name), s in servers.items()
-             if backend == target["backend"] and s.address == target["address"] and s.port == target["port"]]
-    if not found or not found[0].checked:
+    server = _server_of(target, servers)
+    if server is None or not server.checked:
         return f"haproxy does not check {target['address']}:{target['port']} in {target['backend']}: a probe must answer"
-    if found[0].check_status == CHECK_INI or found[0].operational == OP_STOPPED:
+    if server.check_status == CHECK_INI or server.operational == OP_STOPPED:
         return f"haproxy's check of {target['address']}:{target['port']} in {target['backend']} has not passed"
     return ""
 
