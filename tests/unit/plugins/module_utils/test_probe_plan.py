@@ -407,3 +407,17 @@ def test_a_check_proven_under_other_settings_is_changed():
     edge2_changed = planned(proven=proven, settings={"edge1": "aa", "edge2": "bb"}, sample=0)
     assert edge2_changed["coverage"]["changed"] == edge2_changed["coverage"]["checks"] == 13
     assert planned(proven=proven, sample=0)["coverage"]["changed"] == 13  # settings unknown: nothing proven
+
+
+def test_a_plan_whose_probes_were_not_sent_passes_and_marks_every_cell_plan():
+    """Check mode: the edges still serve what they served, so no answer is judged, none is missing."""
+    plan = planned()
+    unsent = probe_report(plan, [], sent=False)
+    assert (unsent["passed"], unsent["sent"], unsent["failures"], unsent["blocking"]) == (True, False, [], [])
+    assert unsent["summary"] == {"probes": len(plan["probes"]), "passed": 0, "failed": 0, "skipped": len(plan["skipped"]),
+                                 "blocking": 0}
+    assert all(probe["ok"] is None for probe in unsent["probes"])
+    row = next(line for line in unsent["table"] if line.startswith("default-http-80") and "s2.pctest/" in line)
+    assert row.split()[2:5] == ["plan", "plan", "plan"] and row.split()[5] == "-", row
+    # The same plan with no results, sent, is every probe failed.
+    assert probe_report(plan, [])["passed"] is False

@@ -60,6 +60,18 @@ def test_check_mode_validates_but_writes_nothing(tmp_path):
     assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
 
 
+def test_check_mode_on_a_host_without_haproxy_says_the_tree_was_not_validated(tmp_path):
+    """A plan for a fresh edge: the real run installs haproxy before it validates."""
+    checked = run(tmp_path, check_mode=True, haproxy=str(tmp_path / "no-haproxy"), **staged_args("cc03"))
+    assert not checked.get("failed"), checked
+    assert (checked["changed"], checked["change"]) == (True, "structural")
+    assert checked["validator"] == f"not validated: {tmp_path / 'no-haproxy'} is not installed on this host yet"
+    assert checked["warnings"] == [checked["validator"]]
+    assert not (tmp_path / "live").exists()
+    # Outside check mode a missing binary is an error, never a pass.
+    assert run(tmp_path, haproxy=str(tmp_path / "no-haproxy"), **staged_args("cc03"))["failed"]
+
+
 def test_a_refused_tree_leaves_the_live_one_untouched(tmp_path):
     run(tmp_path, **staged_args("aa01"))
     live = (tmp_path / "live" / "haproxy.cfg").read_text()

@@ -40,6 +40,13 @@ options:
     type: list
     elements: str
     default: [edge, backend, vip]
+  sent:
+    description:
+      - V(false) when the probes were not sent (check mode - the edges still serve what they served
+        before the run, so an answer would prove nothing about the plan). The report then lists the
+        plan, marks each cell C(plan), judges nothing and passes; O(results) is ignored.
+    type: bool
+    default: true
 """
 
 EXAMPLES = r"""
@@ -98,6 +105,9 @@ _value:
     summary:
       description: Counts - C(probes), C(passed), C(failed), C(skipped), C(blocking).
       type: dict
+    sent:
+      description: Whether the probes were sent (O(sent)).
+      type: bool
     generation:
       description: The model's generation.
       type: str
@@ -111,9 +121,9 @@ from ansible_collections.k8sedge.lb.plugins.module_utils._errors import EdgeErro
 from ansible_collections.k8sedge.lb.plugins.module_utils._probe_plan import CLASSES, report
 
 
-def probe_report(planned: Any, results: Any, fail_on: Any = CLASSES, engine_health: Any = None) -> dict[str, Any]:
+def probe_report(planned: Any, results: Any, fail_on: Any = CLASSES, engine_health: Any = None, sent: bool = True) -> dict[str, Any]:
     try:
-        return report(planned, results, fail_on, engine_health)
+        return report(planned, results, fail_on, engine_health, sent=bool(sent))
     except EdgeError as exc:
         raise AnsibleFilterError(f"k8sedge.lb.probe_report: {exc}") from None
 

@@ -84,7 +84,7 @@ def _runtime(model: dict[str, Any], pools: list[str], servers: dict[str, Any]) -
     return found
 
 
-def _vrrp_states(lines: list[str]) -> dict[str, str]:
+def vrrp_states(lines: list[str]) -> dict[str, str]:
     """Instance -> state from the notify script's records, as `grep -r` prints them:
     `/run/k8sedge-keepalived/<instance>.state:<STATE> <epoch>`."""
     states = {}
@@ -123,7 +123,7 @@ def report(model: dict[str, Any], hosts: dict[str, dict[str, Any]]) -> dict[str,
         _check_host(name, host)
         generation, servers = host.get("generation") or "", host.get("servers")
         runtime = _runtime(model, list(host.get("pools") or ["default"]), servers) if servers is not None else []
-        vrrp = _vrrp_states(list(host.get("vrrp") or []))
+        vrrp = vrrp_states(list(host.get("vrrp") or []))
         out[name] = {"engine": host.get("engine", ""), "generation": generation,
                      "current": generation == model["generation"], "runtime": runtime, "vrrp": vrrp}
     generations = sorted({h["generation"] for h in out.values()})

@@ -423,20 +423,19 @@ def _check_report_inputs(planned: Any, results: Any, fail_on: Any) -> None:
 
 
 def report(planned: Mapping[str, Any], results: list[Mapping[str, Any]], fail_on: tuple[str, ...] = CLASSES,
-           engine_health: Mapping[str, Any] | None = None) -> dict[str, Any]:
+           engine_health: Mapping[str, Any] | None = None, sent: bool = True) -> dict[str, Any]:
     """Verdicts, the table and classified failures. A planned probe without a result counts as failed.
-    `engine_health` is each edge's own verdict on its servers (edge host -> backend -> {up, down})."""
+    `engine_health` is each edge's own verdict on its servers (edge host -> backend -> {up, down}).
+    sent=False (check mode): the plan alone, every probe marked "plan", nothing judged."""
     _check_report_inputs(planned, results, fail_on)
+    if not sent:
+        return _unsent(planned)
     by_name = {r["name"]: r for r in results if isinstance(r, Mapping) and "name" in r}
     entries = []
     for item in planned["probes"]:
         result = by_name.get(item["probe"]["name"]) or {
             "ok": False, "error": "no result: the probe did not run", "latency_ms": None}
-        entries.append({**{k: v for k, v in item.items() if k != "probe"}, "name": item["probe"]["name"],
-                        "target": _address(str(item["probe"]["address"]), item["probe"]["port"]),
-                        "ok": bool(result.get("ok")), "error": result.get("error", ""),
-                        "latency_ms": result.get("latency_ms"), "status": result.get("status"),
-                        "received": result.get("received", "")})
+        entries.append(_entry(item, result))
     targets: dict[str, dict[str, bool]] = {}
     for entry in entries:
         if entry["kind"] == "target":
@@ -476,13 +475,52 @@ def report(planned: Mapping[str, Any], results: list[Mapping[str, Any]], fail_on
         "table": table(rows, planned.get("hosts", [])),
         "probes": entries,
         "skipped": list(planned.get("skipped", [])),
-        "notes": [f"skipped {s['frontend']} {s['label']} via {s['via']}: {s['reason']}" for s in planned.get("skipped", [])],
+        "notes": _notes(planned),
+        "sent": True,
+    }
+
+
+def _entry(item: Mapping[str, Any], result: Mapping[str, Any]) -> dict[str, Any]:
+    return {**{k: v for k, v in item.items() if k != "probe"}, "name": item["probe"]["name"],
+            "target": _address(str(item["probe"]["address"]), item["probe"]["port"]),
+            "ok": bool(result.get("ok")), "error": result.get("error", ""),
+            "latency_ms": result.get("latency_ms"), "status": result.get("status"),
+            "received": result.get("received", "")}
+
+
+def _notes(planned: Mapping[str, Any]) -> list[str]:
+    return [f"skipped {s['frontend']} {s['label']} via {s['via']}: {s['reason']}" for s in planned.get("skipped", [])]
+
+
+def _unsent(planned: Mapping[str, Any]) -> dict[str, Any]:
+    """The report of a plan whose probes were not sent: the edges still serve what they served, so
+    no answer would say anything about what the run would apply."""
+    entries = [{**_entry(item, {}), "ok": None} for item in planned["probes"]]
+    rows = [{**row, "backends": "-"} for row in _rows(planned, entries, {})]
+    return {
+        "generation": planned.get("generation", ""),
+        "summary": {"probes": len(entries), "passed": 0, "failed": 0, "skipped": len(planned.get("skipped", [])),
+                    "blocking": 0},
+        "coverage": dict(planned.get("coverage") or {}),
+        "passed": True,
+        "hosts": {host: {"passed": True, "failures": 0} for host in planned.get("hosts", [])},
+        "failures": [],
+        "blocking": [],
+        "messages": [],
+        "rows": rows,
+        "table": table(rows, planned.get("hosts", [])),
+        "probes": entries,
+        "skipped": list(planned.get("skipped", [])),
+        "notes": _notes(planned),
+        "sent": False,
     }
 
 
 def _cell(entries: list[Mapping[str, Any]]) -> str:
     if not entries:
         return "-"
+    if any(e["ok"] is None for e in entries):
+        return "plan"
     failed = sum(not e["ok"] for e in entries)
     return "ok" if not failed else "FAIL" if failed == len(entries) else f"FAIL {failed}/{len(entries)}"
 
