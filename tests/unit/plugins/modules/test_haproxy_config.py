@@ -66,7 +66,7 @@ def test_check_mode_on_a_host_without_haproxy_says_the_tree_was_not_validated(tm
     assert not checked.get("failed"), checked
     assert (checked["changed"], checked["change"]) == (True, "structural")
     assert checked["validator"] == f"not validated: {tmp_path / 'no-haproxy'} is not installed on this host yet"
-    assert checked["warnings"] == [checked["validator"]]
+    assert checked["validator"] in json.dumps(checked["warnings"])
     assert not (tmp_path / "live").exists()
     # Outside check mode a missing binary is an error, never a pass.
     assert run(tmp_path, haproxy=str(tmp_path / "no-haproxy"), **staged_args("cc03"))["failed"]
