@@ -128,14 +128,34 @@ def ok(result: subprocess.CompletedProcess[str]) -> str:
     return result.stdout
 
 
-def test_converge_from_nothing_then_a_run_changes_nothing_and_still_probes(tmp_path: Path):
-    for edge in EDGES:  # as a new VM would be: no proxy, no keepalived, no state
+def fresh_edge(edge: str) -> str:
+    """What shows that nothing was installed or written on an edge."""
+    return in_host(edge, "sh", "-c", "dpkg-query -W -f='${Status}\\n' haproxy keepalived 2>&1; ls /etc/haproxy /var/lib/k8sedge"
+                   " /etc/keepalived /var/lib/apt/lists 2>&1; ip -4 addr show; ip route show proto 213", check=False).stdout
+
+
+def test_converge_from_nothing_after_a_plan_then_a_run_changes_nothing_and_still_probes(tmp_path: Path):
+    for edge in EDGES:  # as a new VM would be: no proxy, no keepalived, no state, no package lists
         in_host(edge, "sh", "-c", "systemctl stop haproxy nginx keepalived 2>/dev/null; "
                 "DEBIAN_FRONTEND=noninteractive apt-get purge -y -q haproxy nginx nginx-common libnginx-mod-stream keepalived"
-                " >/dev/null; rm -rf /etc/haproxy /etc/nginx /var/lib/k8sedge /run/haproxy", timeout=300)
+                " >/dev/null; rm -rf /etc/haproxy /etc/nginx /etc/keepalived /usr/local/lib/k8sedge /var/lib/k8sedge"
+                " /run/haproxy /var/lib/apt/lists/*", timeout=300)
+    # First the plan, as a careful operator runs it: valid (rc 0), changes nothing, says what it would do.
+    fresh = {edge: fresh_edge(edge) for edge in EDGES}
+    plan = ok(site("--check", "--diff"))
+    assert {edge: fresh_edge(edge) for edge in EDGES} == fresh
+    generation = model()["generation"]
+    for edge in EDGES:
+        assert (f"{edge} (haproxy): serves nothing; would apply {generation[:12]}; install haproxy; config structural"
+                in plan), plan[-5000:]
+    assert plan.count("haproxy -c: not validated: /usr/sbin/haproxy is not installed on this host yet") == 2
+    assert "probes planned, none sent" in plan and "rolled back" not in plan
+    for vip in VIPS:
+        assert re.search(rf"VIP {re.escape(vip)} \(k8sedge_default_{re.escape(vip)}\): held by no edge now, edge\d would take it",
+                         plan), plan[-3000:]
+
     first = ok(site())
     assert all(recap(first)[edge]["failed"] == 0 for edge in EDGES)
-    generation = model()["generation"]
     for edge in EDGES:
         assert record(edge)["rollout"]["status"] == "passed"
         assert record(edge)["serving"]["generation"] == record(edge)["last_good"]["generation"] == generation
