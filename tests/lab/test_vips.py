@@ -209,18 +209,22 @@ def test_a_change_that_breaks_traffic_is_rolled_back_on_the_canary_and_moves_no_
 def test_a_check_mode_run_with_a_change_is_a_plan_that_changes_nothing_and_moves_no_vip():
     before = {edge: record(edge) for edge in c.EDGES}
     configs = {edge: in_host(edge, "sha256sum", "/etc/haproxy/haproxy.cfg").stdout for edge in c.EDGES}
-    kubectl("annotate", "service", "multi", "--overwrite", "lb.k8sedge.io/hosts=multi.pctest,vip-check.pctest")
+    # A new host, and a typo the run must not pass over in silence.
+    kubectl("annotate", "service", "multi", "--overwrite", "lb.k8sedge.io/hosts=multi.pctest,vip-check.pctest",
+            "lb.k8sedge.io/helth-check=http")
     runs = []
     try:
         watched(lambda: runs.append(ansible_playbook("site.yml", "--check", "--diff")))
     finally:
-        kubectl("annotate", "service", "multi", "--overwrite", "lb.k8sedge.io/hosts=multi.pctest")
+        kubectl("annotate", "service", "multi", "--overwrite", "lb.k8sedge.io/hosts=multi.pctest", "lb.k8sedge.io/helth-check-")
     output = succeeded(runs[0])  # a valid plan exits 0
     assert {edge: record(edge) for edge in c.EDGES} == before
     assert {edge: in_host(edge, "sha256sum", "/etc/haproxy/haproxy.cfg").stdout for edge in c.EDGES} == configs
     # The diff shows the new host on each edge; no probe was sent, nothing was rolled back.
     assert output.count("+vip-check.pctest default_multi_80") == 2, output[-4000:]
     assert "probes planned, none sent" in output and "rolled back" not in output
+    assert ("warning: Service default multi metadata.annotations[lb.k8sedge.io/helth-check] not an annotation of this"
+            " object's contract, ignored") in output, output[-4000:]
     # The summary: each edge would change its config (maps only: the hosts map), each VIP stays.
     for edge in c.EDGES:
         assert f"{edge} (haproxy): serves {before[edge]['serving']['generation'][:12]}; would apply" in output, output[-4000:]

@@ -299,6 +299,10 @@ def test_an_emptied_backend_is_held_and_the_rest_goes_through():
     unchanged = check(live | {"frontends": [], "routes": [], "errors": [{"kind": "Service", "name": "x"}]}, {"edge1": live}, 0.3)
     assert unchanged["held"] == [] and unchanged["model"]["generation"] == unchanged["generation"] == "old"
     assert unchanged["refused"] == [{"kind": "Service", "name": "x"}] and result["refused"] == []
+    # What the new model warns of is answered beside what it refused; the guard's own holds are in `held`.
+    typo = {"kind": "Service", "namespace": "default", "name": "x", "field": "metadata.annotations[lb.k8sedge.io/helth-check]",
+            "message": "not an annotation of this object's contract, ignored"}
+    assert check(live | {"warnings": [typo]}, {"edge1": live}, 0.3)["warnings"] == [typo] and result["warnings"] == []
 
 
 def test_guard_filter_and_errors():

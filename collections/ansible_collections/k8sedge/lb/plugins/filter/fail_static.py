@@ -78,6 +78,10 @@ _value:
       description: The objects the input model refused (its C(errors)), each with C(kind), C(namespace), C(name), C(field), C(message).
       type: list
       elements: dict
+    warnings:
+      description: What the input model warns of (its C(warnings), e.g. an annotation its contract does not know), same fields.
+      type: list
+      elements: dict
     max_removed_share:
       description: The limit applied.
       type: float

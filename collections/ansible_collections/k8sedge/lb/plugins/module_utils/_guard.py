@@ -83,9 +83,10 @@ def _guarded(new: Mapping[str, Any], held: dict[str, list[Any]]) -> dict[str, An
 def check(new: Mapping[str, Any], live: Mapping[str, Any], max_removed_share: float = 0.3) -> dict[str, Any]:
     """Compare `new` with the model each host serves (`live`: host -> model, or None/{} for a host
     that serves nothing yet). Returns {ok, reasons, held, model, generation, new_generation,
-    refused, hosts: {host: {total, removed, emptied, generation}}}: `model` is `new` with the
+    refused, warnings, hosts: {host: {total, removed, emptied, generation}}}: `model` is `new` with the
     emptied backends held (`new` itself when none is), `generation` its generation and
-    `new_generation` the one of `new`, `refused` what `new` refused (its `errors`), `ok` false
+    `new_generation` the one of `new`, `refused` what `new` refused (its `errors`), `warnings` what
+    `new` warns of (e.g. an unknown annotation; held backends are in `held`), `ok` false
     only when a host would lose more than `max_removed_share` of its targets."""
     if not 0 <= max_removed_share <= 1:
         raise GuardError(f"max_removed_share: expected a share from 0 to 1, got {max_removed_share}")
@@ -112,4 +113,4 @@ def check(new: Mapping[str, Any], live: Mapping[str, Any], max_removed_share: fl
     return {"ok": not reasons, "reasons": reasons, "hosts": hosts, "max_removed_share": max_removed_share,
             "held": [f"backend {name} would lose all its targets: held at its last {len(targets)}" for name, targets in sorted(held.items())],
             "model": model, "generation": model.get("generation", ""), "new_generation": new.get("generation", ""),
-            "refused": list(new.get("errors") or [])}
+            "refused": list(new.get("errors") or []), "warnings": list(new.get("warnings") or [])}
