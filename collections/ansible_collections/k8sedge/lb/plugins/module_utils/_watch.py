@@ -18,11 +18,13 @@ import json
 import logging
 import math
 import random
+import re
 import threading
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible_collections.k8sedge.lb.plugins.module_utils import _k8s_read as k8s
 from ansible_collections.k8sedge.lb.plugins.module_utils._k8s_client import AUTH_ARGUMENT_SPEC, Stream, TransportError, auth_options
 from ansible_collections.k8sedge.lb.plugins.module_utils._edge_info import MODEL_ARGUMENT_SPEC, model_of, read_options
@@ -332,24 +334,32 @@ def _key(obj: Raw) -> tuple[str, str]:
 # --- the watcher ------------------------------------------------------------------------------
 
 def params_with_defaults(params: dict[str, Any], environ: dict[str, str]) -> dict[str, Any]:
-    """edge_info's options with their defaults, and the connection options' K8S_AUTH_* variables,
-    as AnsibleModule would fill them."""
-    full: dict[str, Any] = {}
-    for name, spec in {**AUTH_ARGUMENT_SPEC, **MODEL_ARGUMENT_SPEC}.items():
-        value = params.get(name)
-        if value is None and "fallback" in spec:
-            value = next((environ[v] for v in spec["fallback"][1] if v in environ), None)
-        if value is None:
-            value = spec.get("default")
-        if spec["type"] == "bool" and isinstance(value, str):
-            if value.lower() not in ("true", "false", "yes", "no", "1", "0"):
-                raise ValueError(f"option {name}: expected true or false, got {value!r}")
-            value = value.lower() in ("true", "yes", "1")
-        full[name] = value
-    unknown = sorted(set(params) - set(full))
+    """edge_info's options validated, converted and with their defaults, and the connection
+    options' K8S_AUTH_* variables from `environ`, as AnsibleModule would fill them. ValueError
+    names each option that is unknown or not of its type."""
+    spec = {**AUTH_ARGUMENT_SPEC, **MODEL_ARGUMENT_SPEC}
+    given = {name: value for name, value in params.items() if value is not None}
+    for name, option in spec.items():
+        found = [environ[v] for v in option.get("fallback", (None, []))[1] if v in environ]
+        if name not in given and found:
+            given[name] = found[0]
+    # Without the fallbacks: the validator would read this process's environment, not `environ`.
+    result = ArgumentSpecValidator({name: {k: v for k, v in option.items() if k != "fallback"}
+                                    for name, option in spec.items()}).validate(given)
+    if result.error_messages:
+        raise ValueError("; ".join(_option_error(message) for message in result.error_messages))
+    return {name: result.validated_parameters.get(name) for name in spec}
+
+
+def _option_error(message: str) -> str:
+    """Ansible's wording, with the option named first."""
+    unknown = re.match(r"^(.*)\. Supported parameters include: (.*?)(?: \(.*\))?\.$", message)
     if unknown:
-        raise ValueError(f"unknown option(s) {', '.join(unknown)}; expected some of {', '.join(sorted(full))}")
-    return full
+        return f"unknown option(s) {unknown[1]}; expected some of {unknown[2]}"
+    typed = re.match(r"^argument '(\w+)' is of type \w+ and we were unable to convert to (\w+): (.*)$", message)
+    if typed:
+        return f"option {typed[1]}: expected {typed[2]}, {typed[3]}"
+    return message
 
 
 class Watcher:
