@@ -10,7 +10,7 @@ COLLECTION := collections/ansible_collections/k8sedge/lb
 HOST_PACKAGES := haproxy nginx libnginx-mod-stream keepalived openssh-server openssh-client \
 	systemd-container debootstrap dpkg-dev socat curl wrk iproute2 util-linux git openjdk-17-jre-headless
 
-.PHONY: help setup host-packages venv lab-up lab-down lab-status demo test lint unit lab-test sanity lock
+.PHONY: help setup host-packages venv lab-up lab-image lab-down lab-status demo test lint unit lab-test sanity lock
 
 help:
 	@echo "make demo      set everything up and run the main job in the lab"
@@ -42,6 +42,9 @@ $(VENV)/.installed: requirements.txt
 lab-up: setup
 	lab/labctl up
 
+lab-image: venv
+	lab/labctl image
+
 lab-down:
 	@if [ -x $(PY) ]; then lab/labctl down; fi
 
@@ -53,7 +56,9 @@ demo: setup
 
 # One lab for the lab tests and the bench smoke; tests/lab/test_zz_lab_down.py runs last and
 # checks that taking it down leaves nothing behind. The trap takes it down if a step fails.
-test: setup lint unit bench-venv
+# The linters and the unit tests share the two cores; the lab's image downloads beside them.
+test: setup
+	$(MAKE) --no-print-directory -j2 --output-sync=target lint unit bench-venv lab-image
 	trap 'lab/labctl down' EXIT && lab/labctl up && \
 	  $(VENV)/bin/pytest tests/lab --ignore=tests/lab/test_zz_lab_down.py --durations=25 && \
 	  $(PY) -m bench --quick --hold-lab --lab-discarded && $(PY) -m bench --check --quick && \
