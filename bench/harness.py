@@ -233,6 +233,22 @@ def summary_row(result: dict[str, Any]) -> tuple[str, ...]:
     )
 
 
+README = BENCH.parent / "README.md"
+README_START, README_END = "<!-- bench-summary: start -->", "<!-- bench-summary: end (python -m bench writes it) -->"
+
+
+def summary_table(results: list[dict[str, Any]]) -> list[str]:
+    """The table of SUMMARY.md, and of README's performance section."""
+    return (["| " + " | ".join(SUMMARY_COLUMNS) + " |", "|" + "---|" * len(SUMMARY_COLUMNS)]
+            + ["| " + " | ".join(summary_row(r)) + " |" for r in results])
+
+
+def readme_with_table(readme: str, results: list[dict[str, Any]]) -> str:
+    """README with the full run's table between its markers: the one source of its figures."""
+    start, end = readme.index(README_START) + len(README_START), readme.index(README_END)
+    return readme[:start] + "\n" + "\n".join(summary_table(results)) + "\n" + readme[end:]
+
+
 def summary_markdown(results: list[dict[str, Any]]) -> str:
     lines = ["# Benchmarks", ""]
     if results:
@@ -240,8 +256,7 @@ def summary_markdown(results: list[dict[str, Any]]) -> str:
         lines += [f"Measured on {machine['cpu_model']} ({machine['cores']} cores, {machine['memory_gb']} GB), "
                   f"Linux {machine['kernel']}, Python {machine['python']}, {machine['date']}"
                   f"{' (quick: small parameters, figures not comparable)' if results[0]['quick'] else ''}.", ""]
-    lines += ["| " + " | ".join(SUMMARY_COLUMNS) + " |", "|" + "---|" * len(SUMMARY_COLUMNS)]
-    lines += ["| " + " | ".join(summary_row(r)) + " |" for r in results]
+    lines += summary_table(results)
     errors = [(r["name"], e) for r in results for e in r["errors"]]
     if errors:
         lines += ["", "Errors:", ""] + [f"- `{name}`: {error}" for name, error in errors]
@@ -267,8 +282,12 @@ def load_results(out: Path) -> list[dict[str, Any]]:
 
 
 def write_summary(out: Path) -> Path:
+    """SUMMARY.md beside the results; for the full results, README's table too."""
     path = out / "SUMMARY.md"
-    _write_atomic(path, summary_markdown(load_results(out)))
+    results = load_results(out)
+    _write_atomic(path, summary_markdown(results))
+    if out.resolve() == RESULTS.resolve():
+        _write_atomic(README, readme_with_table(README.read_text(encoding="utf-8"), results))
     return path
 
 

@@ -143,3 +143,10 @@ def test_the_sides_are_compared_per_service_with_node_subsets():
     # A subset of the wrong size, or a target the baseline does not have, is a disagreement.
     assert compare(ours, baseline(["10.0.0.1:30080", "10.0.0.2:30080"], every), subset_size=2)
     assert compare(ours, baseline(["10.0.0.1:30080"], every), subset_size=1)
+
+
+def test_readme_shows_the_table_the_recorded_full_runs_give():
+    """README's benchmark figures have one source: bench/results/<name>.json (python -m bench writes them)."""
+    readme = harness.README.read_text(encoding="utf-8")
+    assert readme == harness.readme_with_table(readme, harness.load_results(harness.RESULTS)), \
+        "README's benchmark table differs from bench/results: run `python -m bench` or write it with harness.readme_with_table"
