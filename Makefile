@@ -6,9 +6,11 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 COLLECTION := collections/ansible_collections/k8sedge/lb
-# Debian packages the lab and the gates need on this machine (Java 17: ansible-rulebook's rule engine).
+# Debian packages the lab and the gates need on this machine (Java 17: ansible-rulebook's rule engine;
+# Chromium: the probe report page is rendered in a test).
 HOST_PACKAGES := haproxy nginx libnginx-mod-stream keepalived openssh-server openssh-client \
-	systemd-container debootstrap dpkg-dev socat curl wrk iproute2 util-linux git openjdk-17-jre-headless
+	systemd-container debootstrap dpkg-dev socat curl wrk iproute2 util-linux git openjdk-17-jre-headless \
+	chromium-headless-shell
 
 .PHONY: help setup host-packages venv lab-up lab-image lab-down lab-status demo test lint unit lab-test sanity lock
 
