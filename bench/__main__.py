@@ -1,4 +1,4 @@
-"""python -m bench [--quick] [--out DIR] [NAME...]: run benchmarks, write <name>.json and SUMMARY.md.
+"""python -m bench [--quick] [--out DIR] [NAME...]: run benchmarks, write <name>.json, SUMMARY.md and the figures (<name>.png).
 
 python -m bench --check [--quick] [--out DIR] [NAME...]: check the files a run wrote (shape only).
 """
@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench import _lab, harness
+from bench import _lab, _plots, harness
 from lab.testlib import steps
 
 LAB_UP_SECONDS = 600 + steps.CLEANUP_RESERVE  # the bound of `labctl up` when the run holds the lab
@@ -62,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"bench: {name}: {error}", file=sys.stderr)
             failed = failed or result["verdict"] == "error"
     print(f"bench: wrote {harness.write_summary(args.out)}")
+    for figure in _plots.draw(args.out):
+        print(f"bench: drew {figure}")
     return 1 if failed else 0
 
 

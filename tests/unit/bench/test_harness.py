@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
-from bench import harness
+from bench import _plots, harness
 from bench.harness import Goal, Measurement, Sample
 from bench.model_build import baseline_targets, compare, ours_targets
 
@@ -150,3 +151,15 @@ def test_readme_shows_the_table_the_recorded_full_runs_give():
     readme = harness.README.read_text(encoding="utf-8")
     assert readme == harness.readme_with_table(readme, harness.load_results(harness.RESULTS)), \
         "README's benchmark table differs from bench/results: run `python -m bench` or write it with harness.readme_with_table"
+
+
+def test_the_figures_are_drawn_from_the_recorded_results(tmp_path):
+    for name in ("convergence", "rollout_scale", "failover", "rolling_update", "reloads_haproxy", "reloads_nginx"):
+        shutil.copy(harness.RESULTS / f"{name}.json", tmp_path)
+    drawn = _plots.draw(tmp_path)
+    assert sorted(p.name for p in drawn) == ["convergence.png", "failover.png", "reloads.png", "rolling_update.png",
+                                             "rollout_scale.png"]
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in drawn)
+    # The committed figures are these: README shows them.
+    readme = harness.README.read_text(encoding="utf-8")
+    assert all(f"](bench/results/{p.name})" in readme and (harness.RESULTS / p.name).exists() for p in drawn)
