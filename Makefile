@@ -7,10 +7,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 COLLECTION := collections/ansible_collections/k8sedge/lb
 # Debian packages the lab and the gates need on this machine (Java 17: ansible-rulebook's rule engine;
-# Chromium: the probe report page is rendered in a test).
+# Chromium: the probe report page is rendered in a test; prometheus: promtool checks the watcher's metrics).
 HOST_PACKAGES := haproxy nginx libnginx-mod-stream keepalived openssh-server openssh-client \
 	systemd-container debootstrap dpkg-dev socat curl wrk iproute2 util-linux git openjdk-17-jre-headless \
-	chromium-headless-shell
+	chromium-headless-shell prometheus
 
 .PHONY: help setup host-packages venv lab-up lab-image lab-down lab-status demo test lint unit lab-test sanity lock
 

@@ -28,9 +28,10 @@ def test_the_named_variables_win_over_k8sedge_read_options(tmp_path):
                              "-e", json.dumps({"k8sedge_read_options_file": str(out)})],
                             cwd=REPO, env=ENV, capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stdout[-3000:]
-    assert json.loads(out.read_text()) == {"namespaces": ["web", "shop"], "ingress_class": "edge",
-                                           "kubeconfig": f"{tmp_path}/reader.kubeconfig",
-                                           "tcp_services_configmap": "ingress-nginx/tcp-services"}
+    assert json.loads(out.read_text()) == {"options": {"namespaces": ["web", "shop"], "ingress_class": "edge",
+                                                       "kubeconfig": f"{tmp_path}/reader.kubeconfig",
+                                                       "tcp_services_configmap": "ingress-nginx/tcp-services"},
+                                           "edges": ["edge1"]}
     assert out.stat().st_mode & 0o777 == 0o600
 
 
