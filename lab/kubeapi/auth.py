@@ -93,6 +93,7 @@ def _rule(raw: dict[str, Any]) -> Rule:
 
 @dataclass(frozen=True)
 class Binding:
+    name: str
     namespace: str  # "" for ClusterRoleBindings
     role_kind: str
     role_name: str
@@ -134,7 +135,7 @@ class Authorizer:
                 users, groups = _subjects(doc)
                 ref = doc.get("roleRef") or {}
                 namespace = meta.get("namespace", "") if kind == "RoleBinding" else ""
-                self.bindings.append(Binding(namespace, ref.get("kind", ""), ref.get("name", ""),
+                self.bindings.append(Binding(meta.get("name", ""), namespace, ref.get("kind", ""), ref.get("name", ""),
                                              users, groups))
             elif kind not in _GRANTS_NOTHING:
                 raise ValueError(f"authorization policy: unsupported kind {kind!r} "
@@ -149,8 +150,12 @@ class Authorizer:
         return cls(documents)
 
     def allowed(self, user: User, attrs: Attributes) -> bool:
+        return self.reason(user, attrs) is not None
+
+    def reason(self, user: User, attrs: Attributes) -> str | None:
+        """Why the request is allowed, in the RBAC authorizer's words; None when it is not."""
         if _PRIVILEGED_GROUP in user.groups:
-            return True
+            return ""
         for binding in self.bindings:
             if binding.namespace and binding.namespace != attrs.namespace:
                 continue
@@ -159,8 +164,39 @@ class Authorizer:
             role_ns = binding.namespace if binding.role_kind == "Role" else ""
             rules = self.roles.get((binding.role_kind, role_ns, binding.role_name), ())
             if any(rule.allows(attrs) for rule in rules):
-                return True
-        return False
+                kind = "RoleBinding" if binding.namespace else "ClusterRoleBinding"
+                where = f'"{binding.name}/{binding.namespace}"' if binding.namespace else f'"{binding.name}"'
+                subject = (_subject_of(user.name) if user.name in binding.users
+                           else f'Group "{sorted(binding.groups.intersection(user.groups))[0]}"')
+                return f'RBAC: allowed by {kind} {where} of {binding.role_kind} "{binding.role_name}" to {subject}'
+        return None
+
+    def review(self, user: User, spec: Any) -> dict[str, Any]:
+        """The status of a SelfSubjectAccessReview of `spec`; ValueError names a bad field."""
+        if not isinstance(spec, dict):
+            raise ValueError("spec: Required value")
+        resource, non_resource = spec.get("resourceAttributes"), spec.get("nonResourceAttributes")
+        if (resource is None) == (non_resource is None):
+            raise ValueError("spec.resourceAttributes: Invalid value: \"null\": exactly one of nonResourceAttributes"
+                             " or resourceAttributes must be specified")
+        given = resource if resource is not None else non_resource
+        if not isinstance(given, dict) or not all(isinstance(v, str) for v in given.values()):
+            raise ValueError("spec: Invalid value: the attributes must be strings")
+        if resource is not None:
+            attrs = Attributes(given.get("verb", ""), "", True, given.get("group", ""), given.get("resource", ""),
+                               given.get("subresource", ""), given.get("namespace", ""), given.get("name", ""))
+        else:
+            attrs = Attributes(given.get("verb", ""), given.get("path", ""), False)
+        why = self.reason(user, attrs)
+        return {"allowed": True, **({"reason": why} if why else {})} if why is not None else {"allowed": False}
+
+
+def _subject_of(user: str) -> str:
+    """How the RBAC authorizer names a user it allowed: a service account by name/namespace."""
+    parts = user.split(":")
+    if len(parts) == 4 and parts[:2] == ["system", "serviceaccount"]:
+        return f'ServiceAccount "{parts[3]}/{parts[2]}"'
+    return f'User "{user}"'
 
 
 def denial_reason(user: User, attrs: Attributes) -> str:

@@ -33,6 +33,9 @@ class Resource:
     field_labels: tuple[str, ...] = ()
     # Top-level fields besides kind/apiVersion/metadata (fieldValidation checks these).
     fields: tuple[str, ...] = ("spec", "status")
+    # A review (SelfSubjectAccessReview): created and answered at once, never stored.
+    stored: bool = True
+    served_verbs: tuple[str, ...] = _READ_WRITE
 
     @property
     def api_version(self) -> str:
@@ -49,7 +52,7 @@ class Resource:
 
     @property
     def verbs(self) -> tuple[str, ...]:
-        return _READ_WRITE
+        return self.served_verbs
 
 
 RESOURCES: tuple[Resource, ...] = (
@@ -77,6 +80,9 @@ RESOURCES: tuple[Resource, ...] = (
              has_generation=True, fields=("spec",)),
     Resource("apps", "v1", "deployments", "deployment", "Deployment", True, ("deploy",), ("all",),
              subresources=("status", "scale"), has_generation=True, has_status=True),
+    # What `kubectl auth can-i` asks: may I do this?
+    Resource("authorization.k8s.io", "v1", "selfsubjectaccessreviews", "", "SelfSubjectAccessReview", False,
+             stored=False, served_verbs=("create",)),
 )
 
 BY_PATH: dict[tuple[str, str, str], Resource] = {

@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
-from . import discovery, tables
+from . import discovery, protobuf, tables
 from .allocators import NODE_PORT_RANGE, ServiceAllocator
 from .auth import ANONYMOUS, ANONYMOUS_PATHS, Attributes, Authorizer, User, certificate_user, denial_reason
 from .errors import ApiError, bad_request, forbidden
@@ -199,7 +199,7 @@ class Handler(BaseHTTPRequestHandler):
             if not self.server.config.authorizer.allowed(user, attrs):
                 raise self._forbidden(user, attrs)
             if attrs.resource_request:
-                code = self._resource(attrs, path, query, body)
+                code = self._resource(user, attrs, path, query, body)
             else:
                 code = self._non_resource(path)
         except ApiError as exc:
@@ -255,12 +255,14 @@ class Handler(BaseHTTPRequestHandler):
         self._send_json(200, doc)
         return 200
 
-    def _resource(self, attrs: Attributes, path: str, query: dict[str, str], body: bytes) -> int:
+    def _resource(self, user: User, attrs: Attributes, path: str, query: dict[str, str], body: bytes) -> int:
         parts = [p for p in path.split("/") if p]
         version = parts[1] if parts[0] == "api" else parts[2]
         res = lookup(attrs.api_group, version, attrs.resource)
         if res is None or (attrs.subresource and attrs.subresource not in res.subresources):
             raise ApiError(404, "the server could not find the requested resource", details={})
+        if not res.stored:
+            return self._review(user, res, attrs, body)
         namespace = attrs.namespace
         if res.plural == "namespaces":
             namespace = ""
@@ -321,6 +323,27 @@ class Handler(BaseHTTPRequestHandler):
                 self._send_json(200, result)
             return 200
         raise ApiError(405, "the server does not allow this method on the requested resource")
+
+    def _review(self, user: User, res: Resource, attrs: Attributes, body: bytes) -> int:
+        """A SelfSubjectAccessReview: answered for the user who asks, never stored."""
+        if attrs.verb != "create" or attrs.name or attrs.namespace:
+            raise ApiError(405, "the server does not allow this method on the requested resource")
+        content_type = self.headers.get("Content-Type", "application/json").split(";")[0].strip()
+        try:
+            payload = (protobuf.self_subject_access_review(body) if content_type == protobuf.MEDIA_TYPE
+                       else self._json_body(body))
+        except protobuf.ProtobufError as exc:
+            raise bad_request(f"the body of the request could not be decoded: {exc}") from None
+        if not isinstance(payload, dict):
+            raise bad_request("the body of the request was in an unknown format")
+        try:
+            status = self.server.config.authorizer.review(user, payload.get("spec"))
+        except ValueError as exc:
+            raise ApiError(422, f'{res.kind}.{res.group} "" is invalid: {exc}', reason="Invalid") from None
+        review = {"kind": res.kind, "apiVersion": res.api_version, "metadata": {"creationTimestamp": None},
+                  "spec": payload.get("spec"), "status": status}
+        self._send_json(201, review)
+        return 201
 
     def _json_body(self, body: bytes) -> Any:
         content_type = self.headers.get("Content-Type", "application/json").split(";")[0].strip()

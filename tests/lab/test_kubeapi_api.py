@@ -100,6 +100,32 @@ def test_reader_may_read_but_not_write(kubeapi: LabApi, reader, admin) -> None:
     assert status_of(caught.value)["details"] == {"name": "kubernetes", "kind": "services"}
 
 
+def test_a_self_subject_access_review_answers_for_the_user_who_asks(reader) -> None:
+    """What `kubectl auth can-i` asks; the kubernetes client sends it as JSON, kubectl as protobuf."""
+    review = client.AuthorizationV1Api(reader)
+
+    def ask(**attributes: str) -> client.V1SubjectAccessReviewStatus:
+        spec = client.V1SelfSubjectAccessReviewSpec(resource_attributes=client.V1ResourceAttributes(**attributes))
+        return review.create_self_subject_access_review(client.V1SelfSubjectAccessReview(spec=spec)).status
+
+    allowed = ask(verb="list", resource="endpointslices", group="discovery.k8s.io")
+    assert allowed.allowed is True and allowed.reason == (
+        'RBAC: allowed by ClusterRoleBinding "k8sedge:edge-reader" of ClusterRole "k8sedge:edge-reader"'
+        ' to ServiceAccount "edge-reader/k8sedge"')
+    assert ask(verb="create", resource="services", namespace="default").allowed is False
+    with pytest.raises(ApiException) as caught:
+        review.create_self_subject_access_review(client.V1SelfSubjectAccessReview(spec=client.V1SelfSubjectAccessReviewSpec()))
+    assert caught.value.status == 422 and "exactly one of nonResourceAttributes or resourceAttributes" in status_of(caught.value)["message"]
+
+
+
+def test_a_review_is_answered_never_stored(kubeapi: LabApi) -> None:
+    path = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
+    assert raw(kubeapi, "GET", path, token=kubeapi.reader_token)[0] == 403  # RBAC first: the reader may only create one
+    code, _, body = raw(kubeapi, "GET", path, token=kubeapi.admin_token)
+    assert code == 405, body
+
+
 @pytest.mark.parametrize("path, message", [
     ("/api/v1/namespaces/default/secrets",
      'secrets is forbidden: User "{u}" cannot list resource "secrets" in API group "" '
@@ -143,7 +169,7 @@ def test_discovery_is_open_to_any_authenticated_user(kubeapi: LabApi) -> None:
     assert json.loads(body)["versions"] == ["v1"]
     code, _, body = raw(kubeapi, "GET", "/apis", token=kubeapi.reader_token)
     assert {g["name"] for g in json.loads(body)["groups"]} == {
-        "apps", "discovery.k8s.io", "networking.k8s.io"}
+        "apps", "authorization.k8s.io", "discovery.k8s.io", "networking.k8s.io"}
 
 
 # --- CRUD and errors ----------------------------------------------------------------------------

@@ -181,4 +181,27 @@ def test_no_warnings_from_discovery(kubeapi: LabApi, manifest: Path) -> None:
     assert set(result.stdout.split()) == {
         "namespaces", "nodes", "services", "endpoints", "configmaps", "pods",
         "endpointslices.discovery.k8s.io", "ingresses.networking.k8s.io",
-        "ingressclasses.networking.k8s.io", "deployments.apps"}
+        "ingressclasses.networking.k8s.io", "deployments.apps", "selfsubjectaccessreviews.authorization.k8s.io"}
+
+
+def test_kubectl_auth_can_i_answers_as_a_real_cluster(kubeapi: LabApi) -> None:
+    """What docs/getting-started.md has an operator run to check the reader's access."""
+    def can_i(*args: str) -> tuple[int, str]:
+        result = kubectl(kubeapi, "auth", "can-i", *args, kubeconfig=kubeapi.reader_kubeconfig, check=False)
+        return result.returncode, result.stdout.strip()
+
+    assert can_i("list", "services", "--all-namespaces") == (0, "yes")
+    assert can_i("watch", "endpointslices.discovery.k8s.io", "-n", "default") == (0, "yes")
+    assert can_i("get", "nodes") == (0, "yes")
+    assert can_i("create", "services", "-n", "default") == (1, "no")
+    assert can_i("patch", "pods", "--subresource=status", "-n", "default") == (1, "no")
+    assert can_i("get", "secrets", "-n", "default") == (1, "no")
+    assert can_i("get", "/healthz") == (0, "yes")
+    # The reason, as the RBAC authorizer gives it.
+    verbose = kubectl(kubeapi, "auth", "can-i", "list", "services", "-A", "-v=8",
+                      kubeconfig=kubeapi.reader_kubeconfig, check=False).stderr
+    said = verbose.replace("\\", "").replace('"', "")
+    assert ("RBAC: allowed by ClusterRoleBinding k8sedge:edge-reader of ClusterRole k8sedge:edge-reader"
+            " to ServiceAccount edge-reader/k8sedge") in said, verbose[-3000:]
+    # Admins are allowed everything (system:masters).
+    assert kubectl(kubeapi, "auth", "can-i", "delete", "nodes", check=False).stdout.strip() == "yes"

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lab.kubeapi import tables
+from lab.kubeapi import protobuf, tables
 from lab.kubeapi.allocators import ServiceAllocator
 from lab.kubeapi.auth import Attributes, Authorizer, User, denial_reason, load_tokens
 from lab.kubeapi.errors import FieldError, go_repr, invalid
@@ -340,3 +340,36 @@ def test_pki_files(tmp_path) -> None:
     assert config["clusters"][0]["cluster"] == {"server": "https://127.0.0.1:6443",
                                                 "certificate-authority": str(tmp_path / "ca.crt")}
     assert config["users"] == [{"name": "u", "user": {"token": "tok"}}] and config["current-context"] == "ctx"
+
+
+# --- protobuf: the SelfSubjectAccessReview kubectl auth can-i sends ---------------------------
+
+def _field(number: int, payload: bytes) -> bytes:
+    return bytes([number << 3 | 2, len(payload)]) + payload
+
+
+def _review(kind: bytes = b"SelfSubjectAccessReview", spec: bytes = b"") -> bytes:
+    type_meta = _field(1, b"authorization.k8s.io/v1") + _field(2, kind)
+    return protobuf.MAGIC + _field(1, type_meta) + _field(2, _field(1, b"") + _field(2, spec))
+
+
+def test_protobuf_review_reads_as_its_json_form() -> None:
+    attributes = _field(2, b"list") + _field(3, b"discovery.k8s.io") + _field(5, b"endpointslices") + _field(1, b"web")
+    assert protobuf.self_subject_access_review(_review(spec=_field(1, attributes))) == {
+        "apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+        "spec": {"resourceAttributes": {"namespace": "web", "verb": "list", "group": "discovery.k8s.io",
+                                        "resource": "endpointslices"}}}
+    assert protobuf.self_subject_access_review(_review(spec=_field(2, _field(1, b"/healthz") + _field(2, b"get"))))["spec"] == {
+        "nonResourceAttributes": {"path": "/healthz", "verb": "get"}}
+
+
+@pytest.mark.parametrize("body, message", [
+    (b'{"kind": "SelfSubjectAccessReview"}', "no k8s protobuf envelope"),
+    (_review(kind=b"Pod"), "expected an authorization.k8s.io/v1 SelfSubjectAccessReview"),
+    (_review()[:-1] + b"\xff", "truncated"),
+    (protobuf.MAGIC + b"\x0d\x00\x00\x00\x00", "wire type 5 of field 1"),
+    (_review(spec=_field(1, _field(2, b"\xff\xfe"))), "not a string"),
+])
+def test_protobuf_bodies_it_cannot_read_are_refused_by_what_is_wrong(body: bytes, message: str) -> None:
+    with pytest.raises(protobuf.ProtobufError, match=message):
+        protobuf.self_subject_access_review(body)
