@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from lab.testlib import converge as c
 from lab.topology import KUBECONFIG, MODEL_OPTIONS, REPO, host
 from tests.lab.conftest import in_host, kubectl
 
@@ -139,7 +140,7 @@ def test_converge_from_nothing_after_a_plan_then_a_run_changes_nothing_and_still
         in_host(edge, "sh", "-c", "systemctl stop haproxy nginx keepalived 2>/dev/null; "
                 "DEBIAN_FRONTEND=noninteractive apt-get purge -y -q haproxy nginx nginx-common libnginx-mod-stream keepalived"
                 " >/dev/null; rm -rf /etc/haproxy /etc/nginx /etc/keepalived /usr/local/lib/k8sedge /var/lib/k8sedge"
-                " /run/haproxy /var/lib/apt/lists/*", timeout=300)
+                " /run/haproxy /run/k8sedge-keepalived /var/lib/apt/lists/*", timeout=300)
     # First the plan, as a careful operator runs it: valid (rc 0), changes nothing, says what it would do.
     fresh = {edge: fresh_edge(edge) for edge in EDGES}
     plan = ok(site("--check", "--diff"))
@@ -292,20 +293,64 @@ def _wait_for_targets(backend: str, count: int) -> None:
     pytest.fail(f"{backend} did not get {count} targets within 60 s")
 
 
+def vrrp_masters() -> dict[str, str]:
+    """VIP -> the edges whose notify script last recorded MASTER for it."""
+    masters: dict[str, str] = {}
+    for edge in EDGES:
+        found = in_host(edge, "sh", "-c", "grep -r --include=*.state . /run/k8sedge-keepalived", check=False).stdout
+        for line in found.splitlines():
+            path, _, state = line.partition(".state:")
+            if state.startswith("MASTER"):
+                vip = path.rsplit("_", 1)[-1]
+                masters[vip] = f"{masters[vip]},{edge}" if vip in masters else edge
+    return masters
+
+
+def until(condition, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what}: not within {seconds:.0f} s")
+        time.sleep(0.2)
+
+
 def test_the_rollout_switches_the_engine_to_nginx_and_back():
     """k8sedge_engine=nginx: the rollout stops haproxy on each edge and nginx serves the seed's
     check (from the plan made for every edge before the canary); a second run changes nothing.
-    Back to haproxy the same way. A last-known-good that haproxy served names no nginx release."""
+    Under keepalived with unicast VRRP (networks without multicast): nginx stopped on edge1 moves
+    its VIP to edge2, traffic goes on through it, and the VIP comes back once nginx runs again.
+    Back to haproxy (and multicast) the same way. A last-known-good that haproxy served names no
+    nginx release."""
     def active(edge: str, unit: str) -> bool:
         return in_host(edge, "systemctl", "is-active", "--quiet", unit, check=False).returncode == 0
 
-    ok(site("-e", "k8sedge_engine=nginx"))
-    again = ok(site("-e", "k8sedge_engine=nginx"))
+    nginx_unicast = ("-e", "k8sedge_engine=nginx", "-e", "edge_keepalived_unicast=true")
+    ok(site(*nginx_unicast))
+    again = ok(site(*nginx_unicast))
     assert {edge: recap(again)[edge]["changed"] for edge in EDGES} == {"edge1": 0, "edge2": 0}
     for edge in EDGES:
         assert (active(edge, "nginx"), active(edge, "haproxy")) == (True, False), edge
         assert "release" in record(edge)["serving"] and record(edge)["rollout"]["status"] == "passed"
         assert "Hostname: s2-" in seed_check(host(edge).ip)
+    config = in_host("edge1", "cat", "/etc/keepalived/keepalived.conf").stdout
+    assert "unicast_peer {" in config and host("edge2").ip in config, config
+
+    primaries = {VIPS[0]: "edge1", VIPS[1]: "edge2"}
+    until(lambda: vrrp_masters() == primaries, 30, f"each VIP on its primary ({vrrp_masters()})")
+    probe = c.Probe(host_header="s2.pctest", edges=(), vips=tuple(VIPS), seconds=90, every=0.1)
+    try:
+        in_host("edge1", "systemctl", "stop", "nginx")
+        until(lambda: vrrp_masters().get(VIPS[0]) == "edge2", 20, f"{VIPS[0]} on edge2 once nginx stopped on edge1")
+        moved = time.time()
+        assert probe.wait(lambda answers: [a for a in answers if a.edge == VIPS[0] and a.pod and a.sent > moved + 1], 15), \
+            f"no answer through {VIPS[0]} after it moved to edge2"
+        in_host("edge1", "systemctl", "start", "nginx")
+        until(lambda: vrrp_masters() == primaries, 30, f"{VIPS[0]} back on edge1 once nginx runs again ({vrrp_masters()})")
+        back = time.time()
+        assert probe.wait(lambda answers: [a for a in answers if a.edge == VIPS[0] and a.pod and a.sent > back + 1], 15), \
+            f"no answer through {VIPS[0]} after it came back to edge1"
+    finally:
+        probe.stop()
 
     ok(site())
     for edge in EDGES:
