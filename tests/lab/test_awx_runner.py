@@ -109,12 +109,19 @@ def test_site_yml_runs_through_ansible_runner_as_an_awx_job(tmp_path, monkeypatc
         stdout = result.stdout.read()
         assert (result.status, result.rc) == ("successful", 0), stdout[-4000:]
         assert set(result.stats["ok"]) >= set(EDGES) and not result.stats["failures"] and not result.stats["dark"]
+        # What AWX keeps of the run after its execution environment is gone: the job's artifacts.
+        [stats] = [e for e in result.events if e.get("event") == "playbook_on_stats"]
+        artifacts = stats["event_data"]["artifact_data"]["k8sedge_probe_report"]
+        assert artifacts["passed"] is True and artifacts["summary"]["probes"] > 0, artifacts
     finally:
         shutil.rmtree(job, ignore_errors=True)  # env/envvars and the artifacts hold the token
     # The survey's answers reached the plays: no VIPs, so nothing was probed through a VIP (the last
     # probe report is of the edges themselves: the last one rolled out, or all those with nothing to
     # change) and keepalived's config is as it was.
     report = json.loads((tmp_path / "state/k8sedge/probe-report.json").read_text())
+    # Each report written is kept, dated, beside it: the last one is this one.
+    dated = sorted((tmp_path / "state/k8sedge/reports").glob("*.json"))
+    assert dated and json.loads(dated[-1].read_text())["generation"] == report["generation"] == artifacts["generation"]
     assert report["passed"] and report["hosts"] and EDGES[-1] in report["hosts"] and set(report["hosts"]) <= set(EDGES), report["summary"]
     assert not [p["via"] for p in report["probes"] if p["kind"] == "vip"]
     assert {edge: keepalived_config(edge) for edge in EDGES} == keepalived
