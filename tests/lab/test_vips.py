@@ -226,9 +226,10 @@ def test_a_check_mode_run_with_a_change_is_a_plan_that_changes_nothing_and_moves
     assert "probes planned, none sent" in output and "rolled back" not in output
     assert ("warning: Service default multi metadata.annotations[lb.k8sedge.io/helth-check] not an annotation of this"
             " object's contract, ignored") in output, output[-4000:]
-    # The summary: each edge would change its config (maps only: the hosts map), each VIP stays.
+    # The summary: each edge would change its config (a new host: its map), validated by haproxy -c; each VIP stays.
     for edge in c.EDGES:
         assert f"{edge} (haproxy): serves {before[edge]['serving']['generation'][:12]}; would apply" in output, output[-4000:]
-    assert "config servers" in output or "config structural (maps/" in output, output[-4000:]
+    assert len(re.findall(r"\(haproxy\): serves \w+; would apply \w+; config structural \([^)]*maps/[^)]*\); haproxy -c:"
+                          r" Configuration file is valid", output)) == 2, output[-4000:]
     for vip, edge in PRIMARY.items():
         assert f"VIP {vip} (k8sedge_default_{vip}): held by {edge}, stays" in output, output[-4000:]
