@@ -5,17 +5,26 @@ traffic from the lab's client follows, through both edges.
   into both haproxys' runtime API, the client reaches it through each edge, and endpoints.yml
   follows (the config on disk names the pod, the recorded generation is the watcher's);
 - a new Service: structural; site.yml rolls it out and its host answers through each edge, and
-  (status write-back on) publishes the VIPs in default/local-web's status.
+  (status write-back on) publishes the VIPs in default/local-web's status;
+- meanwhile Debian's Prometheus scrapes the watcher's metrics and each edge's haproxy exporter;
+  every endpoint passes `promtool check metrics`, and the dashboard's own queries
+  (docs/grafana/k8sedge.json) answer through Prometheus's HTTP API what the watcher recorded: each
+  edge fell behind and caught up, and the convergence histogram counted each change by path.
 
 The watcher is bounded (--exit-after) and stopped by its PID; the Service is deleted and s2 scaled
 back through the same watcher, so the edges end on the lab's model.
 """
 from __future__ import annotations
 
+import json
+import subprocess
+import urllib.request
+
 import pytest
 
 import yaml
 
+from lab import prometheus
 from lab.testlib import converge as c
 from lab.testlib import steps
 from lab.topology import REPO
@@ -26,6 +35,15 @@ pytestmark = pytest.mark.usefixtures("lab")
 INVENTORY = "inventory/lab/hosts.yml"
 SERVICE = "conv-e2e"
 VIPS = yaml.safe_load((REPO / "inventory/lab/group_vars/edges.yml").read_text())["k8sedge_pool_vips"]
+METRICS = "127.0.0.1:19100"  # the watcher's --metrics-address
+# haproxy's exporter on its admin listener, which inventory/lab binds to each edge's address.
+EXPORTERS = {name: f"{host['ansible_host']}:8404"
+             for name, host in yaml.safe_load((REPO / INVENTORY).read_text())["edges"]["hosts"].items()}
+DASHBOARD = REPO / "docs/grafana/k8sedge.json"
+# haproxy 2.6's exporter names one counter without the _total suffix, and promtool says so: that
+# finding is haproxy's own; any other one, and any on the watcher's metrics, fails the test.
+SCRAPED = dict.fromkeys([METRICS, *EXPORTERS.values()], 1.0)  # up, by instance
+HAPROXY_OWN_FINDINGS = ['haproxy_process_failed_resolutions counter metrics should have "_total" suffix']
 
 
 def edges_serve(generation: str) -> bool:
@@ -47,13 +65,61 @@ def wait_run(watch: c.Watch, playbook: str, after: int, seconds: float) -> dict:
     return found[0]
 
 
+def promtool_findings(target: str) -> list[str]:
+    """What `promtool check metrics` says of the metrics served at target (host:port)."""
+    with urllib.request.urlopen(f"http://{target}/metrics", timeout=10) as answer:
+        text = answer.read().decode()
+    result = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True, timeout=60, check=False)
+    return (result.stdout + result.stderr).splitlines() or ([] if result.returncode == 0 else [f"exit {result.returncode}"])
+
+
+def dashboard_queries() -> dict[str, str]:
+    return {target["expr"]: panel["title"] for panel in json.loads(DASHBOARD.read_text())["panels"] for target in panel["targets"]}
+
+
+def check_prometheus(watch: c.Watch) -> None:
+    """What Prometheus scraped agrees with the watcher's own record of its runs."""
+    assert promtool_findings(METRICS) == []
+    for target in EXPORTERS.values():
+        assert promtool_findings(target) == HAPROXY_OWN_FINDINGS, target
+    queries = dashboard_queries()
+    for expr in queries:  # each of the dashboard's queries evaluates (an error raises)
+        prometheus.query(expr)
+    fast = len([line for line in runs(watch, "runtime") if line["ok"]])
+    played = len([line for line in runs(watch, "playbook") if line["rc"] == 0])
+    # Prometheus holds the watcher's last count once it scraped after the last run (a second apart).
+    counted = prometheus.wait_for("k8sedge_convergence_seconds_count", "path",
+                                  lambda found: found == {"fast_path": fast, "playbook": played}, 30)
+    converged = "sum by (path) (increase(k8sedge_convergence_seconds_count[1h]))"
+    assert converged in queries
+    increases = prometheus.values(converged, "path")
+    assert all(increases[path] >= count for path, count in counted.items()), (increases, counted)
+    assert fast >= 1 and played >= 2, watch.tail()  # the endpoint change, endpoints.yml after it, site.yml
+    median = "histogram_quantile(0.5, sum by (le, path) (rate(k8sedge_convergence_seconds_bucket[15m])))"
+    assert median in queries and 0 < prometheus.values(median, "path")["playbook"] < float("inf")
+    behind = "max by (edge) (k8sedge_edge_staleness_seconds)"
+    assert behind in queries
+    # Each edge fell behind during the rollout of the new Service, and caught up.
+    assert prometheus.wait_for(behind, "edge", lambda found: found == dict.fromkeys(EXPORTERS, 0.0), 30)
+    peaks = prometheus.values("max by (edge) (max_over_time(k8sedge_edge_staleness_seconds[30m]))", "edge")
+    assert set(peaks) == set(EXPORTERS) and min(peaks.values()) > 0, peaks
+    avoided = "sum by (edge) (increase(k8sedge_reloads_avoided_total[1h]))"
+    assert avoided in queries and min(prometheus.values(avoided, "edge").values()) >= 1
+    # Every target is still scraped, and each edge's haproxy answers for its own servers.
+    assert prometheus.values("up", "instance") == SCRAPED
+    assert set(prometheus.values("count by (edge) (haproxy_backend_active_servers)", "edge")) == set(EXPORTERS)
+
+
 def test_a_scale_takes_the_fast_path_and_a_new_service_runs_site_yml(tmp_path):
     current = edges_serve(c.model_generation())
     c.wait_pods(c.REPLICAS)
+    prometheus.start(METRICS, EXPORTERS)
     watch = c.Watch.start(tmp_path, "-i", INVENTORY, "-e", "k8sedge_status_writeback=true", "--fast-path", "--exit-after", "900",
-                          skip_first=current)
+                          "--metrics-address", METRICS, skip_first=current)
     try:
         watch.wait_log("fast path: runtime API of edge1, edge2", 60)
+        # Prometheus must have a sample from before the first change, or increase() cannot count it.
+        prometheus.wait_for("up", "instance", lambda found: found == SCRAPED, 60)
         if not current:  # the edges did not serve the lab's model: the first generation rolls it out
             assert wait_run(watch, "site.yml", 0, 600)["rc"] == 0, watch.tail()
         else:
@@ -95,6 +161,7 @@ def test_a_scale_takes_the_fast_path_and_a_new_service_runs_site_yml(tmp_path):
             probe.stop()
         published = c.kubectl("get", "service", "local-web", "-o", "jsonpath={.status.loadBalancer.ingress[*].ip}")
         assert published.split() == VIPS["default"]
+        check_prometheus(watch)
     finally:
         done = len(runs(watch, "playbook"))
         changed = bool(c.kubectl("get", "service", "-l", f"app={c.STRUCTURAL_PREFIX}", "-o", "name").strip())
@@ -107,3 +174,4 @@ def test_a_scale_takes_the_fast_path_and_a_new_service_runs_site_yml(tmp_path):
                 watch.wait_idle(600)
         finally:
             watch.stop()
+            prometheus.stop()

@@ -74,6 +74,23 @@ def find(plan, name):
     return matches[0]["probe"]
 
 
+def test_a_pool_an_edge_serves_on_its_vip_only_is_proven_through_the_vip():
+    hosts = [HOSTS[0], {**HOSTS[1], "listen": {"default": "10.213.0.200"}},
+             {**HOSTS[1], "name": "edge3", "address": "10.213.0.13", "listen": {"default": "192.0.2.7"}}]
+    plan = planned(hosts=hosts)
+    edge = {(p["via"], p["probe"]["address"]) for p in plan["probes"] if p["kind"] == "edge"}
+    assert edge == {("edge1", "10.213.0.11"), ("edge3", "192.0.2.7")}
+    assert find(plan, "vip 10.213.0.200 default-http-80 s2.pctest/")["address"] == "10.213.0.200"
+    assert "edge2 listens for pool default on its VIP 10.213.0.200 only: proven through the VIP" in {
+        s["reason"] for s in plan["skipped"] if s["via"] == "edge2"}
+    assert any(p["kind"] == "target" and p["runner"] == "edge2" for p in plan["probes"])  # its targets still are
+
+
+def test_a_listen_map_that_is_not_pools_to_addresses_is_refused_by_field():
+    with pytest.raises(AnsibleFilterError, match=r"hosts\[0\]\.listen: expected pool names to the address"):
+        planned(hosts=[{**HOSTS[0], "listen": {"default": 7}}])
+
+
 def test_http_routes_through_the_edge_expect_the_backend_not_the_edge():
     probe = find(planned(), "edge edge1 default-http-80 s2.pctest/")
     assert probe == {"type": "http", "host": "s2.pctest", "path": "/", "status_code": ["200-499"],

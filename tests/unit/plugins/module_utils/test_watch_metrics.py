@@ -75,6 +75,17 @@ def test_the_convergence_histogram_counts_each_path_apart():
     assert sample(text, "k8sedge_watch_connection_losses_total") == 1 and sample(text, "k8sedge_watch_lists_total") == 5
 
 
+def test_known_label_values_are_served_at_zero_before_their_first_event():
+    text = Metrics(["edge1", "edge2"]).render(0.0, WATCH)
+    for playbook_name in ("site.yml", "endpoints.yml"):
+        for result in ("ok", "failed"):
+            assert sample(text, "k8sedge_playbook_runs_total", playbook=playbook_name, result=result) == 0
+    assert sample(text, "k8sedge_fast_path_applies_total", result="everywhere") == 0
+    assert sample(text, "k8sedge_fast_path_applies_total", result="partial") == 0
+    assert sample(text, "k8sedge_reloads_avoided_total", edge="edge2") == 0
+    assert sample(text, "k8sedge_convergence_seconds_count", path="fast_path") == 0
+
+
 def test_skip_first_takes_the_edges_as_current():
     metrics = Metrics(["edge1"])
     metrics.built("g1", 1.0)

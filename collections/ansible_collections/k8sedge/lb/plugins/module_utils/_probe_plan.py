@@ -48,6 +48,7 @@ class Host:
     engine: str
     pools: tuple[str, ...]
     certificates: tuple[str, ...] | None = None  # the names the operator gave its engine; None: unknown
+    listen: Mapping[str, str] = field(default_factory=dict)  # pool -> the one address it listens on for it
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,7 @@ def _fail(field_name: str, message: str) -> PlanError:
 
 def hosts_of(value: Any) -> tuple[Host, ...]:
     if not isinstance(value, list):
-        raise _fail("hosts", "expected a list of {name, address, engine, pools}")
+        raise _fail("hosts", "expected a list of {name, address, engine, pools, certificates, listen}")
     hosts = []
     for i, item in enumerate(value):
         if not isinstance(item, Mapping) or not item.get("name") or not item.get("address"):
@@ -122,8 +123,11 @@ def hosts_of(value: Any) -> tuple[Host, ...]:
         certificates = item.get("certificates")
         if certificates is not None and (not isinstance(certificates, list) or not all(isinstance(c, str) for c in certificates)):
             raise _fail(f"hosts[{i}].certificates", "expected a list of certificate names")
+        listen = item.get("listen") or {}
+        if not isinstance(listen, Mapping) or not all(isinstance(k, str) and isinstance(v, str) and v for k, v in listen.items()):
+            raise _fail(f"hosts[{i}].listen", "expected pool names to the address each listens on")
         hosts.append(Host(str(item["name"]), str(item["address"]), engine, tuple(pools),
-                          tuple(certificates) if certificates is not None else None))
+                          tuple(certificates) if certificates is not None else None, dict(listen)))
     return tuple(hosts)
 
 
@@ -314,12 +318,17 @@ def plan(model: Mapping[str, Any], options: PlanOptions) -> dict[str, Any]:
         for host in hosts:
             why_not = serves(host.engine, check, backend, host.certificates)
             if "edge" in options.through:
+                listen = host.listen.get(check.pool, "")
                 if why_not:
                     skipped.append({**row, "via": host.name, "reason": why_not})
+                elif listen in (options.pool_vips.get(check.pool) or []):
+                    # Only the host holding that VIP answers on it: the VIP probes prove this pool.
+                    skipped.append({**row, "via": host.name, "reason": f"{host.name} listens for pool {check.pool} on its"
+                                                                          f" VIP {listen} only: proven through the VIP"})
                 else:
                     probes.append({**row, "kind": "edge", "via": host.name, "runner": CONTROLLER, "probe": {
                         **check.edge_spec, **timing, "name": f"edge {host.name} {check.frontend} {check.label}",
-                        "address": host.address, "port": check.port}})
+                        "address": listen or host.address, "port": check.port}})
             if "target" not in options.through or why_not:
                 continue
             runner = host.name if options.targets_from == "edge" else CONTROLLER

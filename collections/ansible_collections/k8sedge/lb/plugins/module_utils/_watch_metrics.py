@@ -14,6 +14,11 @@ from typing import Any
 # API change to the edges serving it: from under a second (the fast path) to minutes (site.yml at scale).
 BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0)
 PATHS = ("fast_path", "playbook")
+# Label values known from the start are served at 0 before their first event: a series that
+# appears at 1 has no earlier sample, and PromQL's increase() would not count that first event.
+PLAYBOOKS = ("site.yml", "endpoints.yml")
+RESULTS = ("ok", "failed")
+FAST_PATH_RESULTS = ("everywhere", "partial")
 # The watch's own counters (Watcher.stats) and what they are called here.
 WATCH_COUNTERS = {
     "lists": ("k8sedge_watch_lists_total", "Full lists of a collection: the first, and each re-list after a lost watch or 410 Gone."),
@@ -44,10 +49,10 @@ class Metrics:
         self.histogram = {path: [0] * len(BUCKETS) for path in PATHS}
         self.sums = dict.fromkeys(PATHS, 0.0)
         self.counts = dict.fromkeys(PATHS, 0)
-        self.playbook_runs: dict[tuple[str, str], int] = {}
-        self.fast_path_applies: dict[str, int] = {}
+        self.playbook_runs = {(playbook, result): 0 for playbook in PLAYBOOKS for result in RESULTS}
+        self.fast_path_applies = dict.fromkeys(FAST_PATH_RESULTS, 0)
         self.fail_static_refusals = 0
-        self.reloads_avoided: dict[str, int] = {}
+        self.reloads_avoided = dict.fromkeys(self.edges, 0)
 
     def built(self, generation: str, first_event: float) -> None:
         """A new generation of the model, from a change whose first watch event came at first_event."""
