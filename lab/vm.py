@@ -75,8 +75,12 @@ def boot(h: Host) -> int:
         "--capability=CAP_NET_ADMIN,CAP_NET_RAW",
         "--resolv-conf=off", "--timezone=off", "--link-journal=no", "--console=read-only",
     ]
-    # Let the VM set its own net.* sysctls (ip_nonlocal_bind for keepalived), as a VM could.
-    return procs.start(proc_name(h), argv, env={"SYSTEMD_NSPAWN_API_VFS_WRITABLE": "network"})
+    # Let the VM set its own net.* sysctls (ip_nonlocal_bind for keepalived), as a VM could. The
+    # legacy cgroup hierarchy: in the unified one, the VM's systemd (not this machine's: there is
+    # none) fails to kill a unit's cgroup ("Input/output error") and now and then to start the unit
+    # again (219/CGROUP), which a VM never does.
+    return procs.start(proc_name(h), argv, env={"SYSTEMD_NSPAWN_API_VFS_WRITABLE": "network",
+                                                "SYSTEMD_NSPAWN_UNIFIED_HIERARCHY": "0"})
 
 
 def ssh_ready(h: Host) -> bool:

@@ -323,8 +323,8 @@ def plan(model: Mapping[str, Any], options: PlanOptions) -> dict[str, Any]:
                     skipped.append({**row, "via": host.name, "reason": why_not})
                 elif listen in (options.pool_vips.get(check.pool) or []):
                     # Only the host holding that VIP answers on it: the VIP probes prove this pool.
-                    skipped.append({**row, "via": host.name, "reason": f"{host.name} listens for pool {check.pool} on its"
-                                                                          f" VIP {listen} only: proven through the VIP"})
+                    reason = f"{host.name} listens for pool {check.pool} on its VIP {listen} only: proven through the VIP"
+                    skipped.append({**row, "via": host.name, "reason": reason})
                 else:
                     probes.append({**row, "kind": "edge", "via": host.name, "runner": CONTROLLER, "probe": {
                         **check.edge_spec, **timing, "name": f"edge {host.name} {check.frontend} {check.label}",
