@@ -80,6 +80,8 @@ RESOURCES: tuple[Resource, ...] = (
              has_generation=True, fields=("spec",)),
     Resource("apps", "v1", "deployments", "deployment", "Deployment", True, ("deploy",), ("all",),
              subresources=("status", "scale"), has_generation=True, has_status=True),
+    # What the rollouts hold while they change the edges (the lock between the watcher and AWX).
+    Resource("coordination.k8s.io", "v1", "leases", "lease", "Lease", True, fields=("spec",)),
     # What `kubectl auth can-i` asks: may I do this?
     Resource("authorization.k8s.io", "v1", "selfsubjectaccessreviews", "", "SelfSubjectAccessReview", False,
              stored=False, served_verbs=("create",)),

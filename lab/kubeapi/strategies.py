@@ -354,6 +354,17 @@ def _ingressclass_validate(ic: Obj, old: Obj | None) -> list[FieldError]:
     return []
 
 
+def _lease_validate(lease: Obj, old: Obj | None) -> list[FieldError]:
+    spec = lease.get("spec") or {}
+    errors = []
+    duration, transitions = spec.get("leaseDurationSeconds"), spec.get("leaseTransitions")
+    if duration is not None and (not isinstance(duration, int) or duration <= 0):
+        errors.append(FieldError("Invalid", "spec.leaseDurationSeconds", duration, "must be greater than 0"))
+    if transitions is not None and (not isinstance(transitions, int) or transitions < 0):
+        errors.append(FieldError("Invalid", "spec.leaseTransitions", transitions, "must be greater than or equal to 0"))
+    return errors
+
+
 def _none(obj: Obj) -> None:
     return None
 
@@ -378,6 +389,7 @@ INITIAL_STATUS: dict[str, Defaulter] = {
 VALIDATORS: dict[str, Validator] = {
     "pods": _pod_validate, "deployments": _deployment_validate, "services": _service_validate,
     "endpointslices": _endpointslice_validate, "ingressclasses": _ingressclass_validate,
+    "leases": _lease_validate,
 }
 
 

@@ -224,6 +224,10 @@ def _ingressclass_row(ic: Obj, now: datetime.datetime) -> list[Any]:
     return [_name(ic), spec.get("controller", ""), param_text, _age(ic, now)]
 
 
+def _lease_row(lease: Obj, now: datetime.datetime) -> list[Any]:
+    return [_name(lease), (lease.get("spec") or {}).get("holderIdentity") or "", _age(lease, now)]
+
+
 def _default_row(obj: Obj, now: datetime.datetime) -> list[Any]:
     return [_name(obj), obj.get("metadata", {}).get("creationTimestamp", "")]
 
@@ -295,6 +299,7 @@ PRINTERS: dict[str, tuple[tuple[Column, ...], Callable[[Obj, datetime.datetime],
     "ingressclasses": ((_NAME, _col("Controller", description="Controller that implements the ingress."),
                         _col("Parameters", description="A reference to a resource with additional parameters."),
                         _AGE), _ingressclass_row),
+    "leases": ((_NAME, _col("Holder", description="The holder identity of the lease."), _AGE), _lease_row),
 }
 
 _DEFAULT = ((_NAME, ("Created At", "date", "", 0, "CreationTimestamp is a timestamp representing "

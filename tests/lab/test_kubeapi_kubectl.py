@@ -181,7 +181,8 @@ def test_no_warnings_from_discovery(kubeapi: LabApi, manifest: Path) -> None:
     assert set(result.stdout.split()) == {
         "namespaces", "nodes", "services", "endpoints", "configmaps", "pods",
         "endpointslices.discovery.k8s.io", "ingresses.networking.k8s.io",
-        "ingressclasses.networking.k8s.io", "deployments.apps", "selfsubjectaccessreviews.authorization.k8s.io"}
+        "ingressclasses.networking.k8s.io", "deployments.apps", "leases.coordination.k8s.io",
+        "selfsubjectaccessreviews.authorization.k8s.io"}
 
 
 def test_kubectl_auth_can_i_answers_as_a_real_cluster(kubeapi: LabApi) -> None:
@@ -205,3 +206,27 @@ def test_kubectl_auth_can_i_answers_as_a_real_cluster(kubeapi: LabApi) -> None:
             " to ServiceAccount edge-reader/k8sedge") in said, verbose[-3000:]
     # Admins are allowed everything (system:masters).
     assert kubectl(kubeapi, "auth", "can-i", "delete", "nodes", check=False).stdout.strip() == "yes"
+    # The rollout's Lease (docs/rbac.yaml), in its own namespace only.
+    assert can_i("update", "leases.coordination.k8s.io", "-n", "k8sedge") == (0, "yes")
+    assert can_i("update", "leases.coordination.k8s.io", "-n", "default") == (1, "no")
+
+
+def test_leases_as_the_rollout_holds_them(kubeapi: LabApi, tmp_path: Path) -> None:
+    """What an operator sees of the rollout's lock: `kubectl get lease` with its holder; a duration
+    the real API refuses is refused with its words."""
+    manifest = tmp_path / "lease.yaml"
+    manifest.write_text("apiVersion: v1\nkind: Namespace\nmetadata: {name: lease-test}\n")
+    kubectl(kubeapi, "apply", "-f", str(manifest))
+    manifest.write_text(
+        "apiVersion: coordination.k8s.io/v1\nkind: Lease\nmetadata: {name: k8sedge-rollout, namespace: lease-test}\n"
+        "spec: {holderIdentity: awx/site, leaseDurationSeconds: 900, acquireTime: '2026-12-07T10:00:00.000000Z',"
+        " renewTime: '2026-12-07T10:00:00.000000Z', leaseTransitions: 0}\n")
+    assert kubectl(kubeapi, "apply", "-f", str(manifest)).stdout == "lease.coordination.k8s.io/k8sedge-rollout created\n"
+    table = kubectl(kubeapi, "get", "lease", "-n", "lease-test").stdout.splitlines()
+    assert table[0].split() == ["NAME", "HOLDER", "AGE"]
+    assert table[1].split()[:2] == ["k8sedge-rollout", "awx/site"]
+    manifest.write_text(manifest.read_text().replace("900", "0"))
+    refused = kubectl(kubeapi, "apply", "-f", str(manifest), check=False)
+    assert refused.returncode == 1
+    assert refused.stderr == ('The Lease "k8sedge-rollout" is invalid: spec.leaseDurationSeconds: Invalid value: 0:'
+                              " must be greater than 0\n")
