@@ -85,8 +85,11 @@ def parse_labels(text: str) -> tuple[Requirement, ...]:
     reqs: list[Requirement] = []
     i = 0
 
-    def expect_value(at: int) -> str:
-        if at >= len(tokens) or tokens[at] in _OPERATORS | {",", "(", ")", "!"}:
+    def expect_value(at: int, value: bool = False) -> str:
+        # As the real lexer does: "in" and "notin" are keywords where a key is read, and plain
+        # identifiers where a value is.
+        refused = _OPERATORS - {"in", "notin"} if value else _OPERATORS
+        if at >= len(tokens) or tokens[at] in refused | {",", "(", ")", "!"}:
             found = tokens[at] if at < len(tokens) else "end of string"
             raise SelectorError(f"found '{found}', expected: identifier")
         return tokens[at]
@@ -107,7 +110,7 @@ def parse_labels(text: str) -> tuple[Requirement, ...]:
             elif op in ("=", "==", "!="):
                 # An empty value is legal ("a=") and shows up as the next separator.
                 nxt = tokens[i + 2] if i + 2 < len(tokens) else ","
-                value = "" if nxt == "," else expect_value(i + 2)
+                value = "" if nxt == "," else expect_value(i + 2, value=True)
                 _check_value(value)
                 reqs.append(Requirement(key, "!=" if op == "!=" else "=", (value,)))
                 i += 2 if nxt == "," else 3
@@ -124,7 +127,7 @@ def parse_labels(text: str) -> tuple[Requirement, ...]:
                     if tokens[j] == ",":
                         j += 1
                         continue
-                    value = expect_value(j)
+                    value = expect_value(j, value=True)
                     _check_value(value)
                     values.append(value)
                     j += 1
@@ -134,7 +137,7 @@ def parse_labels(text: str) -> tuple[Requirement, ...]:
                 reqs.append(Requirement(key, op, tuple(values)))
                 i = j + 1
             elif op in ("<", ">"):
-                value = expect_value(i + 2)
+                value = expect_value(i + 2, value=True)
                 if not value.isdigit():
                     raise SelectorError(
                         f"unable to parse requirement: for 'Gt', 'Lt' operators, the value must be an integer")

@@ -43,6 +43,12 @@ def test_label_selector_matching(selector: str, matches: bool) -> None:
     assert labels_match(parse_labels(selector), LABELS) is matches
 
 
+def test_keywords_are_values_but_not_keys() -> None:
+    assert labels_match(parse_labels("a=in,b in (notin)"), {"a": "in", "b": "notin"})
+    with pytest.raises(SelectorError, match="found 'in', expected: identifier"):
+        parse_labels("in=a")
+
+
 @pytest.mark.parametrize("selector", ["app=", "a b", "app in ()", "app in (x", "=x", "app=web,", "a/b/c=x",
                                       "app in x", "x>y"])
 def test_label_selector_rejects(selector: str) -> None:
@@ -53,7 +59,8 @@ def test_label_selector_rejects(selector: str) -> None:
         parse_labels(selector)
 
 
-# "in" and "notin" are the selector grammar's keywords, refused as keys as the real parser does.
+# "in" and "notin" are the selector grammar's keywords: refused as keys, as the real parser does
+# (values may be either).
 @given(st.dictionaries(st.from_regex(r"[a-z][a-z0-9]{0,8}", fullmatch=True).filter(lambda k: k not in ("in", "notin")),
                        st.from_regex(r"[a-z0-9]{1,8}", fullmatch=True), max_size=5))
 def test_equality_selector_of_own_labels_always_matches(labels: dict[str, str]) -> None:
