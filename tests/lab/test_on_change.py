@@ -9,7 +9,9 @@ traffic from the lab's client follows, through both edges.
 - meanwhile Debian's Prometheus scrapes the watcher's metrics and each edge's haproxy exporter;
   every endpoint passes `promtool check metrics`, and the dashboard's own queries
   (docs/grafana/k8sedge.json) answer through Prometheus's HTTP API what the watcher recorded: each
-  edge fell behind and caught up, and the convergence histogram counted each change by path.
+  edge fell behind and caught up, and the convergence histogram counted each change by path;
+- another rollout holds the rollout's lease: an endpoint change waits for it (no fast path, no
+  playbook run, the edges keep the older model) and goes through once it is given up.
 
 The watcher is bounded (--exit-after) and stopped by its PID; the Service is deleted and s2 scaled
 back through the same watcher, so the edges end on the lab's model.
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 import urllib.request
 
 import pytest
@@ -52,6 +55,14 @@ def edges_serve(generation: str) -> bool:
         if result.stdout.strip() != generation:
             return False
     return True
+
+
+def held_lease(holder: str) -> dict:
+    """The rollout's Lease as another rollout holds it, from now for 900 s."""
+    now = time.time()
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1e6):06d}Z"
+    return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": "k8sedge-rollout", "namespace": "k8sedge"},
+            "spec": {"holderIdentity": holder, "leaseDurationSeconds": 900, "acquireTime": stamp, "renewTime": stamp}}
 
 
 def runs(watch: c.Watch, path: str) -> list[dict]:
@@ -162,6 +173,27 @@ def test_a_scale_takes_the_fast_path_and_a_new_service_runs_site_yml(tmp_path):
         published = c.kubectl("get", "service", "local-web", "-o", "jsonpath={.status.loadBalancer.ingress[*].ip}")
         assert published.split() == VIPS["default"]
         check_prometheus(watch)
+
+        # One rollout at a time: while another rollout (a scheduled AWX job) holds the rollout's
+        # lease, an endpoint change waits; the fast path leaves it to the playbook run, which waits
+        # for the lease. Once the job gives it up, endpoints.yml carries it and the watcher gives the
+        # lease up after the run.
+        watch.wait_idle(300)
+        done = len(runs(watch, "playbook"))
+        c.kubectl("apply", "-f", "-", stdin=json.dumps(held_lease("awx/nightly")))
+        before = c.wait_pods(c.REPLICAS + 1)
+        c.scale(c.REPLICAS + 2)
+        c._wait(lambda: c.pods()[0] - before, 60, "no new s2 pod became ready")
+        watch.wait_log("is left to the playbook run: Lease k8sedge/k8sedge-rollout is held by 'awx/nightly'", 60)
+        watch.wait_log("waiting for the rollout's lease before", 60)
+        assert len(runs(watch, "playbook")) == done and not edges_serve(c.model_generation()), watch.tail()
+        c.kubectl("delete", "lease", "-n", "k8sedge", "k8sedge-rollout")
+        carried = wait_run(watch, "endpoints.yml", done, 300)
+        assert carried["rc"] == 0, watch.tail()
+        watch.wait_idle(300)
+        assert edges_serve(c.model_generation())
+        released = json.loads(c.kubectl("get", "lease", "-n", "k8sedge", "k8sedge-rollout", "-o", "json"))["spec"]
+        assert "holderIdentity" not in released, released
     finally:
         done = len(runs(watch, "playbook"))
         changed = bool(c.kubectl("get", "service", "-l", f"app={c.STRUCTURAL_PREFIX}", "-o", "name").strip())

@@ -1,7 +1,8 @@
 """playbooks/site.yml on the lab: converge from nothing, a run that changes nothing still probes,
 a change that breaks traffic is rolled back on the canary and stops the rollout, the fail-static
-guard holds back a backend the change would empty and lets the rest through, and a cluster API that
-cannot be read stops the run before anything changes.
+guard holds back a backend the change would empty and lets the rest through, a cluster API that
+cannot be read stops the run before anything changes, and so does the rollout's lease held by
+another rollout.
 
 The tests run in order and share the edges; each leaves them converged on the lab's model.
 """
@@ -56,6 +57,12 @@ def outcomes(output: str, task: str) -> dict[str, set[str]]:
         elif current == task and (match := re.match(r"^(\w+): \[(\w+)", line)):
             found.setdefault(match[2], set()).add(match[1])
     return found
+
+
+def lease() -> dict | None:
+    """The rollout's Lease (None before the first run took it)."""
+    found = kubectl("get", "lease", "-n", "k8sedge", "k8sedge-rollout", "-o", "json", check=False)
+    return json.loads(found.stdout) if found.returncode == 0 else None
 
 
 def record(edge: str) -> dict:
@@ -158,8 +165,11 @@ def test_converge_from_nothing_after_a_plan_then_a_run_changes_nothing_and_still
         assert re.search(rf"VIP {re.escape(vip)} \(k8sedge_default_{re.escape(vip)}\): held by no edge now, edge\d would take it",
                          plan), plan[-3000:]
 
+    transitions = lease()["spec"].get("leaseTransitions", 0) if lease() else -1
     first = ok(site())
     assert all(recap(first)[edge]["failed"] == 0 for edge in EDGES)
+    # The run held the rollout's lease (taken once more) and gave it up at its end.
+    assert "holderIdentity" not in lease()["spec"] and lease()["spec"]["leaseTransitions"] == transitions + 1
     for edge in EDGES:
         assert record(edge)["rollout"]["status"] == "passed"
         assert record(edge)["serving"]["generation"] == record(edge)["last_good"]["generation"] == generation
@@ -407,3 +417,32 @@ def test_an_api_that_cannot_be_read_stops_the_run_before_anything_changes(tmp_pa
     assert failed and message in failed.group(1), result.stdout[-3000:]
     assert {edge: (checksum(edge), record(edge)) for edge in EDGES} == before
     assert not [edge for edge in EDGES if "Hostname: multi-" in served("unread.pctest", edge)]
+
+
+def test_a_rollout_waits_while_another_holds_the_lease_then_fails_naming_it_having_changed_nothing(tmp_path: Path):
+    """The lock between the watcher and a scheduled AWX job: while another holder has the rollout's
+    Lease, site.yml waits (k8sedge_lease_wait) and then fails naming the holder, before it reads the
+    model: a change waiting in the cluster reaches no edge, and the holder keeps its Lease."""
+    now = time.time()
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1e6):06d}Z"
+    held = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": "k8sedge-rollout", "namespace": "k8sedge"},
+            "spec": {"holderIdentity": "awx/nightly", "leaseDurationSeconds": 900, "acquireTime": stamp, "renewTime": stamp}}
+    before = {edge: (checksum(edge), record(edge)) for edge in EDGES}
+    kubectl("annotate", "service", "multi", "--overwrite", "lb.k8sedge.io/hosts=multi.pctest,unread.pctest")
+    try:
+        (tmp_path / "lease.json").write_text(json.dumps(held))
+        kubectl("apply", "-f", str(tmp_path / "lease.json"))
+        started = time.monotonic()
+        result = site("-e", "k8sedge_lease_wait=3", timeout=300)
+        waited = time.monotonic() - started
+        assert result.returncode != 0
+        failed = re.search(r"fatal: \[edge1 -> localhost\]: FAILED! => (.*)", result.stdout)
+        assert failed and "Lease k8sedge/k8sedge-rollout is held by 'awx/nightly' until " in failed.group(1), result.stdout[-3000:]
+        assert "waited 3 s for it" in failed.group(1) and waited >= 3
+        assert "Read the edge model from the cluster" not in result.stdout
+        assert lease()["spec"]["holderIdentity"] == "awx/nightly" and lease()["spec"]["renewTime"] == stamp
+        assert {edge: (checksum(edge), record(edge)) for edge in EDGES} == before
+        assert not [edge for edge in EDGES if "Hostname: multi-" in served("unread.pctest", edge)]
+    finally:
+        kubectl("delete", "lease", "-n", "k8sedge", "k8sedge-rollout", check=False)
+        kubectl("annotate", "service", "multi", "--overwrite", "lb.k8sedge.io/hosts=multi.pctest")

@@ -119,7 +119,7 @@ def take(lease: Lease, holder: str, duration: int, wait: float,
 
 def give_up(lease: Lease, holder: str, clock: Callable[[], float] = time.time) -> bool:
     """Release the Lease if `holder` holds it; whether it did."""
-    for _ in range(RACES):
+    for _attempt in range(RACES):
         body = release(lease.read(), holder, clock(), lease.namespace, lease.name)
         if body is None:
             return False
@@ -151,13 +151,14 @@ class Keeper:
     @contextmanager
     def held(self, wait: float) -> Iterator[None]:
         """Hold the Lease for the block; LeaseHeld when another holder keeps it past `wait` seconds."""
-        self._enter(wait)
+        self.enter(wait)
         try:
             yield
         finally:
-            self._leave()
+            self.leave()
 
-    def _enter(self, wait: float) -> None:
+    def enter(self, wait: float) -> None:
+        """Hold it (one more user); LeaseHeld when another holder keeps it past `wait` seconds."""
         deadline = self._clock() + wait
         while True:
             with self._lock:
@@ -179,7 +180,8 @@ class Keeper:
                     return
             self._sleep(POLL_SECONDS)
 
-    def _leave(self) -> None:
+    def leave(self) -> None:
+        """One user fewer; the last one gives it up."""
         with self._lock:
             self._users -= 1
             if self._users:
