@@ -12,7 +12,7 @@ HOST_PACKAGES := haproxy nginx libnginx-mod-stream keepalived openssh-server ope
 	systemd-container debootstrap dpkg-dev socat curl wrk iproute2 util-linux git openjdk-17-jre-headless \
 	chromium-headless-shell prometheus
 
-.PHONY: help setup host-packages venv lab-up lab-image lab-down lab-status demo test lint unit lab-test sanity lock
+.PHONY: help setup host-packages venv lab-up lab-image lab-down lab-status demo test lint unit lab-free lab-test sanity lock
 
 help:
 	@echo "make demo      set everything up and run the main job in the lab"
@@ -58,11 +58,12 @@ demo: setup
 
 # One lab for the lab tests and the bench smoke; tests/lab/test_zz_lab_down.py runs last and
 # checks that taking it down leaves nothing behind. The trap takes it down if a step fails.
-# The linters and the unit tests share the two cores; the lab's image downloads beside them.
+# The linters, the unit tests and the lab tests that need no lab (their own API servers and network
+# namespaces) share the two cores; the lab's image downloads beside them.
 test: setup
-	$(MAKE) --no-print-directory -j2 --output-sync=target lint unit bench-venv lab-image
+	$(MAKE) --no-print-directory -j2 --output-sync=target lint unit lab-free bench-venv lab-image
 	trap 'lab/labctl down' EXIT && lab/labctl up && \
-	  $(VENV)/bin/pytest tests/lab --ignore=tests/lab/test_zz_lab_down.py --durations=25 && \
+	  $(VENV)/bin/pytest tests/lab -m lab --ignore=tests/lab/test_zz_lab_down.py --durations=25 && \
 	  $(PY) -m bench --quick --hold-lab --lab-discarded && $(PY) -m bench --check --quick && \
 	  $(VENV)/bin/pytest tests/lab/test_zz_lab_down.py
 
@@ -88,6 +89,10 @@ sanity: venv
 
 unit: venv
 	$(VENV)/bin/pytest tests/unit
+
+# Under tests/lab, what needs root but not the lab: the lab API server, the cluster's parts.
+lab-free: venv
+	$(VENV)/bin/pytest tests/lab -m "not lab" --ignore=tests/lab/test_zz_lab_down.py --durations=10
 
 # Needs root: brings the lab up in a session fixture and takes it down at the end.
 lab-test: venv

@@ -15,6 +15,14 @@ from lab.drive import LABCTL, labctl
 from lab.topology import KUBECONFIG, KUBECONFIG_ADMIN, KUBECTL, REPO
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark what stands on the lab, so that `-m "not lab"` selects the rest (their own API
+    servers and namespaces), which `make test` runs before the lab is up."""
+    for item in items:
+        if "lab" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.lab)
+
+
 def kubectl(*args: str, admin: bool = True, check: bool = True) -> subprocess.CompletedProcess[str]:
     kubeconfig = KUBECONFIG_ADMIN if admin else KUBECONFIG
     return subprocess.run([str(KUBECTL), f"--kubeconfig={kubeconfig}", *args], check=check,
