@@ -347,6 +347,12 @@ def test_the_rollout_switches_the_engine_to_nginx_and_back():
         assert (active(edge, "nginx"), active(edge, "haproxy")) == (True, False), edge
         assert "release" in record(edge)["serving"] and record(edge)["rollout"]["status"] == "passed"
         assert "Hostname: s2-" in seed_check(host(edge).ip)
+    # A plan on nginx edges proves the release with nginx -t, on a scratch copy on each edge.
+    plan = ok(site(*nginx_unicast, "--check", "--diff"))
+    for edge in EDGES:
+        assert re.search(rf"{edge} \(nginx\): serves \w+; would apply \w+; release \w+, already live; nginx -t: valid", plan), \
+            plan[-3000:]
+    assert not in_host("edge1", "sh", "-c", "ls -d /tmp/k8sedge-nginx-check-* 2>/dev/null", check=False).stdout
     config = in_host("edge1", "cat", "/etc/keepalived/keepalived.conf").stdout
     assert "unicast_peer {" in config and host("edge2").ip in config, config
 

@@ -8,7 +8,7 @@ import stat
 import pytest
 
 from ansible_collections.k8sedge.lb.plugins.module_utils._files import TreeError
-from ansible_collections.k8sedge.lb.plugins.module_utils._nginx_release import contents, pending, write
+from ansible_collections.k8sedge.lb.plugins.module_utils._nginx_release import contents, pending, relocated, write
 
 PAIR = {"cert": "-----CERT-----\n", "key": "-----KEY-----\n"}
 
@@ -34,3 +34,10 @@ def test_a_release_is_written_once_and_then_left_alone(tmp_path):
 def test_what_does_not_belong_in_a_release_is_refused(files, certificates):
     with pytest.raises(TreeError, match="expected"):
         contents(files, certificates)
+
+
+def test_a_release_relocated_names_its_new_directory_only():
+    tree = contents({"nginx.conf": "include /etc/nginx/k8sedge/releases/0123/http.conf;\n"}, {"web": PAIR})
+    moved = relocated(tree, "/etc/nginx/k8sedge/releases/0123/", "/tmp/scratch")
+    assert moved["nginx.conf"] == (b"include /tmp/scratch/http.conf;\n", 0o644)
+    assert moved["certs/web.key"] == tree["certs/web.key"]

@@ -43,6 +43,8 @@ def test_an_nginx_host_names_its_release():
     changes = {"install": False, "release": "0123abcd", "switch": True, "routes": False}
     line = plan_summary({"edge2": host(engine="nginx", changes=changes)})["lines"][0]
     assert line == f"edge2 (nginx): serves {'a' * 12}; would apply {'b' * 12}; release 0123abcd, goes live after nginx -t"
+    checked = plan_summary({"edge2": host(engine="nginx", changes={**changes, "validator": "valid"})})["lines"][0]
+    assert checked.endswith("release 0123abcd, goes live after nginx -t; nginx -t: valid")
 
 
 @pytest.mark.parametrize(("edge1", "edge2", "said", "moves"), [

@@ -10,7 +10,7 @@ from typing import Any
 
 from ansible_collections.k8sedge.lb.plugins.module_utils._files import TreeError, check_relative, pem_pair, same_content, write_atomically
 
-__all__ = ["CERTS", "contents", "pending", "write"]
+__all__ = ["CERTS", "contents", "pending", "relocated", "write"]
 
 CERTS = "certs"
 
@@ -31,6 +31,13 @@ def contents(files: dict[str, Any], certificates: dict[str, Any]) -> dict[str, t
         tree[f"{CERTS}/{name}.crt"] = (pem[0].encode(), 0o644)
         tree[f"{CERTS}/{name}.key"] = (pem[1].encode(), 0o600)
     return tree
+
+
+def relocated(tree: dict[str, tuple[bytes, int]], dest: str, elsewhere: str) -> dict[str, tuple[bytes, int]]:
+    """The same tree for another directory: the files name their release directory (includes,
+    certificate paths), so each mention of `dest` becomes `elsewhere`."""
+    old, new = dest.rstrip("/").encode(), elsewhere.rstrip("/").encode()
+    return {relative: (content.replace(old, new), mode) for relative, (content, mode) in tree.items()}
 
 
 def pending(dest: str, tree: dict[str, tuple[bytes, int]]) -> list[str]:

@@ -49,6 +49,9 @@ def _host_line(name: str, facts: Mapping[str, Any]) -> str:
         parts.append(f"install {engine}")
     if engine == "nginx":
         parts.append(f"release {changes.get('release', '?')}" + (", goes live after nginx -t" if changes.get("switch") else ", already live"))
+        validator = " ".join(str(changes.get("validator") or "").split())
+        if validator:
+            parts.append(f"nginx -t: {validator}")
     else:
         config = str(changes.get("config") or "none")
         files = ", ".join(map(str, changes.get("files") or []))

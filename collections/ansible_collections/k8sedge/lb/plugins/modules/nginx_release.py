@@ -46,6 +46,15 @@ options:
       - Never logged.
     type: dict
     default: {}
+  validate:
+    description:
+      - Check mode only, so that a plan proves the release as the real run would. The tree is
+        written into a scratch directory instead of O(dest) (each mention of O(dest) in the files
+        becomes the scratch's path), this command checks it, with C(%s) for the scratch's
+        C(nginx.conf) (for example C(nginx -t -q -c %s)), and the scratch is removed. A command
+        that fails fails the module, with what it said.
+      - Outside check mode it is not run: the role checks the release it wrote before it goes live.
+    type: str
 """
 
 EXAMPLES = r"""
@@ -64,11 +73,33 @@ written:
   type: list
   elements: str
   sample: [nginx.conf, certs/web.crt, certs/web.key]
+validated:
+  description: What O(validate) said of the release in check mode (its output; empty when quiet).
+  returned: in check mode, when O(validate) is given and the release passed it
+  type: str
+  sample: ""
 """
+
+import os
+import shlex
+import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.k8sedge.lb.plugins.module_utils._errors import EdgeError
-from ansible_collections.k8sedge.lb.plugins.module_utils._nginx_release import contents, pending, write
+from ansible_collections.k8sedge.lb.plugins.module_utils._nginx_release import contents, pending, relocated, write
+
+
+def validate_in_scratch(module: AnsibleModule, dest: str, tree: dict) -> str:
+    """Check mode: the release written into a scratch directory and checked there; its output."""
+    with tempfile.TemporaryDirectory(prefix="k8sedge-nginx-check-") as scratch:
+        write(scratch, relocated(tree, dest, scratch), sorted(tree))
+        command = module.params["validate"].replace("%s", shlex.quote(os.path.join(scratch, "nginx.conf")))
+        rc, out, err = module.run_command(command)
+        said = (out + err).replace(scratch, dest).strip()  # name the release, not the scratch
+    if rc != 0:
+        module.fail_json(msg=f"release {dest}: `{module.params['validate']}` refused it (exit {rc}): {said}; "
+                             "check mode wrote nothing but a scratch copy, removed")
+    return said
 
 
 def main() -> None:
@@ -77,6 +108,7 @@ def main() -> None:
             "dest": {"type": "path", "required": True},
             "files": {"type": "dict", "required": True},
             "certificates": {"type": "dict", "default": {}, "no_log": True},
+            "validate": {"type": "str"},
         },
         supports_check_mode=True,
     )
@@ -86,12 +118,18 @@ def main() -> None:
     except EdgeError as exc:
         module.fail_json(msg=f"release {dest}: {exc}")
     written = pending(dest, tree)
+    result = {"changed": bool(written), "written": written}
+    if module.check_mode and module.params["validate"]:
+        try:
+            result["validated"] = validate_in_scratch(module, dest, tree)
+        except OSError as exc:
+            module.fail_json(msg=f"release {dest}: writing its scratch copy: {exc}")
     if written and not module.check_mode:
         try:
             write(dest, tree, written)
         except OSError as exc:
             module.fail_json(msg=f"writing release {dest}: {exc}", written=written)
-    module.exit_json(changed=bool(written), written=written)
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":
