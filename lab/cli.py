@@ -103,7 +103,7 @@ def up(_: argparse.Namespace) -> None:
     procs.start("kube-apiserver", _python(
         "lab.kubeapi", "--bind", GATEWAY_IP, "--port", str(API_PORT),
         "--tls-cert", str(credentials.SERVER_CERT), "--tls-key", str(credentials.SERVER_KEY),
-        "--token-auth-file", str(TOKEN_FILE),
+        "--token-auth-file", str(TOKEN_FILE), "--root-ca-file", str(credentials.CA_CERT),
         *(arg for policy in RBAC_POLICIES for arg in ("--authorization-policy", str(policy)))))
     procs.wait_until(_api_ready, 30, f"the API server on {API_URL}")
 

@@ -7,8 +7,9 @@ import logging
 import signal
 import sys
 import threading
+from pathlib import Path
 
-from .auth import Authorizer, load_tokens
+from .auth import load_tokens
 from .server import build_server, serve
 
 
@@ -28,7 +29,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--token-auth-file", required=True)
     parser.add_argument("--client-ca-file", help="CA whose client certificates authenticate: CN the user, O the groups")
     parser.add_argument("--authorization-policy", required=True, action="append",
-                        help="RBAC manifest (ClusterRoles, bindings); repeat to load several")
+                        help="RBAC manifest (ClusterRoles, bindings) the cluster starts with; repeat to load several."
+                             " RBAC objects applied through the API count too")
+    parser.add_argument("--root-ca-file", help="the CA written into ServiceAccount token Secrets as ca.crt"
+                                               " (kube-controller-manager's flag of that name)")
     parser.add_argument("--watch-cache-size", type=int, default=10000,
                         help="events kept per resource for watches from a resourceVersion")
     parser.add_argument("--bookmark-interval", type=float, default=1.0,
@@ -48,10 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, handlers=[handler])
     try:
         tokens = load_tokens(args.token_auth_file)
-        authorizer = Authorizer.from_files(args.authorization_policy)
-        server = build_server(args.bind, args.port, args.tls_cert, args.tls_key, tokens, authorizer,
+        root_ca = Path(args.root_ca_file).read_bytes() if args.root_ca_file else b""
+        server = build_server(args.bind, args.port, args.tls_cert, args.tls_key, tokens, args.authorization_policy,
                               args.watch_cache_size, args.bookmark_interval, args.list_snapshots,
-                              args.service_node_port_range, args.client_ca_file)
+                              args.service_node_port_range, args.client_ca_file, root_ca)
     except (OSError, ValueError, KeyError) as exc:
         print(f"kubeapi: {exc}", file=sys.stderr)
         return 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 
@@ -189,6 +189,45 @@ class Authorizer:
             attrs = Attributes(given.get("verb", ""), given.get("path", ""), False)
         why = self.reason(user, attrs)
         return {"allowed": True, **({"reason": why} if why else {})} if why is not None else {"allowed": False}
+
+
+RBAC_KINDS = ("clusterroles", "clusterrolebindings", "roles", "rolebindings")
+
+
+class StoredAuthorizer:
+    """RBAC as a cluster has it: the policy files the server starts with (its bootstrap roles)
+    and the RBAC objects applied through the API since, read again once they change."""
+
+    def __init__(self, files: list[str | Path], objects: Callable[[], tuple[Any, Callable[[], list[dict[str, Any]]]]]) -> None:
+        """`objects()` -> (a fingerprint that changes with any RBAC object, a function that reads them)."""
+        self.base: list[dict[str, Any]] = []
+        for path in files:
+            with open(path) as handle:
+                self.base += [d for d in yaml.safe_load_all(handle) if d]
+        Authorizer(self.base)  # refuse a bad policy file at start
+        self.objects = objects
+        self._seen: Any = None
+        self._current = Authorizer(self.base)
+
+    def _authorizer(self) -> Authorizer:
+        fingerprint, documents = self.objects()
+        if fingerprint != self._seen:
+            self._current, self._seen = Authorizer(self.base + documents()), fingerprint
+        return self._current
+
+    def allowed(self, user: User, attrs: Attributes) -> bool:
+        return self._authorizer().allowed(user, attrs)
+
+    def reason(self, user: User, attrs: Attributes) -> str | None:
+        return self._authorizer().reason(user, attrs)
+
+    def review(self, user: User, spec: Any) -> dict[str, Any]:
+        return self._authorizer().review(user, spec)
+
+
+def service_account_user(namespace: str, name: str) -> User:
+    return User(f"system:serviceaccount:{namespace}:{name}", "",
+                ("system:serviceaccounts", f"system:serviceaccounts:{namespace}", "system:authenticated"))
 
 
 def _subject_of(user: str) -> str:

@@ -9,6 +9,7 @@ import copy
 import datetime
 import json
 import random
+import secrets
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -98,9 +99,44 @@ def decode_continue(token: str) -> tuple[int, int, str]:
 
 
 class Registry:
-    def __init__(self, store: Store, allocator: ServiceAllocator | None = None):
+    def __init__(self, store: Store, allocator: ServiceAllocator | None = None, root_ca: bytes = b""):
         self.store = store
         self.services = allocator or ServiceAllocator()
+        self.root_ca = root_ca  # kube-controller-manager's --root-ca-file: ca.crt in token Secrets
+
+    # --- service account tokens ------------------------------------------------------------
+
+    def _fill_token(self, namespace: str, secret: Obj) -> None:
+        """The token controller's work, done as the Secret is created: a token for the
+        ServiceAccount the Secret names, the cluster's CA and the namespace. The token is opaque
+        (the real one is a signed JWT; clients treat it as opaque)."""
+        if secret.get("type") != strategies.SERVICE_ACCOUNT_TOKEN or not isinstance(secret.get("data", {}), dict):
+            return
+        data = secret.setdefault("data", {})
+        data.setdefault("token", base64.b64encode(secrets.token_urlsafe(32).encode()).decode())
+        data["ca.crt"] = base64.b64encode(self.root_ca).decode()
+        data["namespace"] = base64.b64encode(namespace.encode()).decode()
+
+    def rbac_objects(self) -> tuple[tuple[int, ...], Any]:
+        """What StoredAuthorizer reads: each RBAC resource's last change, and how to read them all."""
+        kinds = [by_plural(plural) for plural in ("clusterroles", "clusterrolebindings", "roles", "rolebindings")]
+        fingerprint = tuple(self.store.changed[res.plural] for res in kinds)
+
+        def documents() -> list[Obj]:
+            with self.store.lock:
+                return [dict(entry.obj, kind=res.kind) for res in kinds for entry in self.store.objects[res.plural].values()]
+        return fingerprint, documents
+
+    def service_account(self, token: str) -> tuple[str, str] | None:
+        """(namespace, ServiceAccount name) of a token Secret that holds `token` and still exists."""
+        wanted = base64.b64encode(token.encode()).decode()
+        with self.store.lock:
+            for entry in self.store.objects["secrets"].values():
+                obj = entry.obj
+                if obj.get("type") == strategies.SERVICE_ACCOUNT_TOKEN and (obj.get("data") or {}).get("token") == wanted:
+                    meta = obj["metadata"]
+                    return meta["namespace"], (meta.get("annotations") or {}).get(strategies.SERVICE_ACCOUNT_NAME, "")
+        return None
 
     # --- helpers ---------------------------------------------------------------------------
 
@@ -216,6 +252,8 @@ class Registry:
             if res.has_status and not res.status_on_create:
                 obj.pop("status", None)
             strategies.apply_defaults(res, obj)
+            if res.plural == "secrets":
+                self._fill_token(namespace, obj)
             if res.has_status and not res.status_on_create:
                 strategies.initial_status(res, obj)
             errors = strategies.validate(res, obj, None)

@@ -19,7 +19,7 @@ class Resource:
     short_names: tuple[str, ...] = ()
     categories: tuple[str, ...] = ()
     subresources: tuple[str, ...] = ()
-    # "label" (RFC 1123), "label1035" (services) or "subdomain".
+    # "label" (RFC 1123), "label1035" (services), "subdomain" or "path" (RBAC: any path segment).
     name_rule: str = "subdomain"
     # Whether metadata.generation is kept (objects with a spec).
     has_generation: bool = False
@@ -66,6 +66,9 @@ RESOURCES: tuple[Resource, ...] = (
              has_status=True, returns_deleted_object=True,
              field_labels=("spec.clusterIP", "spec.type")),
     Resource("", "v1", "endpoints", "endpoints", "Endpoints", True, ("ep",), fields=("subsets",)),
+    Resource("", "v1", "serviceaccounts", "serviceaccount", "ServiceAccount", True, ("sa",),
+             fields=("secrets", "imagePullSecrets", "automountServiceAccountToken")),
+    Resource("", "v1", "secrets", "secret", "Secret", True, fields=("data", "stringData", "type", "immutable")),
     Resource("", "v1", "configmaps", "configmap", "ConfigMap", True, ("cm",),
              fields=("data", "binaryData", "immutable")),
     Resource("", "v1", "pods", "pod", "Pod", True, ("po",), ("all",), subresources=("status",),
@@ -80,6 +83,14 @@ RESOURCES: tuple[Resource, ...] = (
              has_generation=True, fields=("spec",)),
     Resource("apps", "v1", "deployments", "deployment", "Deployment", True, ("deploy",), ("all",),
              subresources=("status", "scale"), has_generation=True, has_status=True),
+    # RBAC as a cluster stores it: applied with kubectl, read by the authorizer as it changes.
+    Resource("rbac.authorization.k8s.io", "v1", "clusterroles", "clusterrole", "ClusterRole", False,
+             name_rule="path", fields=("rules", "aggregationRule")),
+    Resource("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "clusterrolebinding", "ClusterRoleBinding", False,
+             name_rule="path", fields=("subjects", "roleRef")),
+    Resource("rbac.authorization.k8s.io", "v1", "roles", "role", "Role", True, name_rule="path", fields=("rules",)),
+    Resource("rbac.authorization.k8s.io", "v1", "rolebindings", "rolebinding", "RoleBinding", True,
+             name_rule="path", fields=("subjects", "roleRef")),
     # What the rollouts hold while they change the edges (the lock between the watcher and AWX).
     Resource("coordination.k8s.io", "v1", "leases", "lease", "Lease", True, fields=("spec",)),
     # What `kubectl auth can-i` asks: may I do this?

@@ -17,7 +17,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from . import discovery, protobuf, tables
 from .allocators import NODE_PORT_RANGE, ServiceAllocator
-from .auth import ANONYMOUS, ANONYMOUS_PATHS, Attributes, Authorizer, User, certificate_user, denial_reason
+from .auth import (ANONYMOUS, ANONYMOUS_PATHS, Attributes, StoredAuthorizer, User, certificate_user, denial_reason,
+                   service_account_user)
 from .errors import ApiError, bad_request, forbidden
 from .registry import DeleteOptions, ListQuery, Registry, utcnow
 from .resources import Resource, lookup
@@ -37,7 +38,7 @@ access_log = logging.getLogger("lab.kubeapi.access")
 class Config:
     registry: Registry
     tokens: dict[str, User]
-    authorizer: Authorizer
+    authorizer: StoredAuthorizer
     server_address: str
     bookmark_interval: float = 1.0
     client_certificates: bool = False  # --client-ca-file was given
@@ -178,7 +179,12 @@ class Handler(BaseHTTPRequestHandler):
             scheme, _, token = header.partition(" ")
             if scheme.lower() != "bearer":
                 return None
-            return self.server.config.tokens.get(token.strip())
+            token = token.strip()
+            user = self.server.config.tokens.get(token)
+            if user is None and token:  # a ServiceAccount's token, from its token Secret
+                account = self.server.config.registry.service_account(token)
+                user = service_account_user(*account) if account else None
+            return user
         return ANONYMOUS if path in ANONYMOUS_PATHS else None
 
     # --- dispatch --------------------------------------------------------------------------
@@ -577,11 +583,13 @@ def tls_context(cert: str, key: str, client_ca: str | None = None) -> ssl.SSLCon
 
 
 def build_server(bind: str, port: int, cert: str, key: str, tokens: dict[str, User],
-                 authorizer: Authorizer, watch_cache_size: int = 10000,
+                 policy_files: list[str], watch_cache_size: int = 10000,
                  bookmark_interval: float = 1.0, list_snapshots: int = 16,
-                 node_ports: tuple[int, int] = NODE_PORT_RANGE, client_ca: str | None = None) -> ApiServer:
+                 node_ports: tuple[int, int] = NODE_PORT_RANGE, client_ca: str | None = None,
+                 root_ca: bytes = b"") -> ApiServer:
     store = Store(watch_cache_size, list_snapshots)
-    registry = Registry(store, ServiceAllocator(node_ports=node_ports))
+    registry = Registry(store, ServiceAllocator(node_ports=node_ports), root_ca)
+    authorizer = StoredAuthorizer(policy_files, registry.rbac_objects)
     config = Config(registry, tokens, authorizer, "", bookmark_interval, client_certificates=bool(client_ca))
     server = ApiServer((bind, port), tls_context(cert, key, client_ca), config)
     actual_port = server.server_address[1]

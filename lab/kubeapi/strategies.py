@@ -2,6 +2,8 @@
 (only the fields the lab's clients rely on)."""
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from typing import Any, Callable
 
@@ -25,6 +27,7 @@ _NAME_RULES = {
                   "alphanumeric characters, '-' or '.', and must start and end with an "
                   "alphanumeric character (e.g. 'example.com', regex used for validation is "
                   "'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"),
+    "path": (re.compile(r"^(?!\.\.?$)[^/%]+$"), 253, "may not contain '/' or '%', and may not be '.' or '..'"),
 }
 
 
@@ -365,6 +368,68 @@ def _lease_validate(lease: Obj, old: Obj | None) -> list[FieldError]:
     return errors
 
 
+# --- secrets and RBAC ---------------------------------------------------------------------------
+
+SERVICE_ACCOUNT_TOKEN = "kubernetes.io/service-account-token"
+SERVICE_ACCOUNT_NAME = "kubernetes.io/service-account.name"
+
+
+def _secret_defaults(secret: Obj) -> None:
+    """type defaults to Opaque; stringData is write-only, merged into data (base64) as the API does."""
+    secret.setdefault("type", "Opaque")
+    string_data = secret.pop("stringData", None)
+    if isinstance(string_data, dict):
+        data = secret.setdefault("data", {})
+        if isinstance(data, dict):
+            data.update({k: base64.b64encode(str(v).encode()).decode() for k, v in string_data.items()})
+
+
+def _secret_validate(secret: Obj, old: Obj | None) -> list[FieldError]:
+    errors = []
+    data = secret.get("data") or {}
+    if not isinstance(data, dict):
+        return [FieldError("Invalid", "data", data, "must be a map of keys to base64 values")]
+    for key, value in data.items():
+        try:
+            base64.b64decode(value, validate=True)
+        except (TypeError, ValueError, binascii.Error):
+            errors.append(FieldError("Invalid", f"data[{key}]", value, "must be base64 encoded"))
+    if secret.get("type") == SERVICE_ACCOUNT_TOKEN:
+        annotations = (secret.get("metadata") or {}).get("annotations") or {}
+        if not annotations.get(SERVICE_ACCOUNT_NAME):
+            errors.append(FieldError("Required", f"metadata.annotations[{SERVICE_ACCOUNT_NAME}]"))
+    if old is not None and old.get("type") != secret.get("type"):
+        errors.append(FieldError("Invalid", "type", secret.get("type"), "field is immutable"))
+    return errors
+
+
+def _rules_validate(obj: Obj, old: Obj | None) -> list[FieldError]:
+    errors = []
+    for index, rule in enumerate(obj.get("rules") or []):
+        if not isinstance(rule, dict) or not rule.get("verbs"):
+            errors.append(FieldError("Required", f"rules[{index}].verbs", None, "verbs must contain at least one value"))
+        elif not rule.get("nonResourceURLs") and not rule.get("resources"):
+            errors.append(FieldError("Required", f"rules[{index}].resources", None,
+                                     "resource rules must supply at least one resource"))
+    return errors
+
+
+def _binding_validate(binding: Obj, old: Obj | None) -> list[FieldError]:
+    ref = binding.get("roleRef")
+    if not isinstance(ref, dict) or not ref.get("name") or ref.get("kind") not in ("Role", "ClusterRole"):
+        return [FieldError("Required", "roleRef", None, "roleRef needs kind Role or ClusterRole and a name")]
+    if old is not None and old.get("roleRef") != ref:
+        return [FieldError("Invalid", "roleRef", ref, "cannot change roleRef")]
+    errors = []
+    for index, subject in enumerate(binding.get("subjects") or []):
+        if not isinstance(subject, dict) or subject.get("kind") not in ("User", "Group", "ServiceAccount"):
+            errors.append(not_supported(f"subjects[{index}].kind", (subject or {}).get("kind") if isinstance(subject, dict)
+                                        else subject, ["Group", "ServiceAccount", "User"]))
+        elif not subject.get("name"):
+            errors.append(FieldError("Required", f"subjects[{index}].name"))
+    return errors
+
+
 def _none(obj: Obj) -> None:
     return None
 
@@ -379,7 +444,7 @@ Validator = Callable[[Obj, "Obj | None"], list[FieldError]]
 DEFAULTS: dict[str, Defaulter] = {
     "pods": _pod_defaults, "deployments": _deployment_defaults, "services": _service_defaults,
     "endpointslices": _endpointslice_defaults, "endpoints": _endpoints_defaults,
-    "namespaces": _namespace_defaults,
+    "namespaces": _namespace_defaults, "secrets": _secret_defaults,
 }
 INITIAL_STATUS: dict[str, Defaulter] = {
     "pods": _pod_initial_status, "services": _service_initial_status,
@@ -389,7 +454,8 @@ INITIAL_STATUS: dict[str, Defaulter] = {
 VALIDATORS: dict[str, Validator] = {
     "pods": _pod_validate, "deployments": _deployment_validate, "services": _service_validate,
     "endpointslices": _endpointslice_validate, "ingressclasses": _ingressclass_validate,
-    "leases": _lease_validate,
+    "leases": _lease_validate, "secrets": _secret_validate, "clusterroles": _rules_validate, "roles": _rules_validate,
+    "clusterrolebindings": _binding_validate, "rolebindings": _binding_validate,
 }
 
 

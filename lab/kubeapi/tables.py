@@ -224,6 +224,19 @@ def _ingressclass_row(ic: Obj, now: datetime.datetime) -> list[Any]:
     return [_name(ic), spec.get("controller", ""), param_text, _age(ic, now)]
 
 
+def _secret_row(secret: Obj, now: datetime.datetime) -> list[Any]:
+    return [_name(secret), secret.get("type", ""), len(secret.get("data") or {}), _age(secret, now)]
+
+
+def _serviceaccount_row(account: Obj, now: datetime.datetime) -> list[Any]:
+    return [_name(account), len(account.get("secrets") or []), _age(account, now)]
+
+
+def _binding_row(binding: Obj, now: datetime.datetime) -> list[Any]:
+    ref = binding.get("roleRef") or {}
+    return [_name(binding), f"{ref.get('kind', '')}/{ref.get('name', '')}", _age(binding, now)]
+
+
 def _lease_row(lease: Obj, now: datetime.datetime) -> list[Any]:
     return [_name(lease), (lease.get("spec") or {}).get("holderIdentity") or "", _age(lease, now)]
 
@@ -300,6 +313,11 @@ PRINTERS: dict[str, tuple[tuple[Column, ...], Callable[[Obj, datetime.datetime],
                         _col("Parameters", description="A reference to a resource with additional parameters."),
                         _AGE), _ingressclass_row),
     "leases": ((_NAME, _col("Holder", description="The holder identity of the lease."), _AGE), _lease_row),
+    "secrets": ((_NAME, _col("Type", description="The type of the secret"),
+                 _col("Data", "integer", description="The number of keys in the secret"), _AGE), _secret_row),
+    "serviceaccounts": ((_NAME, _col("Secrets", "integer", description="The number of secrets"), _AGE), _serviceaccount_row),
+    "rolebindings": ((_NAME, _col("Role", description="The role this binding grants"), _AGE), _binding_row),
+    "clusterrolebindings": ((_NAME, _col("Role", description="The role this binding grants"), _AGE), _binding_row),
 }
 
 _DEFAULT = ((_NAME, ("Created At", "date", "", 0, "CreationTimestamp is a timestamp representing "

@@ -55,6 +55,7 @@ def _launch(workdir: Path, port: str, *extra: str) -> tuple[subprocess.Popen[str
          "--token-auth-file", str(workdir / "tokens.csv"), "--client-ca-file", str(workdir / "ca.crt"),
          "--authorization-policy", str(REPO / "lab" / "rbac.yaml"),
          "--authorization-policy", str(REPO / "docs" / "rbac.yaml"), "--log-file", str(workdir / "access.log"),
+         "--root-ca-file", str(workdir / "ca.crt"),
          *extra],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdout is not None

@@ -169,7 +169,8 @@ def test_discovery_is_open_to_any_authenticated_user(kubeapi: LabApi) -> None:
     assert json.loads(body)["versions"] == ["v1"]
     code, _, body = raw(kubeapi, "GET", "/apis", token=kubeapi.reader_token)
     assert {g["name"] for g in json.loads(body)["groups"]} == {
-        "apps", "authorization.k8s.io", "coordination.k8s.io", "discovery.k8s.io", "networking.k8s.io"}
+        "apps", "authorization.k8s.io", "coordination.k8s.io", "discovery.k8s.io", "networking.k8s.io",
+        "rbac.authorization.k8s.io"}
 
 
 # --- CRUD and errors ----------------------------------------------------------------------------

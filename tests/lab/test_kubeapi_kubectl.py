@@ -1,6 +1,7 @@
 """The lab API server against the real kubectl binary, with a kubeconfig from lab.pki."""
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -9,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from lab.testlib.apiserver import READER, LabApi
 from tests.lab.kubeapi_fixtures import KUBECTL, kubeapi, kubectl  # noqa: F401
@@ -179,7 +181,9 @@ def test_no_warnings_from_discovery(kubeapi: LabApi, manifest: Path) -> None:
     result = kubectl(kubeapi, "api-resources", "-o", "name")
     assert result.stderr == ""
     assert set(result.stdout.split()) == {
-        "namespaces", "nodes", "services", "endpoints", "configmaps", "pods",
+        "namespaces", "nodes", "services", "endpoints", "configmaps", "pods", "serviceaccounts", "secrets",
+        "clusterroles.rbac.authorization.k8s.io", "clusterrolebindings.rbac.authorization.k8s.io",
+        "roles.rbac.authorization.k8s.io", "rolebindings.rbac.authorization.k8s.io",
         "endpointslices.discovery.k8s.io", "ingresses.networking.k8s.io",
         "ingressclasses.networking.k8s.io", "deployments.apps", "leases.coordination.k8s.io",
         "selfsubjectaccessreviews.authorization.k8s.io"}
@@ -230,3 +234,66 @@ def test_leases_as_the_rollout_holds_them(kubeapi: LabApi, tmp_path: Path) -> No
     assert refused.returncode == 1
     assert refused.stderr == ('The Lease "k8sedge-rollout" is invalid: spec.leaseDurationSeconds: Invalid value: 0:'
                               " must be greater than 0\n")
+
+
+def test_rbac_applied_through_the_api_grants_and_its_removal_revokes(kubeapi: LabApi, tmp_path: Path) -> None:
+    """A ServiceAccount, its token Secret (filled in as the token controller does) and a Role bound
+    to it, applied with kubectl: the token authenticates as the account, the Role grants what it
+    says and nothing else, and deleting the binding takes it back."""
+    manifest = tmp_path / "viewer.yaml"
+    manifest.write_text("""\
+apiVersion: v1
+kind: Namespace
+metadata: {name: rbac-test}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: viewer, namespace: rbac-test}
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: viewer-token
+  namespace: rbac-test
+  annotations: {kubernetes.io/service-account.name: viewer}
+type: kubernetes.io/service-account-token
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: "viewer:configmaps", namespace: rbac-test}
+rules:
+  - {apiGroups: [""], resources: [configmaps], verbs: [get, list]}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: viewer, namespace: rbac-test}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: "viewer:configmaps"}
+subjects:
+  - {kind: ServiceAccount, name: viewer, namespace: rbac-test}
+""")
+    kubectl(kubeapi, "apply", "-f", str(manifest))
+    secret = json.loads(kubectl(kubeapi, "-n", "rbac-test", "get", "secret", "viewer-token", "-o", "json").stdout)
+    assert base64.b64decode(secret["data"]["ca.crt"]) == kubeapi.ca.read_bytes()
+    assert base64.b64decode(secret["data"]["namespace"]) == b"rbac-test"
+    table = kubectl(kubeapi, "-n", "rbac-test", "get", "secret").stdout.splitlines()
+    assert table[0].split() == ["NAME", "TYPE", "DATA", "AGE"]
+    assert table[1].split()[:3] == ["viewer-token", "kubernetes.io/service-account-token", "3"]
+    viewer = tmp_path / "viewer.kubeconfig"
+    config = yaml.safe_load(kubeapi.reader_kubeconfig.read_text())
+    config["users"][0]["user"] = {"token": base64.b64decode(secret["data"]["token"]).decode()}
+    viewer.write_text(yaml.safe_dump(config))
+
+    def can_i(*args: str) -> str:
+        return kubectl(kubeapi, "auth", "can-i", *args, kubeconfig=viewer, check=False).stdout.strip()
+
+    assert can_i("list", "configmaps", "-n", "rbac-test") == "yes"
+    assert can_i("list", "configmaps", "-n", "default") == "no"
+    assert can_i("delete", "configmaps", "-n", "rbac-test") == "no"
+    assert kubectl(kubeapi, "-n", "rbac-test", "get", "configmaps", kubeconfig=viewer).returncode == 0
+    assert kubectl(kubeapi, "-n", "rbac-test", "get", "rolebinding").stdout.splitlines()[1].split()[:2] == [
+        "viewer", "Role/viewer:configmaps"]
+    kubectl(kubeapi, "-n", "rbac-test", "delete", "rolebinding", "viewer")
+    assert can_i("list", "configmaps", "-n", "rbac-test") == "no"
+    kubectl(kubeapi, "-n", "rbac-test", "delete", "secret", "viewer-token")
+    refused = kubectl(kubeapi, "-n", "rbac-test", "get", "configmaps", kubeconfig=viewer, check=False)
+    assert refused.returncode == 1 and "Unauthorized" in refused.stderr
