@@ -53,7 +53,7 @@ options:
         becomes the scratch's path), this command checks it, with C(%s) for the scratch's
         C(nginx.conf) (for example C(nginx -t -q -c %s)), and the scratch is removed. A command
         that fails fails the module, with what it said.
-      - Outside check mode it is not run: the role checks the release it wrote before it goes live.
+      - Outside check mode it is not run; the role checks the release it wrote before it goes live.
     type: str
 """
 
