@@ -12,13 +12,13 @@ import os
 import shutil
 import subprocess
 
-from lab.topology import CACHE_DIR, MIRROR_URL
+from lab.topology import CACHE_DIR, LOGIN_USER, MIRROR_URL
 
 DEBIAN_SUITE = "bookworm"
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
 IMAGE_PACKAGES = (
     "systemd", "systemd-sysv", "dbus", "iproute2", "procps", "openssh-server",
-    "python3", "python3-apt", "ca-certificates",
+    "python3", "python3-apt", "ca-certificates", "sudo",
 )
 # What the edge roles may install from the lab mirror; add here when a role needs more.
 MIRROR_PACKAGES = (
@@ -27,7 +27,7 @@ MIRROR_PACKAGES = (
 )
 
 # Bump when _configure() changes, so cached images are rebuilt.
-IMAGE_REVISION = 2
+IMAGE_REVISION = 3
 
 IMAGE_DIR = CACHE_DIR / "image"
 IMAGE_ROOT = IMAGE_DIR / "root"
@@ -86,6 +86,12 @@ def _configure(root) -> None:
         key.unlink()
     (root / "etc/machine-id").write_text("")
     (root / "etc/hostname").write_text("localhost\n")
+    # A login user with sudo, as a real edge VM has (docs/getting-started.md: never SSH as root);
+    # vm.create authorizes the lab's key for it as for root.
+    _chroot(root, "useradd", "--create-home", "--shell", "/bin/bash", LOGIN_USER)
+    sudoers = root / "etc/sudoers.d" / LOGIN_USER
+    sudoers.write_text(f"{LOGIN_USER} ALL=(ALL) NOPASSWD: ALL\n")
+    sudoers.chmod(0o440)
 
 
 def _chroot(root, *argv: str) -> None:

@@ -19,6 +19,7 @@ RUN_DIR = LAB_DIR / "run"  # removed by `labctl down`: overlays, pid files, logs
 PKI_DIR = LAB_DIR / "pki"
 SSH_DIR = LAB_DIR / "ssh"
 SSH_KEY = SSH_DIR / "id_ed25519"
+LOGIN_USER = "k8sedge"  # the edge VMs' login user with sudo, beside root (inventory/example's ansible_user)
 KNOWN_HOSTS = SSH_DIR / "known_hosts"
 KUBECONFIG = LAB_DIR / "kubeconfig"  # read-only token, what the edge tooling uses
 KUBECONFIG_ADMIN = LAB_DIR / "kubeconfig-admin"

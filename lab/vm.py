@@ -14,7 +14,7 @@ from pathlib import Path
 
 from lab import network, procs
 from lab.image import IMAGE_ROOT
-from lab.topology import KNOWN_HOSTS, RUN_DIR, SSH_KEY, Host
+from lab.topology import KNOWN_HOSTS, LOGIN_USER, RUN_DIR, SSH_KEY, Host
 
 VM_DIR = RUN_DIR / "vm"
 
@@ -47,14 +47,23 @@ def create(h: Host) -> None:
     (root / "etc/hosts").write_text(network.hosts_file())
     (root / "etc/resolv.conf").unlink(missing_ok=True)
     (root / "etc/resolv.conf").write_text(network.RESOLV_CONF)
-    ssh_dir = root / "root/.ssh"
+    for home in (root / "root", root / "home" / LOGIN_USER):
+        _authorize(home)
+    if not (root / "etc/ssh/ssh_host_ed25519_key").exists():
+        subprocess.run(["ssh-keygen", "-A", "-f", str(root)], check=True, capture_output=True)
+    _record_host_key(h, (root / "etc/ssh/ssh_host_ed25519_key.pub").read_text().split()[:2])
+
+
+def _authorize(home: Path) -> None:
+    """The lab's key in the authorized_keys of the user whose home this is, owned by that user."""
+    owner = home.stat()
+    ssh_dir = home / ".ssh"
     ssh_dir.mkdir(mode=0o700, exist_ok=True)
     authorized = ssh_dir / "authorized_keys"
     authorized.write_text(SSH_KEY.with_suffix(".pub").read_text())
     authorized.chmod(0o600)
-    if not (root / "etc/ssh/ssh_host_ed25519_key").exists():
-        subprocess.run(["ssh-keygen", "-A", "-f", str(root)], check=True, capture_output=True)
-    _record_host_key(h, (root / "etc/ssh/ssh_host_ed25519_key.pub").read_text().split()[:2])
+    for path in (ssh_dir, authorized):
+        os.chown(path, owner.st_uid, owner.st_gid)
 
 
 def _record_host_key(h: Host, key: list[str]) -> None:

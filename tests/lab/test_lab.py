@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from lab.topology import HOSTS, KNOWN_HOSTS, REPO, SSH_KEY, host
+from lab.topology import HOSTS, KNOWN_HOSTS, LOGIN_USER, REPO, SSH_KEY, host
 from tests.lab.conftest import in_host, kubectl, labctl
 
 pytestmark = pytest.mark.usefixtures("lab")
@@ -52,6 +52,16 @@ def test_ansible_reaches_both_edges_over_ssh():
     assert result.returncode == 0, result.stdout + result.stderr
     for name in ("edge1", "edge2"):
         assert re.search(rf"^{name} \| SUCCESS", result.stdout, re.M), result.stdout
+
+
+def test_a_login_user_with_sudo_becomes_root_on_both_edges():
+    """As a real edge VM has one: inventory/example logs in as it and becomes root with sudo."""
+    result = subprocess.run(
+        [str(REPO / ".venv/bin/ansible"), "-i", "inventory/lab", "edges", "-e", f"ansible_user={LOGIN_USER}", "--become",
+         "-m", "ansible.builtin.command", "-a", "id -un", "-o"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for name in ("edge1", "edge2"):
+        assert re.search(rf"^{name} \| CHANGED \| rc=0 \| \(stdout\) root$", result.stdout, re.M), result.stdout
 
 
 def test_edges_are_booted_systems_with_their_own_identity():
