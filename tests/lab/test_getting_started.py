@@ -5,18 +5,26 @@ the values the guide asks you to set (the repository's URL, K8SEDGE_SITE, K8SEDG
 K8SEDGE_ADMIN_KUBECONFIG): docs/rbac.yaml applied with kubectl (its ServiceAccount, token Secret
 and RBAC objects stored by the API, the token filled in as the token controller does), a
 kubeconfig built from that token, and `kubectl auth can-i` answering what the guide says it
-answers. A step that stops working as written fails here. The later steps need the edges; they
-are not run here yet."""
+answers. Then steps 2 to 4 against the lab, on its edges as fresh VMs: the access again, on the
+lab's API; the inventory copied from inventory/example and set as step 3 says (the edges'
+addresses, a group the lab has no VMs for dropped, the VIPs, the interface), its vault filled and
+encrypted, the edges' host keys recorded, Ansible reaching them as the login user with sudo; then
+the plan, the rollout and the curl through the VIP. A step that stops working as written fails
+here."""
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
-from lab.topology import KUBECTL, REPO
+from lab.topology import API_URL, KUBECONFIG_ADMIN, KUBECTL, REPO, SSH_KEY, host
+from tests.lab.conftest import ansible_playbook, succeeded
+from tests.lab.conftest import kubectl as lab_kubectl
 from tests.lab.kubeapi_fixtures import kubeapi, kubectl  # noqa: F401  pylint: disable=unused-import
 from lab.testlib.apiserver import LabApi
 
@@ -104,3 +112,100 @@ def test_steps_1_and_2_install_and_least_privilege_access_as_written(kubeapi: La
     refused = subprocess.run([str(REPO / ".venv/bin/kubectl"), "get", "services", "-A"], env=env,
                              capture_output=True, text=True, timeout=30, check=False)
     assert refused.returncode == 1 and "Unauthorized" in refused.stderr, refused.stderr
+
+
+# --- steps 2 to 4 on the lab's edges ---------------------------------------------------------------
+
+VAULT_PASSWORD = "guide-vault-pass\n"
+# Step 3's substitutions: the example's addresses -> the lab's (edges_dns has no VMs in the lab).
+ADDRESSES = {"192.0.2.11": host("edge1").ip, "192.0.2.12": host("edge2").ip, "192.0.2.200": "10.213.0.200",
+             "192.0.2.201": "10.213.0.201"}
+SHOP = """\
+apiVersion: v1
+kind: Service
+metadata:
+  name: shop
+  namespace: default
+  annotations: {lb.k8sedge.io/expose: "true", lb.k8sedge.io/hosts: shop.example.com}
+spec:
+  selector: {app: s2}
+  ports: [{name: http, protocol: TCP, port: 80, targetPort: http}]
+"""
+
+
+def substituted(block: str) -> str:
+    for example, lab in ADDRESSES.items():
+        block = block.replace(example, lab)
+    return re.sub(r" 192\.0\.2\.2[12]", "", block)  # the DNS edges' addresses: no such VMs here
+
+
+def set_inventory(site: Path) -> None:
+    """Step 3's prose: the edges' addresses, the groups you have, the VIPs, the interface."""
+    hosts = yaml.safe_load((site / "hosts.yml").read_text())
+    del hosts["edges"]["children"]["edges_dns"]
+    for edge in hosts["edges"]["children"]["edges_web"]["hosts"].values():
+        edge["ansible_host"] = ADDRESSES[edge["ansible_host"]]
+    (site / "hosts.yml").write_text(yaml.safe_dump(hosts))
+    text = (site / "group_vars/edges/main.yml").read_text()
+    text = text.replace("edge_keepalived_interface: ens18", "edge_keepalived_interface: eth0")
+    text = re.sub(r"\n  dns:\n    - 192\.0\.2\.210", "", text)
+    (site / "group_vars/edges/main.yml").write_text(substituted(text))
+
+
+def test_steps_2_to_4_on_the_lab_edges(lab: None, tmp_path: Path) -> None:
+    """On the edges as the lab's inventory left them (test_site.py converges them from nothing):
+    the guide's inventory changes their keepalived (unicast, a password) and adds a Service."""
+    home = tmp_path
+    (home / "origin").mkdir()
+    (home / "origin" / "k8sedge.git").symlink_to(REPO)
+    subprocess.run(["git", "clone", "-q", f"file://{home}/origin/k8sedge.git", str(home / "k8sedge")], check=True, timeout=120)
+    clone = home / "k8sedge"
+    (clone / ".venv").symlink_to(REPO / ".venv")  # step 1's venv, as test_steps_1_and_2 builds it from requirements.txt
+    (home / ".ssh").mkdir(mode=0o700)
+    shutil.copy(SSH_KEY, home / ".ssh" / "id_ed25519")  # "reachable from the controller over SSH with a key"
+    (home / ".ssh" / "id_ed25519").chmod(0o600)
+    env = environment(home)
+    env.update(PATH=f"{clone / '.venv/bin'}:{env['PATH']}", K8SEDGE_SITE=SITE, K8SEDGE_API=API_URL,
+               K8SEDGE_ADMIN_KUBECONFIG=str(KUBECONFIG_ADMIN), ANSIBLE_FORCE_COLOR="0")
+
+    def sh(block: str, stdin: str = "", timeout: float = 120) -> str:
+        done = subprocess.run(["bash", "-c", "set -euo pipefail\n" + block], cwd=clone, env=env, input=stdin,
+                              capture_output=True, text=True, timeout=timeout, check=False)
+        assert done.returncode == 0, f"{block}\n{done.stdout[-4000:]}\n{done.stderr[-2000:]}"
+        return done.stdout
+
+    try:
+        apply, build, check = shell_blocks(section(2))
+        sh(apply)
+        sh(build)
+        for line in check.strip().splitlines():
+            command, _, expected = line.partition("#")
+            answer = subprocess.run(["bash", "-c", command], cwd=clone, env=env, capture_output=True, text=True, timeout=60)
+            assert answer.stdout.strip() == expected.strip(), (line, answer.stdout, answer.stderr)
+
+        vault, keys, reach = shell_blocks(section(3))
+        set_inventory(clone / "inventory" / SITE)
+        editor = home / "fill-vault"  # $EDITOR: the values the example asks for
+        editor.write_text("#!/bin/sh\nprintf 'vault_k8sedge_vrrp_password: guide-12\\nvault_k8sedge_certificates: {}\\n' > \"$1\"\n")
+        editor.chmod(0o755)
+        env["EDITOR"] = str(editor)
+        sh(vault, stdin=VAULT_PASSWORD * 2)
+        assert (clone / "inventory" / SITE / "group_vars/edges/vault.yml").read_text().startswith("$ANSIBLE_VAULT;1.1;AES256")
+        fingerprints = sh(substituted(keys))
+        assert fingerprints.count("(ED25519)") == 2, fingerprints
+        reached = sh(reach, stdin=VAULT_PASSWORD)
+        assert reached.count("uid=0(root)") == 2, reached
+
+        (home / "shop.yaml").write_text(SHOP)
+        lab_kubectl("apply", "-f", str(home / "shop.yaml"))
+        plan, rollout = shell_blocks(section(4))
+        planned = sh(plan, stdin=VAULT_PASSWORD, timeout=600)
+        assert planned.count("(haproxy): serves") == 2 and "would apply" in planned, planned[-3000:]
+        served = sh(substituted(rollout), stdin=VAULT_PASSWORD, timeout=900)
+        assert "Hostname: s2-" in served, served[-3000:]
+        assert (home / ".local/state/k8sedge/probe-report.html").exists()
+    finally:
+        lab_kubectl("delete", "service", "shop", "--ignore-not-found")
+        # The edges back on the lab's inventory and model, as the other tests expect them (the
+        # override: the guard would hold the deleted Service's backend back).
+        succeeded(ansible_playbook("site.yml", "-e", "k8sedge_fail_static_override=true", timeout=900))
