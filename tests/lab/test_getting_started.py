@@ -17,6 +17,8 @@ import os
 import re
 import shutil
 import subprocess
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -29,7 +31,7 @@ from tests.lab.kubeapi_fixtures import kubeapi, kubectl  # noqa: F401  pylint: d
 from lab.testlib.apiserver import LabApi
 
 GUIDE = REPO / "docs" / "getting-started.md"
-SITE = "guide"
+SITE = "prod"  # the guide's own example value, so that its unit file's inventory/prod is ours
 
 
 def section(number: int) -> str:
@@ -152,7 +154,37 @@ def set_inventory(site: Path) -> None:
     (site / "group_vars/edges/main.yml").write_text(substituted(text))
 
 
-def test_steps_2_to_4_on_the_lab_edges(lab: None, tmp_path: Path) -> None:
+def run_the_watcher_as_its_unit_says(clone: Path, home: Path, env: dict[str, str]) -> None:
+    """Step 5: the unit file's WorkingDirectory, Environment and ExecStart (the clone in place of
+    /opt/k8sedge, a file of ours for the vault password): the watcher starts, serves its metrics,
+    runs site.yml for the first generation and stops cleanly on SIGTERM."""
+    unit = re.search(r"^```ini\n(.*?)^```", section(5), re.MULTILINE | re.DOTALL)
+    assert unit, section(5)
+    settings = dict(line.split("=", 1) for line in unit.group(1).splitlines() if "=" in line)
+    password = home / "vault-password"
+    password.write_text(VAULT_PASSWORD)
+    variable, _, path = settings["Environment"].partition("=")
+    command = settings["ExecStart"].replace("/opt/k8sedge", str(clone)).split()
+    log = home / "watch.log"
+    with log.open("w") as out:
+        watcher = subprocess.Popen(command, cwd=settings["WorkingDirectory"].replace("/opt/k8sedge", str(clone)),
+                                   env={**env, variable: str(password) if path else ""}, stdout=out, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+    try:
+        until = time.monotonic() + 600
+        while "site.yml finished" not in log.read_text():
+            assert watcher.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < until, f"no site.yml run within 600 s:\n{log.read_text()[-3000:]}"
+            time.sleep(0.5)
+        address = command[command.index("--metrics-address") + 1]
+        with urllib.request.urlopen(f"http://{address}/metrics", timeout=10) as answer:
+            assert b"k8sedge_playbook_runs_total" in answer.read()
+    finally:
+        watcher.terminate()
+        assert watcher.wait(timeout=120) == 0, log.read_text()[-3000:]
+
+
+def test_steps_2_to_5_on_the_lab_edges(lab: None, tmp_path: Path) -> None:
     """On the edges as the lab's inventory left them (test_site.py converges them from nothing):
     the guide's inventory changes their keepalived (unicast, a password) and adds a Service."""
     home = tmp_path
@@ -204,6 +236,7 @@ def test_steps_2_to_4_on_the_lab_edges(lab: None, tmp_path: Path) -> None:
         served = sh(substituted(rollout), stdin=VAULT_PASSWORD, timeout=900)
         assert "Hostname: s2-" in served, served[-3000:]
         assert (home / ".local/state/k8sedge/probe-report.html").exists()
+        run_the_watcher_as_its_unit_says(clone, home, env)
     finally:
         lab_kubectl("delete", "service", "shop", "--ignore-not-found")
         # The edges back on the lab's inventory and model, as the other tests expect them (the
