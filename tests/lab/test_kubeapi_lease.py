@@ -150,3 +150,32 @@ def test_the_module_as_a_playbook_runs_it(kubeapi: LabApi, namespace: str) -> No
     assert (released["action"], released["changed"]) == ("release", True)
     assert ansible_module(kubeapi, holder="awx/site", state="absent", **base)["changed"] is False
     assert ansible_module(kubeapi, holder="k8sedge-watch@ctl", wait=0, **base)["action"] == "take"
+
+
+def test_a_run_that_fails_after_taking_the_lease_gives_it_up_at_its_end(kubeapi: LabApi, namespace: str,  # noqa: F811
+                                                                         tmp_path: Path) -> None:
+    """The project's ansible.cfg enables the callback k8sedge.lb.rollout_lease: a run that took the
+    Lease and stopped before its last play (here: a task that fails) gives it up as it ends; a run
+    that only renewed what its holder held (the watcher's) leaves it held."""
+    playbook = tmp_path / "fails.yml"
+    playbook.write_text(f"""\
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - k8sedge.lb.rollout_lease: {{kubeconfig: {kubeapi.reader_kubeconfig}, name: callback-test, holder: "{{{{ holder }}}}"}}
+    - ansible.builtin.fail: {{msg: the canary failed}}
+""")
+
+    def run(holder: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(REPO / ".venv" / "bin" / "ansible-playbook"), str(playbook), "-e", f"holder={holder}"],
+                              cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
+
+    failed = run("awx/site")
+    assert failed.returncode == 2, failed.stdout[-2000:]
+    assert "k8sedge: the run ended before its last play: gave up Lease k8sedge/callback-test (awx/site)" in failed.stdout
+    lease = Lease(k8s.connect(AuthOptions(kubeconfig=str(kubeapi.reader_kubeconfig))), namespace, "callback-test", 10)
+    assert "holderIdentity" not in lease.read()["spec"]
+    take(lease, "k8sedge-watch@ctl", 900, 0)  # the watcher holds it and runs the playbook as itself
+    renewed = run("k8sedge-watch@ctl")
+    assert renewed.returncode == 2 and "gave up" not in renewed.stdout, renewed.stdout[-2000:]
+    assert lease.read()["spec"]["holderIdentity"] == "k8sedge-watch@ctl"

@@ -292,6 +292,10 @@ def test_a_change_that_breaks_traffic_is_rolled_back_on_the_canary_and_stops_the
     assert (checksum("edge2"), record("edge2")) == before["edge2"]
     for edge in EDGES:
         assert "Hostname: s2-" in seed_check(host(edge).ip)
+    # The run stopped before its last play, and gave up the rollout's lease as it ended (the
+    # project's callback): another rollout need not wait for it to run out.
+    assert "k8sedge: the run ended before its last play: gave up Lease k8sedge/k8sedge-rollout" in output
+    assert "holderIdentity" not in lease()["spec"]
     ok(site())  # the real model again
     assert record("edge1")["rollout"]["status"] == "passed"
 

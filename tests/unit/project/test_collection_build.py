@@ -22,7 +22,7 @@ BIN = Path(sys.executable).parent
 FQCN = "k8sedge.lb"
 # plugins/ directories ansible-doc documents, and its type for each. Action plugins are documented
 # by the module of the same name, doc fragments through the plugins that extend them.
-DOC_TYPES = {"modules": "module", "filter": "filter", "inventory": "inventory"}
+DOC_TYPES = {"modules": "module", "filter": "filter", "inventory": "inventory", "callback": "callback"}
 NOT_DOCUMENTED = {"action", "doc_fragments", "module_utils", "plugin_utils"}
 EVENT_SOURCES = "extensions/eda/plugins/event_source"
 # Planted in the copy that is built: a tarball that carries them ships build output.

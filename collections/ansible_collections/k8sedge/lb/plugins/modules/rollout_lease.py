@@ -17,8 +17,10 @@ description:
     has it, waits up to O(wait) seconds, then fails naming the holder and until when. A Lease whose
     holder did not renew it within its duration is taken over (C(leaseTransitions) counts it).
   - O(state=absent) gives it up, if O(holder) holds it (no holder, as client-go leaves it).
-  - A run that fails before giving it up leaves it to run out after O(duration) seconds, unless the
-    same holder runs again; C(kubectl -n k8sedge delete lease k8sedge-rollout) frees it at once.
+  - A run that ends before it gives it up (a failed rollout) gives it up at its end through the
+    callback C(k8sedge.lb.rollout_lease), which the project's C(ansible.cfg) enables. A holder that
+    dies (a killed controller) leaves it to run out after O(duration) seconds, unless the same
+    holder runs again; C(kubectl -n k8sedge delete lease k8sedge-rollout) frees it at once.
   - The credential needs get, create and update on leases in O(namespace)
     (C(docs/rbac.yaml), Role C(k8sedge:rollout-lease)). The holders' clocks must agree (NTP).
 author:
@@ -102,7 +104,9 @@ action:
   type: str
   sample: take
 acquired:
-  description: Whether this call took it (C(create) or C(take)), so whoever runs it gives it up at the end; false for a renewal.
+  description:
+    - Whether this call took it (C(create) or C(take)), so whoever runs it gives it up at the end;
+      false for a renewal, and in check mode (nothing is taken).
   returned: always
   type: bool
 previous_holder:
@@ -159,7 +163,7 @@ def run(module: AnsibleModule) -> dict:
                "take": "would take it (free, or its holder's time ran out)",
                "wait": f"held by {decision.current.holder!r} until {micro_time(decision.current.until)}: "
                        f"a run would wait up to {params['wait']:.0f} s for it"}[decision.action]
-        return {**result, "changed": decision.action != "wait", "action": decision.action, "acquired": decision.action in ("create", "take"),
+        return {**result, "changed": decision.action != "wait", "action": decision.action, "acquired": False,
                 **_previous(decision.current), "msg": f"{lease.where}: {msg}"}
     taken = take(lease, holder, params["duration"], params["wait"])
     return {**result, "changed": True, "action": taken.action, "acquired": taken.action in ("create", "take"),
