@@ -130,6 +130,7 @@ metadata:
   namespace: default
   annotations: {lb.k8sedge.io/expose: "true", lb.k8sedge.io/hosts: shop.example.com}
 spec:
+  type: NodePort
   selector: {app: s2}
   ports: [{name: http, protocol: TCP, port: 80, targetPort: http}]
 """
@@ -154,6 +155,14 @@ def set_inventory(site: Path) -> None:
     (site / "group_vars/edges/main.yml").write_text(substituted(text))
 
 
+def as_controller_user(home: Path, argv: list[str]) -> list[str]:
+    """argv in a mount namespace of its own where `home`/.ssh is root's: ssh reads ~/.ssh from the
+    user's passwd entry, not $HOME, and the guide's steps write there (the edges' host keys) and
+    read the key to reach them. The machine's own /root/.ssh is neither read nor written."""
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+            'mkdir -p -m 700 /root/.ssh && mount --bind "$0/.ssh" /root/.ssh && exec "$@"', str(home), *argv]
+
+
 def run_the_watcher_as_its_unit_says(clone: Path, home: Path, env: dict[str, str]) -> None:
     """Step 5: the unit file's WorkingDirectory, Environment and ExecStart (the clone in place of
     /opt/k8sedge, a file of ours for the vault password): the watcher starts, serves its metrics,
@@ -167,7 +176,7 @@ def run_the_watcher_as_its_unit_says(clone: Path, home: Path, env: dict[str, str
     command = settings["ExecStart"].replace("/opt/k8sedge", str(clone)).split()
     log = home / "watch.log"
     with log.open("w") as out:
-        watcher = subprocess.Popen(command, cwd=settings["WorkingDirectory"].replace("/opt/k8sedge", str(clone)),
+        watcher = subprocess.Popen(as_controller_user(home, command), cwd=settings["WorkingDirectory"].replace("/opt/k8sedge", str(clone)),
                                    env={**env, variable: str(password) if path else ""}, stdout=out, stderr=subprocess.STDOUT,
                                    start_new_session=True)
     try:
@@ -201,7 +210,8 @@ def test_steps_2_to_5_on_the_lab_edges(lab: None, tmp_path: Path) -> None:
                K8SEDGE_ADMIN_KUBECONFIG=str(KUBECONFIG_ADMIN), ANSIBLE_FORCE_COLOR="0")
 
     def sh(block: str, stdin: str = "", timeout: float = 120) -> str:
-        done = subprocess.run(["bash", "-c", "set -euo pipefail\n" + block], cwd=clone, env=env, input=stdin,
+        done = subprocess.run(as_controller_user(home, ["bash", "-c", "set -euo pipefail\n" + block]), cwd=clone, env=env,
+                              input=stdin,
                               capture_output=True, text=True, timeout=timeout, check=False)
         assert done.returncode == 0, f"{block}\n{done.stdout[-4000:]}\n{done.stderr[-2000:]}"
         return done.stdout
@@ -212,7 +222,8 @@ def test_steps_2_to_5_on_the_lab_edges(lab: None, tmp_path: Path) -> None:
         sh(build)
         for line in check.strip().splitlines():
             command, _, expected = line.partition("#")
-            answer = subprocess.run(["bash", "-c", command], cwd=clone, env=env, capture_output=True, text=True, timeout=60)
+            answer = subprocess.run(as_controller_user(home, ["bash", "-c", command]), cwd=clone, env=env, capture_output=True,
+                                    text=True, timeout=60)
             assert answer.stdout.strip() == expected.strip(), (line, answer.stdout, answer.stderr)
 
         vault, keys, reach = shell_blocks(section(3))
