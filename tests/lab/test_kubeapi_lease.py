@@ -138,14 +138,14 @@ def ansible_module(kubeapi: LabApi, check: bool = False, **args: object) -> dict
 def test_the_module_as_a_playbook_runs_it(kubeapi: LabApi, namespace: str) -> None:  # noqa: F811
     base = {"name": "module-test"}
     taken = ansible_module(kubeapi, holder="awx/site", **base)
-    assert (taken["action"], taken["acquired"], taken["changed"]) == ("create", True, True)
+    assert (taken["action"], taken["held"], taken["changed"]) == ("create", True, True)
     planned = ansible_module(kubeapi, holder="k8sedge-watch@ctl", **base, check=True)
     assert (planned["action"], planned["previous_holder"], planned["status"]) == ("wait", "awx/site", "SUCCESS")
     refused = ansible_module(kubeapi, holder="k8sedge-watch@ctl", wait=0, **base)
     assert refused["status"] == "FAILED!"
     assert refused["msg"].startswith("Lease k8sedge/module-test is held by 'awx/site' until ")
     renewed = ansible_module(kubeapi, holder="awx/site", **base)
-    assert (renewed["action"], renewed["acquired"]) == ("renew", False)
+    assert (renewed["action"], renewed["held"]) == ("renew", True)
     released = ansible_module(kubeapi, holder="awx/site", state="absent", **base)
     assert (released["action"], released["changed"]) == ("release", True)
     assert ansible_module(kubeapi, holder="awx/site", state="absent", **base)["changed"] is False
@@ -154,15 +154,16 @@ def test_the_module_as_a_playbook_runs_it(kubeapi: LabApi, namespace: str) -> No
 
 def test_a_run_that_fails_after_taking_the_lease_gives_it_up_at_its_end(kubeapi: LabApi, namespace: str,  # noqa: F811
                                                                          tmp_path: Path) -> None:
-    """The project's ansible.cfg enables the callback k8sedge.lb.rollout_lease: a run that took the
-    Lease and stopped before its last play (here: a task that fails) gives it up as it ends; a run
-    that only renewed what its holder held (the watcher's) leaves it held."""
+    """The project's ansible.cfg enables the callback k8sedge.lb.rollout_lease: a run that holds the
+    Lease and stopped before its last play (here: a task that fails) gives it up as it ends, also
+    one that renewed what an earlier run of its holder left; a Lease the run did not take (the
+    watcher's, around its runs) is left alone."""
     playbook = tmp_path / "fails.yml"
     playbook.write_text(f"""\
 - hosts: localhost
   gather_facts: false
   tasks:
-    - k8sedge.lb.rollout_lease: {{kubeconfig: {kubeapi.reader_kubeconfig}, name: callback-test, holder: "{{{{ holder }}}}"}}
+    - k8sedge.lb.rollout_lease: {{kubeconfig: {kubeapi.reader_kubeconfig}, name: callback-test, holder: "{{{{ holder }}}}", wait: 0}}
     - ansible.builtin.fail: {{msg: the canary failed}}
 """)
 
@@ -175,7 +176,11 @@ def test_a_run_that_fails_after_taking_the_lease_gives_it_up_at_its_end(kubeapi:
     assert "k8sedge: the run ended before its last play: gave up Lease k8sedge/callback-test (awx/site)" in failed.stdout
     lease = Lease(k8s.connect(AuthOptions(kubeconfig=str(kubeapi.reader_kubeconfig))), namespace, "callback-test", 10)
     assert "holderIdentity" not in lease.read()["spec"]
-    take(lease, "k8sedge-watch@ctl", 900, 0)  # the watcher holds it and runs the playbook as itself
-    renewed = run("k8sedge-watch@ctl")
-    assert renewed.returncode == 2 and "gave up" not in renewed.stdout, renewed.stdout[-2000:]
+    take(lease, "awx/site", 900, 0)  # left by a run of the same holder that could not give it up
+    renewed = run("awx/site")
+    assert "gave up Lease k8sedge/callback-test (awx/site)" in renewed.stdout, renewed.stdout[-2000:]
+    assert "holderIdentity" not in lease.read()["spec"]
+    take(lease, "k8sedge-watch@ctl", 900, 0)  # the watcher's: its runs do not take it
+    other = run("someone@else")
+    assert other.returncode == 2 and "gave up" not in other.stdout, other.stdout[-2000:]
     assert lease.read()["spec"]["holderIdentity"] == "k8sedge-watch@ctl"

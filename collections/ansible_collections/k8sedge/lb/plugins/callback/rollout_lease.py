@@ -13,9 +13,9 @@ description:
     they read the model and give it up in their last play. A run that stops before that play (a
     canary rolled back, an edge unreachable, a read that failed) would leave it held until it runs
     out, and every other rollout, the watcher's included, would wait for it.
-  - This callback remembers each Lease a task of the run took (C(acquired)) and did not give up,
-    and gives it up when the run ends, however it ends. A renewal (the watcher's own runs) is not
-    remembered, so the watcher keeps what it holds.
+  - This callback remembers each Lease a task of the run holds (C(held)) and did not give up, and
+    gives it up when the run ends, however it ends. The watcher holds the Lease around its runs
+    itself and runs the playbooks without taking it, so nothing of its is given up here.
   - Enable it in C(ansible.cfg) (C(callbacks_enabled)); the project's does, and AWX and
     ansible-rulebook run the playbooks with it.
 requirements:
@@ -58,7 +58,7 @@ class CallbackModule(CallbackBase):
         key = (args.get("namespace", "k8sedge"), args.get("name", "k8sedge-rollout"), outcome.get("holder", ""))
         if args.get("state", "present") == "absent":
             self._held.pop(key, None)
-        elif outcome.get("acquired"):
+        elif outcome.get("held"):
             self._held[key] = args
 
     def v2_playbook_on_stats(self, stats: Any) -> None:

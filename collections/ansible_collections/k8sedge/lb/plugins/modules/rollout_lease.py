@@ -86,7 +86,7 @@ EXAMPLES = r"""
     state: absent
   delegate_to: localhost
   run_once: true
-  when: lease.acquired
+  when: lease.held
 """
 
 RETURN = r"""
@@ -103,10 +103,10 @@ action:
   returned: always
   type: str
   sample: take
-acquired:
+held:
   description:
-    - Whether this call took it (C(create) or C(take)), so whoever runs it gives it up at the end;
-      false for a renewal, and in check mode (nothing is taken).
+    - Whether O(holder) holds it after this call (created, taken or renewed), so whoever runs it
+      gives it up at the end; false after O(state=absent) and in check mode (nothing is taken).
   returned: always
   type: bool
 previous_holder:
@@ -150,11 +150,11 @@ def run(module: AnsibleModule) -> dict:
     if params["state"] == "absent":
         if module.check_mode:
             mine = peek(lease, holder, params["duration"]).current.holder == holder
-            return {**result, "changed": mine, "action": "release" if mine else "none", "acquired": False,
+            return {**result, "changed": mine, "action": "release" if mine else "none", "held": False,
                     "previous_holder": holder if mine else "", "held_until": "",
                     "msg": f"{lease.where}: would give it up" if mine else f"{lease.where}: not held by {holder!r}: nothing to give up"}
         released = give_up(lease, holder)
-        return {**result, "changed": released, "action": "release" if released else "none", "acquired": False,
+        return {**result, "changed": released, "action": "release" if released else "none", "held": False,
                 "previous_holder": holder if released else "", "held_until": "",
                 "msg": f"{lease.where}: given up" if released else f"{lease.where}: not held by {holder!r}: nothing to give up"}
     if module.check_mode:
@@ -163,10 +163,10 @@ def run(module: AnsibleModule) -> dict:
                "take": "would take it (free, or its holder's time ran out)",
                "wait": f"held by {decision.current.holder!r} until {micro_time(decision.current.until)}: "
                        f"a run would wait up to {params['wait']:.0f} s for it"}[decision.action]
-        return {**result, "changed": decision.action != "wait", "action": decision.action, "acquired": False,
+        return {**result, "changed": decision.action != "wait", "action": decision.action, "held": False,
                 **_previous(decision.current), "msg": f"{lease.where}: {msg}"}
     taken = take(lease, holder, params["duration"], params["wait"])
-    return {**result, "changed": True, "action": taken.action, "acquired": taken.action in ("create", "take"),
+    return {**result, "changed": True, "action": taken.action, "held": True,
             **_previous(taken.previous), "waited": round(taken.waited, 3),
             "msg": f"{lease.where}: held by {holder!r} for {params['duration']} s"
                    + (f" after waiting {taken.waited:.0f} s for {taken.previous.holder!r}" if taken.waited >= 1 else "")}
