@@ -191,9 +191,6 @@ class Authorizer:
         return {"allowed": True, **({"reason": why} if why else {})} if why is not None else {"allowed": False}
 
 
-RBAC_KINDS = ("clusterroles", "clusterrolebindings", "roles", "rolebindings")
-
-
 class StoredAuthorizer:
     """RBAC as a cluster has it: the policy files the server starts with (its bootstrap roles)
     and the RBAC objects applied through the API since, read again once they change."""
