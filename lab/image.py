@@ -23,7 +23,7 @@ IMAGE_PACKAGES = (
 # What the edge roles may install from the lab mirror; add here when a role needs more.
 MIRROR_PACKAGES = (
     "haproxy", "nginx", "libnginx-mod-stream", "keepalived", "curl", "socat", "iputils-ping",
-    "prometheus-nginx-exporter",
+    "prometheus-nginx-exporter", "nftables",
 )
 
 # Bump when _configure() changes, so cached images are rebuilt.

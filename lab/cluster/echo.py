@@ -14,7 +14,8 @@ pick the ports): ``http`` (TCP 8080), ``tcp-echo`` (TCP 9000), ``udp-echo`` (UDP
 
 - http: HTTP/1.1 with keep-alive; any method gets 200 and a text/plain page describing the pod
   and the request (HEAD: the same headers, no body); ``/healthz`` answers "ok". Every response
-  carries ``X-Pod-Name``. A request head ending in a bare LF is accepted, and so is one without
+  carries ``X-Pod-Name``. ``/delay/<ms>`` answers the same page after that many milliseconds (at most
+  5,000). A request head ending in a bare LF is accepted, and so is one without
   Host, so a hand-typed ``HEAD / HTTP/1.1`` in telnet gets ``HTTP/1.1 200 OK``.
 - tcp-echo: echoes bytes back; a connection that starts like an HTTP request is answered as on
   the http port, so an HTTP health check works there too.
@@ -33,6 +34,7 @@ import argparse
 import asyncio
 import logging
 import os
+import re
 import signal
 import ssl
 import sys
@@ -58,6 +60,8 @@ log = logging.getLogger("lab.cluster.echo")
 MAX_HEAD = 65536
 MAX_BODY = 1 << 20
 IDLE_SECONDS = 60.0
+_DELAY = re.compile(r"/delay/([0-9]{1,5})")
+MAX_DELAY_MS = 5000
 SNI_ATTRIBUTE = "k8sedge_server_name"  # set on a TLS connection's SSLObject by the SNI callback
 
 
@@ -161,7 +165,11 @@ class EchoServer:
                 await writer.drain()
                 return
             keep_alive = request.keep_alive and not self.draining
-            if request.target.split("?")[0] == "/healthz":
+            path = request.target.split("?")[0]
+            if (delay := _DELAY.fullmatch(path)) is not None:
+                # A slow answer, so that a test has connections in flight at any instant.
+                await asyncio.sleep(min(int(delay.group(1)), MAX_DELAY_MS) / 1000)
+            if path == "/healthz":
                 payload = b"ok\n"
             else:
                 payload = echo_page(self.pod, request, peer[0], body, proxy, f"{local[0]}:{local[1]}", tls).encode()

@@ -17,13 +17,13 @@ import time
 MAX_REQUESTS = 20_000
 
 
-async def request(address: str, port: int, host_header: str, timeout: float) -> tuple[float, bool, float]:
+async def request(address: str, port: int, host_header: str, path: str, timeout: float) -> tuple[float, bool, float]:
     sent = time.monotonic()
     ok = False
     try:
         reader, writer = await asyncio.wait_for(asyncio.open_connection(address, port), timeout)
         try:
-            writer.write(f"GET / HTTP/1.0\r\nHost: {host_header}\r\n\r\n".encode("ascii"))
+            writer.write(f"GET {path} HTTP/1.0\r\nHost: {host_header}\r\n\r\n".encode("ascii"))
             status = await asyncio.wait_for(reader.readline(), max(0.001, sent + timeout - time.monotonic()))
             ok = status.split(b" ")[1:2] == [b"200"]
             # Read the whole answer, so the proxy sees a client that finished cleanly.
@@ -47,7 +47,7 @@ async def run(args: argparse.Namespace) -> list[tuple[float, bool, float]]:
             break
         except asyncio.TimeoutError:
             pass
-        tasks.append(asyncio.create_task(request(args.address, args.port, args.host_header, args.timeout)))
+        tasks.append(asyncio.create_task(request(args.address, args.port, args.host_header, args.path, args.timeout)))
     return list(await asyncio.gather(*tasks))
 
 
@@ -56,6 +56,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--address", required=True)
     parser.add_argument("--port", type=int, default=80)
     parser.add_argument("--host-header", default="s2.pctest")
+    parser.add_argument("--path", default="/")
     parser.add_argument("--start", type=float, required=True)
     parser.add_argument("--seconds", type=float, required=True)
     parser.add_argument("--every", type=float, default=0.02)

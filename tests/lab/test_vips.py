@@ -1,4 +1,5 @@
-"""No path that serves a proven or an endpoint-only change moves a VIP off a healthy edge.
+"""No path that serves a proven or an endpoint-only change moves a VIP off a healthy edge, and a
+planned move of them (drain, undrain) breaks no connection.
 
 For each path that changes the edges (site.yml, endpoints.yml, the watcher's fast path followed by
 endpoints.yml, a rollback on the canary, a check-mode run), the lab's client sends a request every
@@ -6,6 +7,10 @@ endpoints.yml, a rollback on the canary, a check-mode run), the lab's client sen
 it ends (the lab sets it to 20 s: inventory/lab/group_vars/edges.yml). Every request must answer,
 and no VRRP instance may change state on either edge in that time (the notify script records each
 change in /run/k8sedge-keepalived/<instance>.state).
+
+The drain test sends requests that each take SLOW_MS to answer through both VIPs, so connections
+are in flight on the drained edge when its VIP moves; every one of them must answer, and the drain
+must have waited for some (else the handoff proved nothing).
 
 The rollback test is also the gate's: a Service whose `health-check: http` lands on a port that
 speaks TLS (the targets answer a TCP connection, haproxy's HTTP check never passes) is refused on
@@ -16,6 +21,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,7 +31,7 @@ import pytest
 import yaml
 
 from lab.testlib import converge as c
-from lab.topology import REPO
+from lab.topology import REPO, host
 from tests.lab.conftest import ansible_playbook, in_host, kubectl, succeeded
 
 pytestmark = pytest.mark.usefixtures("lab")
@@ -36,6 +42,8 @@ GRACE = float(GROUP_VARS["edge_keepalived_config_grace"])
 AFTER = GRACE + 5  # watched after the path ends: past the grace and a few of keepalived's 1 s checks
 PRIMARY = {VIPS[0]: "edge1", VIPS[1]: "edge2"}
 PROBE_SECONDS = 120  # the request loop's own bound (lab/testlib/pod_probe.py)
+SLOW_MS = 3000  # each request of the drain test is answered this late (the echo pods' /delay/<ms>)
+LOAD_SECONDS = 150  # the drain test's load, at most (lab/testlib/vip_client.py stops it earlier)
 STATE = "/var/lib/k8sedge/state.json"
 RAW_TLS = """
 apiVersion: v1
@@ -233,3 +241,54 @@ def test_a_check_mode_run_with_a_change_is_a_plan_that_changes_nothing_and_moves
                           r" Configuration file is valid", output)) == 2, output[-4000:]
     for vip, edge in PRIMARY.items():
         assert f"VIP {vip} (k8sedge_default_{vip}): held by {edge}, stays" in output, output[-4000:]
+
+
+def slow_load(vip: str, start: float) -> subprocess.Popen[str]:
+    """A request every 20 ms through `vip`, each answered SLOW_MS late: about 150 in flight."""
+    return subprocess.Popen(["ip", "netns", "exec", host("client").netns, sys.executable, "-m", "lab.testlib.vip_client",
+                             "--address", vip, "--host-header", "s2.pctest", "--path", f"/delay/{SLOW_MS}",
+                             "--start", f"{start:.6f}", "--seconds", str(LOAD_SECONDS), "--every", "0.02",
+                             "--timeout", str(SLOW_MS / 1000 + 5)],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def held_by(expected: dict[str, str]) -> None:
+    """Wait until each VIP is on the edge `expected` names, as its keepalived recorded it (10 s)."""
+    until = time.monotonic() + 10
+    while {vip: edge for (edge, vip), (state, _) in vrrp_states().items() if state == "MASTER"} != expected:
+        if time.monotonic() > until:
+            pytest.fail(f"expected the VIPs on {expected}, keepalived says {vrrp_states()}")
+        time.sleep(0.2)
+
+
+def test_a_drain_and_an_undrain_under_load_fail_no_request():
+    start = time.monotonic() + 1.0
+    loads = [slow_load(vip, start) for vip in VIPS]
+    try:
+        time.sleep(max(0.0, start + SLOW_MS / 1000 + 1 - time.monotonic()))  # connections in flight on both edges
+        drained = succeeded(ansible_playbook("drain.yml", "-e", "k8sedge_edge=edge1", "-e", '{"k8sedge_drain_reason": "lab test"}'))
+        held_by({VIPS[0]: "edge2", VIPS[1]: "edge2"})
+        assert record("edge1")["maintenance"]["reason"] == "lab test"
+        waited = re.search(r"edge1 is drained \(lab test\): 10.213.0.200 -> edge2; its connections on them finished within"
+                           r" ([0-9.]+) s", drained)
+        assert waited and float(waited.group(1)) > 0, drained[-3000:]  # connections were in flight when the VIP moved
+        # The handoff is over: nothing of it is left on either edge.
+        assert in_host("edge2", "nft", "list", "tables").stdout.strip() == ""
+        assert "10.213.0.200/32" not in in_host("edge1", "ip", "-4", "address", "show", "dev", "lo").stdout
+        undrained = succeeded(ansible_playbook("undrain.yml", "-e", "k8sedge_edge=edge1"))
+        assert "edge1 serves again: edge2 -> 10.213.0.200 -> edge1" in undrained, undrained[-3000:]
+        held_by(PRIMARY)
+        assert "maintenance" not in record("edge1")
+        time.sleep(SLOW_MS / 1000 + 1)  # the requests sent through edge2 until the VIP came back answer too
+    finally:
+        for load in loads:
+            load.terminate()
+        if "maintenance" in record("edge1"):  # the lab as the other tests expect it
+            succeeded(ansible_playbook("undrain.yml", "-e", "k8sedge_edge=edge1"))
+    results = []
+    for load in loads:
+        out, err = load.communicate(timeout=SLOW_MS / 1000 + 30)
+        assert load.returncode == 0, err[-2000:]
+        results.extend(json.loads(out))
+    failed = [sent for sent, ok, _ in results if not ok]
+    assert len(results) > 500 and not failed, f"{len(failed)} of {len(results)} requests failed, the first at {min(failed) - start:.1f} s"

@@ -210,6 +210,22 @@ def test_the_record_is_parsed_again_only_when_it_changed(tmp_path, monkeypatch):
     assert check.config_reason(path, 120, NOW, cache) is None and len(parsed) == 2
 
 
+def test_a_drained_host_is_unhealthy_whatever_its_rollout_says(tmp_path):
+    cache = str(tmp_path / "state.cache")
+    path = tmp_path / "state.json"
+    record = {"version": 1, "rollout": {"status": "passed", "since": NOW},
+              "serving": {"generation": GEN, "routes": [], "backends": []}}
+    path.write_text(json.dumps(record))
+    assert check.config_reason(str(path), 120, NOW, cache) is None
+    path.write_text(json.dumps({**record, "maintenance": {"since": NOW, "reason": "kernel 6.1.99"}}))
+    assert check.config_reason(str(path), 120, NOW, cache) == \
+        "drained for maintenance (kernel 6.1.99): playbooks/undrain.yml brings it back"
+    path.write_text(json.dumps({"version": 1, "maintenance": {"since": NOW, "reason": ""}}))  # before any rollout
+    assert check.config_reason(str(path), 120, NOW, cache).startswith("drained for maintenance:")
+    path.write_text(json.dumps(record))
+    assert check.config_reason(str(path), 120, NOW, cache) is None
+
+
 def test_no_record_or_no_rollout_yet_is_healthy(tmp_path):
     assert check.config_reason(str(tmp_path / "state.json"), 120, NOW) is None
     (tmp_path / "state.json").write_text('{"version": 1, "serving": {"generation": "aa", "routes": [], "backends": []}}')

@@ -62,7 +62,23 @@ def test_a_rollback_restores_the_last_good_as_what_the_host_serves():
     assert restored["serving"] == SERVING_A and restored["last_good"] == SERVING_A
 
 
+def test_a_drain_marks_the_host_and_an_undrain_removes_the_mark_and_nothing_else():
+    passed = update({}, 100, serving=SERVING_A, promote=True, status="passed")
+    drained = update(passed, 200, maintenance=True, reason="kernel update")
+    assert drained == {**passed, "maintenance": {"since": 200, "reason": "kernel update"}}
+    assert update(drained, 300, maintenance=True, reason="kernel update") is None  # keeps since
+    assert update(drained, 300, maintenance=True, reason="haproxy 2.8")["maintenance"]["since"] == 300
+    # A rollout while drained keeps the mark: the host stays out of service.
+    rolled = update(drained, 400, serving=SERVING_B, promote=True, status="passed")
+    assert rolled["maintenance"] == drained["maintenance"] and parse(json.dumps(rolled), "state.json") == rolled
+    assert update(rolled, 500, maintenance=False) == {k: v for k, v in rolled.items() if k != "maintenance"}
+    assert update(passed, 500, maintenance=False) is None
+
+
 @pytest.mark.parametrize(("kwargs", "message"), [
+    ({"maintenance": True, "reason": "tab\there"}, "maintenance.reason: expected up to 200 printable ASCII characters"),
+    ({"maintenance": True, "reason": "x" * 201}, "maintenance.reason: expected up to 200"),
+    ({"status": "passed", "reason": "why"}, "reason: goes with maintenance true only"),
     ({"restore": True}, "restore: the host has no last-known-good recorded"),
     ({"restore": True, "serving": SERVING_A}, "restore: goes without serving"),
     ({"status": "done"}, "status: expected one of applying, passed, failed, rolled-back, got 'done'"),
@@ -86,6 +102,8 @@ def test_an_update_that_breaks_the_schema_is_refused_by_name(kwargs, message):
     ('{"version": 1, "rollout": {"status": "passed", "since": true}}', r"rollout.since: expected unix seconds"),
     ('{"version": 1, "serving": {"generation": "aa", "routes": [], "backends": {}}}', "serving.backends: expected"),
     ('{"version": 1, "extra": 1}', "unknown field extra"),
+    ('{"version": 1, "maintenance": {"since": 1}}', "maintenance: expected an object with the fields reason, since"),
+    ('{"version": 1, "maintenance": {"since": "now", "reason": ""}}', "maintenance.since: expected unix seconds"),
 ])
 def test_a_record_that_cannot_be_read_is_an_error_not_a_fresh_start(text, message):
     with pytest.raises(StateError, match=message):

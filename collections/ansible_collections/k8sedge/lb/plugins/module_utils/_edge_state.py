@@ -6,7 +6,8 @@
     {"version": 1,
      "serving":   {"generation", "routes", "backends"[, "checks", "settings"][, "release"]},
      "last_good": {"generation", "routes", "backends"[, "checks", "settings"][, "release"]},
-     "rollout":   {"status", "since"[, "generation"][, "failed_generation"]}}
+     "rollout":   {"status", "since"[, "generation"][, "failed_generation"]}[,
+     "maintenance": {"since", "reason"}]}
 
 - `serving` is what the proxy runs now: the model generation, the pod-network routes its config
   needs, the model's backends by name with their targets (what the next run's fail-static guard
@@ -22,6 +23,9 @@
   endpoint-only change of what did), `failed` (`failed_generation` failed its probes and could
   not be rolled back: it gives its VIPs up), `rolled-back` (`failed_generation` failed, the host
   serves its last-known-good again and keeps its VIPs). `since` is when the status began.
+- `maintenance` is there while an operator has the host drained (playbooks/drain.yml until
+  playbooks/undrain.yml): keepalived's check then keeps every VIP off it, whatever the rollout
+  says. `reason` is the operator's words.
 
 Pure: `parse()` reads and checks a record, `update()` says what to write.
 """
@@ -40,6 +44,8 @@ VERSION = 1
 STATUSES = ("applying", "passed", "failed", "rolled-back")
 _GENERATION = re.compile(r"[0-9a-f]{1,64}")
 _RELEASE = re.compile(r"[0-9a-f]{1,64}")
+# The operator's words on a drain: printable, one line, short enough for a log line.
+_REASON = re.compile(r"[ -~]{0,200}")
 
 
 class StateError(ApplyError):
@@ -94,6 +100,16 @@ def _rollout(value: Any, where: str) -> dict[str, Any]:
     return value
 
 
+def _maintenance(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict) or set(value) != {"since", "reason"}:
+        raise StateError(f"{where}: expected an object with the fields reason, since")
+    if isinstance(value["since"], bool) or not isinstance(value["since"], int):
+        raise StateError(f"{where}.since: expected unix seconds")
+    if not isinstance(value["reason"], str) or not _REASON.fullmatch(value["reason"]):
+        raise StateError(f"{where}.reason: expected up to 200 printable ASCII characters")
+    return value
+
+
 def parse(text: str | bytes | None, where: str) -> dict[str, Any]:
     """The record `text` holds, checked; {} when there is none yet (a host before its first run).
 
@@ -106,10 +122,11 @@ def parse(text: str | bytes | None, where: str) -> dict[str, Any]:
         raise StateError(f"{where}: not JSON ({exc})") from None
     if not isinstance(record, dict) or record.get("version") != VERSION:
         raise StateError(f"{where}: expected a k8sedge state record of version {VERSION}")
-    unknown = sorted(set(record) - {"version", "serving", "last_good", "rollout"})
+    unknown = sorted(set(record) - {"version", "serving", "last_good", "rollout", "maintenance"})
     if unknown:
         raise StateError(f"{where}: unknown field {unknown[0]}")
-    for key, check in (("serving", _served), ("last_good", _served), ("rollout", _rollout)):
+    for key, check in (("serving", _served), ("last_good", _served), ("rollout", _rollout),
+                       ("maintenance", _maintenance)):
         if key in record:
             check(record[key], f"{where}: {key}")
     return record
@@ -117,15 +134,17 @@ def parse(text: str | bytes | None, where: str) -> dict[str, Any]:
 
 def update(previous: dict[str, Any], now: int, serving: dict[str, Any] | None = None, restore: bool = False,
            promote: bool = False, status: str | None = None, generation: str = "",
-           failed_generation: str = "") -> dict[str, Any] | None:
+           failed_generation: str = "", maintenance: bool | None = None, reason: str = "") -> dict[str, Any] | None:
     """The record to write after `previous`, or None when it already says this.
 
     In this order: `serving` replaces what the host serves, or `restore` says it serves its
     last-known-good again (while `applying`, the rollout's generation follows either); `promote`
     makes what it serves last-known-good; `status` starts a rollout status (`generation` with
     `applying`, `failed_generation` with `failed` and `rolled-back`), keeping `since` when the
-    status and its fields do not change. Nothing asked is a read: None, even with no record yet."""
-    if serving is None and not restore and not promote and status is None:
+    status and its fields do not change; `maintenance` True starts a drain (with `reason`, keeping
+    `since` when the reason is the same), False ends it. Nothing asked is a read: None, even with
+    no record yet."""
+    if serving is None and not restore and not promote and status is None and maintenance is None:
         return None
     record = {"version": VERSION, **{k: v for k, v in previous.items() if k != "version"}}
     if restore:
@@ -159,6 +178,14 @@ def update(previous: dict[str, Any], now: int, serving: dict[str, Any] | None = 
         if {k: v for k, v in old.items() if k != "since"} == {k: v for k, v in rollout.items() if k != "since"}:
             rollout["since"] = old["since"]
         record["rollout"] = rollout
+    if maintenance:
+        old = record.get("maintenance", {})
+        record["maintenance"] = _maintenance({"since": old["since"] if old.get("reason") == reason else now,
+                                              "reason": reason}, "maintenance")
+    elif maintenance is not None:
+        record.pop("maintenance", None)
+    elif reason:
+        raise StateError("reason: goes with maintenance true only")
     return None if record == previous else record
 
 

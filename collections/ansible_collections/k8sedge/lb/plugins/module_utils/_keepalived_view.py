@@ -24,7 +24,7 @@ from typing import Any
 from ansible_collections.k8sedge.lb.plugins.module_utils import _grammar as g
 from ansible_collections.k8sedge.lb.plugins.module_utils._view import Checker, Finding, ViewError
 
-__all__ = ["CheckOptions", "Member", "ViewError", "ViewOptions", "domain_conflicts", "keepalived_view"]
+__all__ = ["CheckOptions", "Member", "ViewError", "ViewOptions", "domain_conflicts", "keepalived_view", "vip_order"]
 
 # Names that go into keepalived.conf unquoted and into file names of the notify script.
 _NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
@@ -276,6 +276,18 @@ def _members(c: Checker, options: ViewOptions) -> list[Member]:
     return members
 
 
+def vip_order(pool_vips: Mapping[str, Sequence[Any]], members: Sequence[Member]) -> dict[str, list[str]]:
+    """VIP -> the hosts that serve its pool, highest priority first. The VIPs of a pool take
+    turns: VIP k of a pool's list is primary on the (k mod n)-th of its n hosts (in inventory
+    order), the next host in that order has the next priority, and so on round the list."""
+    order = {}
+    for pool in sorted(pool_vips, key=str):
+        serving = [m.name for m in members if pool in m.pools]
+        for index, vip in enumerate(pool_vips[pool]):
+            order[str(vip)] = [serving[(index + rank) % len(serving)] for rank in range(len(serving))]
+    return order
+
+
 def keepalived_view(facts: Any, options: ViewOptions) -> dict[str, Any]:
     """Everything keepalived.conf says on this host; ViewError before anything changes."""
     c = Checker(f"host {options.host}")
@@ -299,6 +311,7 @@ def keepalived_view(facts: Any, options: ViewOptions) -> dict[str, Any]:
     top = c.integer("priority", options.priority, *_VRRP_PRIORITY)
     step = c.integer("priority_step", options.priority_step, 1, 253)
 
+    order = vip_order(dict(pools), members)
     instances: list[dict[str, Any]] = []
     findings: list[Finding] = []
     largest = 1
@@ -319,9 +332,8 @@ def keepalived_view(facts: Any, options: ViewOptions) -> dict[str, Any]:
                 raise c.refuse("unicast", f"pool {pool}: unicast needs the VRRP address of {', '.join(missing)}: set"
                                " address or ansible_host to it, or gather its facts in the"
                                " same play")
-        for index, vip in enumerate(vips):
-            # The VIPs of a pool take turns: VIP k is primary on the (k mod n)-th serving host.
-            rank = (serving.index(own) - index) % len(serving)
+        for vip in vips:
+            rank = order[str(vip)].index(own.name)
             instances.append({
                 "name": f"k8sedge_{pool}_{vip}",
                 "pool": pool,
@@ -329,7 +341,7 @@ def keepalived_view(facts: Any, options: ViewOptions) -> dict[str, Any]:
                 "prefix": primary.network.prefixlen,
                 "router_id": router_ids[vip],
                 "priority": top - rank * step,
-                "primary": serving[index % len(serving)].name,
+                "primary": order[str(vip)][0],
                 "unicast": [{"source": own.address, "peers": sorted(m.address for m in peers)}] if unicast else [],
             })
     for pool in sorted(set(own.pools) - set(options.pool_vips)):

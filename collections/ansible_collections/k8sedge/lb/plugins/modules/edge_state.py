@@ -12,10 +12,12 @@ description:
   - Every edge host keeps one state record, a versioned JSON file that this module alone writes
     (atomically) and that a run reads once, at its start. It holds what the proxy serves now
     (C(serving)), the last configuration that passed its probes there (C(last_good)) and where the
-    host stands in a rollout (C(rollout)), which role C(edge_keepalived)'s check reads to keep the
+    host stands in a rollout (C(rollout)) and whether an operator has drained it (C(maintenance)),
+    which role C(edge_keepalived)'s check reads to keep the
     VIPs off a host that serves a config no probe proved. The schema is in C(docs/architecture.md).
-  - Without O(serving), O(restore), O(promote) or O(status) it only reads. Updates apply in this
-    order; O(serving) or O(restore), then O(promote), then O(status). It writes only when the record changes, so C(rollout.since)
+  - Without O(serving), O(restore), O(promote), O(status) or O(maintenance) it only reads. Updates
+    apply in this order; O(serving) or O(restore), then O(promote), then O(status), then
+    O(maintenance). It writes only when the record changes, so C(rollout.since)
     is when the status began.
   - A record that cannot be read is an error naming the file, never a fresh start, since it holds
     the last-known-good.
@@ -90,6 +92,15 @@ options:
     description: With O(status=failed) or O(status=rolled-back), the generation that failed.
     type: str
     default: ""
+  maintenance:
+    description:
+      - V(true) records that the host is drained (playbooks/drain.yml), and keepalived's check keeps
+        every VIP off it until V(false) (playbooks/undrain.yml) removes the mark.
+    type: bool
+  reason:
+    description: With O(maintenance=true), the operator's words, up to 200 printable ASCII characters.
+    type: str
+    default: ""
   serving_json:
     description:
       - Also return the record's C(serving), its backends included, as JSON text in RV(serving_json),
@@ -158,6 +169,8 @@ def main() -> None:
             "status": {"type": "str", "choices": list(STATUSES)},
             "generation": {"type": "str", "default": ""},
             "failed_generation": {"type": "str", "default": ""},
+            "maintenance": {"type": "bool"},
+            "reason": {"type": "str", "default": ""},
             "serving_json": {"type": "bool", "default": False},
         },
         mutually_exclusive=[("serving", "restore")],
@@ -186,7 +199,7 @@ def main() -> None:
         module.fail_json(msg=f"reading {path}: {exc}")
     try:
         record = update(previous, int(time.time()), serving, params["restore"], params["promote"], params["status"],
-                        params["generation"], params["failed_generation"])
+                        params["generation"], params["failed_generation"], params["maintenance"], params["reason"])
     except StateError as exc:
         module.fail_json(msg=f"{path}: {exc}")
     if record is not None and not module.check_mode:
