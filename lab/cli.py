@@ -15,7 +15,7 @@ import urllib.request
 
 from lab import credentials, image, network, procs, vm
 from lab.topology import (
-    API_PORT, API_URL, GATEWAY_IP, HOSTS, KUBECONFIG, KUBECONFIG_ADMIN, KUBECTL, LAB_DIR,
+    API_PORT, API_URL, GATEWAY_IP, HOSTS, KNOWN_HOSTS, KUBECONFIG, KUBECONFIG_ADMIN, KUBECTL, LAB_DIR,
     MANIFESTS, MIRROR_PORT, RBAC_POLICIES, REPO, RUN_DIR, SSH_KEY, TOKEN_FILE, VENV_PYTHON, host,
 )
 
@@ -193,6 +193,22 @@ def status(_: argparse.Namespace | None) -> None:
     print(f"\nAPI server: {API_URL}  ({'ready' if _api_ready() else 'not answering'})")
 
 
+def rebuild(args: argparse.Namespace) -> None:
+    """An edge VM dies and comes back as a fresh OS under the same name and address: new SSH host
+    keys (not written to the lab's known_hosts: accepting them is the operator's step), no state,
+    and a fresh network interface (no VIP, route, nftables table or sysctl of the old one)."""
+    target = host(args.host)
+    if not target.is_vm or not is_up():
+        sys.exit(f"labctl rebuild: {args.host} is not an edge VM of a running lab")
+    vm.stop(target)
+    network.delete_host_netns(target)
+    network.create_host_netns(target)
+    vm.create(target, record_host_key=False)
+    vm.boot(target)
+    procs.wait_until(lambda: vm.ssh_ready(target), 60, f"SSH on {target.name} ({target.ip})")
+    log(f"{target.name} rebuilt: a fresh OS with new SSH host keys, not in {os.path.relpath(KNOWN_HOSTS)}")
+
+
 def in_host_argv(name: str, command: list[str]) -> list[str]:
     """The argv that runs command inside lab host `name` (what `labctl exec` runs)."""
     target = host(name)
@@ -231,6 +247,9 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser("status", help="list hosts and processes").set_defaults(func=status)
     sub.add_parser("leftovers", help="print what of the lab remains, as JSON").set_defaults(
         func=lambda _: print(json.dumps(leftovers())))
+    rb = sub.add_parser("rebuild", help="replace an edge VM by a fresh OS with new host keys")
+    rb.add_argument("host", choices=[h.name for h in HOSTS if h.is_vm])
+    rb.set_defaults(func=rebuild)
     ex = sub.add_parser("exec", help="run a command inside a lab host")
     ex.add_argument("host", choices=[h.name for h in HOSTS])
     ex.add_argument("command", nargs=argparse.REMAINDER)

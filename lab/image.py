@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shlex
 import shutil
 import subprocess
 
@@ -16,6 +17,7 @@ from lab.topology import CACHE_DIR, LOGIN_USER, MIRROR_URL
 
 DEBIAN_SUITE = "bookworm"
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
+DEBIAN_SECURITY = "http://deb.debian.org/debian-security"
 IMAGE_PACKAGES = (
     "systemd", "systemd-sysv", "dbus", "iproute2", "procps", "openssh-server",
     "python3", "python3-apt", "ca-certificates", "sudo",
@@ -23,8 +25,11 @@ IMAGE_PACKAGES = (
 # What the edge roles may install from the lab mirror; add here when a role needs more.
 MIRROR_PACKAGES = (
     "haproxy", "nginx", "libnginx-mod-stream", "keepalived", "curl", "socat", "iputils-ping",
-    "prometheus-nginx-exporter", "nftables",
+    "prometheus-nginx-exporter", "nftables", "conntrack",
 )
+# Of these the mirror keeps every version Debian's suites have (the release and its security
+# updates), so that the lab can change an edge's version as playbooks/upgrade.yml does.
+VERSIONED_PACKAGES = ("haproxy",)
 
 # Bump when _configure() changes, so cached images are rebuilt.
 IMAGE_REVISION = 3
@@ -36,7 +41,8 @@ _STAMP = IMAGE_DIR / "recipe"
 
 
 def _recipe() -> str:
-    text = repr((IMAGE_REVISION, DEBIAN_SUITE, DEBIAN_MIRROR, IMAGE_PACKAGES, MIRROR_PACKAGES, MIRROR_URL))
+    text = repr((IMAGE_REVISION, DEBIAN_SUITE, DEBIAN_MIRROR, DEBIAN_SECURITY, IMAGE_PACKAGES, MIRROR_PACKAGES,
+                 VERSIONED_PACKAGES, MIRROR_URL))
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -60,6 +66,7 @@ def build(log) -> None:
     log("downloading the packages of the lab mirror")
     _chroot(root, "apt-get", "clean")
     _chroot(root, "apt-get", "install", "--download-only", "-y", "-q", *MIRROR_PACKAGES)
+    _download_every_version(root, VERSIONED_PACKAGES)
     MIRROR_DIR.mkdir(parents=True)
     for deb in (root / "var/cache/apt/archives").glob("*.deb"):
         shutil.move(str(deb), MIRROR_DIR / deb.name)
@@ -92,6 +99,19 @@ def _configure(root) -> None:
     sudoers = root / "etc/sudoers.d" / LOGIN_USER
     sudoers.write_text(f"{LOGIN_USER} ALL=(ALL) NOPASSWD: ALL\n")
     sudoers.chmod(0o440)
+
+
+def _download_every_version(root, names: tuple[str, ...]) -> None:
+    """Every version of `names` in the suite and its security updates, into apt's archive cache."""
+    (root / "etc/apt/sources.list").write_text(f"deb {DEBIAN_MIRROR} {DEBIAN_SUITE} main\n"
+                                               f"deb {DEBIAN_SECURITY} {DEBIAN_SUITE}-security main\n")
+    _chroot(root, "apt-get", "update", "-q")
+    for name in names:
+        listed = subprocess.run(["chroot", str(root), "apt-cache", "madison", name], check=True, capture_output=True,
+                                text=True, env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}).stdout
+        versions = sorted({line.split("|")[1].strip() for line in listed.splitlines() if line.count("|") >= 2})
+        _chroot(root, "sh", "-c", "cd /var/cache/apt/archives && apt-get download -q "
+                + " ".join(shlex.quote(f"{name}={version}") for version in versions))
 
 
 def _chroot(root, *argv: str) -> None:

@@ -69,6 +69,14 @@ def create_host_netns(h: Host) -> None:
     (etc / "hosts").write_text(hosts_file())
 
 
+def delete_host_netns(h: Host) -> None:
+    """h's namespace and link (the veth pair goes with the namespace); safe to run twice."""
+    if h.netns in lab_namespaces():
+        ip("netns", "delete", h.netns)
+    if h.veth in lab_links():
+        ip("link", "delete", h.veth, check=False)
+
+
 def delete_all() -> None:
     """Remove every lab namespace, link and /etc/netns entry; safe to run twice."""
     for netns in lab_namespaces():

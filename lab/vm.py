@@ -35,7 +35,9 @@ def mounted_roots() -> list[str]:
         return [line.split()[1] for line in mounts if line.split()[1].startswith(prefix)]
 
 
-def create(h: Host) -> None:
+def create(h: Host, record_host_key: bool = True) -> None:
+    """A VM on a fresh overlay of the image; its new SSH host key goes into the lab's known_hosts
+    unless `record_host_key` is false (a rebuild: the operator accepts the new key deliberately)."""
     upper, work, root = _paths(h)
     for d in (upper, work, root):
         d.mkdir(parents=True, exist_ok=True)
@@ -51,7 +53,8 @@ def create(h: Host) -> None:
         _authorize(home)
     if not (root / "etc/ssh/ssh_host_ed25519_key").exists():
         subprocess.run(["ssh-keygen", "-A", "-f", str(root)], check=True, capture_output=True)
-    _record_host_key(h, (root / "etc/ssh/ssh_host_ed25519_key.pub").read_text().split()[:2])
+    if record_host_key:
+        _record_host_key(h, (root / "etc/ssh/ssh_host_ed25519_key.pub").read_text().split()[:2])
 
 
 def _authorize(home: Path) -> None:

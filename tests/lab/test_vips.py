@@ -68,12 +68,15 @@ spec:
 
 
 def vrrp_states() -> dict[tuple[str, str], tuple[str, float]]:
-    """(edge, VIP) -> (state, epoch of the last change), from the notify script's records."""
+    """(edge, VIP) -> (state, epoch of the last change), from the notify script's records (none
+    on an edge whose keepalived never ran: a rebuilt one)."""
     states = {}
     for edge in c.EDGES:
         for vip in VIPS:
-            text = in_host(edge, "cat", f"/run/k8sedge-keepalived/k8sedge_default_{vip}.state").stdout.split()
-            states[(edge, vip)] = (text[0], float(text[1]))
+            read = in_host(edge, "cat", f"/run/k8sedge-keepalived/k8sedge_default_{vip}.state", check=False)
+            if read.returncode == 0:
+                text = read.stdout.split()
+                states[(edge, vip)] = (text[0], float(text[1]))
     return states
 
 
@@ -261,34 +264,100 @@ def held_by(expected: dict[str, str]) -> None:
         time.sleep(0.2)
 
 
-def test_a_drain_and_an_undrain_under_load_fail_no_request():
+@contextmanager
+def slow_loads(what: str) -> Iterator[float]:
+    """Slow requests through both VIPs while the body runs (yields when they started); then every
+    one of them must have answered. Prints the figure (pytest -s)."""
     start = time.monotonic() + 1.0
     loads = [slow_load(vip, start) for vip in VIPS]
     try:
         time.sleep(max(0.0, start + SLOW_MS / 1000 + 1 - time.monotonic()))  # connections in flight on both edges
-        drained = succeeded(ansible_playbook("drain.yml", "-e", "k8sedge_edge=edge1", "-e", '{"k8sedge_drain_reason": "lab test"}'))
-        held_by({VIPS[0]: "edge2", VIPS[1]: "edge2"})
-        assert record("edge1")["maintenance"]["reason"] == "lab test"
-        waited = re.search(r"edge1 is drained \(lab test\): 10.213.0.200 -> edge2; its connections on them finished within"
-                           r" ([0-9.]+) s", drained)
-        assert waited and float(waited.group(1)) > 0, drained[-3000:]  # connections were in flight when the VIP moved
-        # The handoff is over: nothing of it is left on either edge.
-        assert in_host("edge2", "nft", "list", "tables").stdout.strip() == ""
-        assert "10.213.0.200/32" not in in_host("edge1", "ip", "-4", "address", "show", "dev", "lo").stdout
-        undrained = succeeded(ansible_playbook("undrain.yml", "-e", "k8sedge_edge=edge1"))
-        assert "edge1 serves again: edge2 -> 10.213.0.200 -> edge1" in undrained, undrained[-3000:]
-        held_by(PRIMARY)
-        assert "maintenance" not in record("edge1")
-        time.sleep(SLOW_MS / 1000 + 1)  # the requests sent through edge2 until the VIP came back answer too
+        yield start
+        time.sleep(SLOW_MS / 1000 + 1)  # what was sent until the end answers too
     finally:
         for load in loads:
             load.terminate()
-        if "maintenance" in record("edge1"):  # the lab as the other tests expect it
-            succeeded(ansible_playbook("undrain.yml", "-e", "k8sedge_edge=edge1"))
     results = []
     for load in loads:
         out, err = load.communicate(timeout=SLOW_MS / 1000 + 30)
         assert load.returncode == 0, err[-2000:]
         results.extend(json.loads(out))
     failed = [sent for sent, ok, _ in results if not ok]
+    print(f"FIGURE {what}: {len(failed)} of {len(results)} requests failed ({SLOW_MS} ms each, one every 20 ms per VIP),"
+          f" over {time.monotonic() - start:.0f} s")
     assert len(results) > 500 and not failed, f"{len(failed)} of {len(results)} requests failed, the first at {min(failed) - start:.1f} s"
+
+
+def drained(edge: str) -> bool:
+    """Whether the edge's state record says it is drained (a fresh edge has no record)."""
+    text = in_host(edge, "cat", STATE, check=False).stdout
+    return bool(text.strip()) and "maintenance" in json.loads(text)
+
+
+def haproxy_version(edge: str) -> str:
+    return in_host(edge, "dpkg-query", "--show", "--showformat=${Version}", "haproxy").stdout.strip()
+
+
+def test_a_drain_an_upgrade_and_an_undrain_under_load_fail_no_request():
+    installed = haproxy_version("edge1")
+    versions = re.findall(r"^\s*haproxy \| (\S+) \|", in_host("edge1", "apt-cache", "madison", "haproxy").stdout, re.M)
+    other = [version for version in versions if version != installed]
+    assert other, f"the lab mirror must carry two haproxy versions (lab/image.py VERSIONED_PACKAGES), it has {versions}"
+    try:
+        with slow_loads("drain, upgrade, undrain"):
+            drain = succeeded(ansible_playbook("drain.yml", "-e", "k8sedge_edge=edge1",
+                                               "-e", '{"k8sedge_drain_reason": "lab test"}'))
+            held_by({VIPS[0]: "edge2", VIPS[1]: "edge2"})
+            assert record("edge1")["maintenance"]["reason"] == "lab test"
+            waited = re.search(r"edge1 is drained \(lab test\): 10.213.0.200 -> edge2; its connections on them finished"
+                               r" within ([0-9.]+) s", drain)
+            assert waited and float(waited.group(1)) > 0, drain[-3000:]  # connections were in flight when the VIP moved
+            # The handoff is over: nothing of it is left on either edge.
+            assert in_host("edge2", "nft", "list", "tables").stdout.strip() == ""
+            assert "10.213.0.200/32" not in in_host("edge1", "ip", "-4", "address", "show", "dev", "lo").stdout
+            # The upgrade drains what is drained already (nothing moves), pins the other version, undrains.
+            upgraded = succeeded(ansible_playbook("upgrade.yml", "-e", "k8sedge_edge=edge1",
+                                                  "-e", f"edge_haproxy_package=haproxy={other[0]}"))
+            assert "edge1 is drained: it held no VIP; no connection to wait for" in upgraded, upgraded[-3000:]
+            assert f"edge1: haproxy {installed} -> haproxy {other[0]}" in upgraded, upgraded[-3000:]
+            assert "edge1 serves again: edge2 -> 10.213.0.200 -> edge1" in upgraded, upgraded[-3000:]
+            held_by(PRIMARY)
+            assert "maintenance" not in record("edge1") and haproxy_version("edge1") == other[0]
+    finally:
+        if drained("edge1"):  # the lab as the other tests expect it
+            succeeded(ansible_playbook("undrain.yml", "-e", "k8sedge_edge=edge1"))
+
+
+def test_a_rebuilt_edge_is_accepted_and_converged_and_takes_its_vips_back_under_load_failing_no_request(tmp_path: Path):
+    """docs/operations.md, "Rebuild an edge", step by step: edge1 dies and comes back as a fresh OS."""
+    subprocess.run([str(REPO / "lab/labctl"), "rebuild", "edge1"], check=True, capture_output=True, timeout=180)
+    held_by({VIPS[0]: "edge2", VIPS[1]: "edge2"})
+    # Its new host key is refused until the operator accepts it.
+    refused = ansible_playbook("drift.yml", "--check")
+    assert refused.returncode != 0 and "REMOTE HOST IDENTIFICATION HAS CHANGED" in refused.stdout + refused.stderr
+    known_hosts = REPO / ".lab/ssh/known_hosts"
+    console = in_host("edge1", "ssh-keygen", "-lf", "/etc/ssh/ssh_host_ed25519_key.pub").stdout.split()[1]
+    for name in ("10.213.0.11", "edge1"):
+        subprocess.run(["ssh-keygen", "-R", name, "-f", str(known_hosts)], check=True, capture_output=True)
+    scanned = subprocess.run(["ssh-keyscan", "-t", "ed25519", "10.213.0.11"], check=True, capture_output=True,
+                             text=True, timeout=30).stdout
+    (tmp_path / "edge1.key").write_text(scanned)
+    offered = subprocess.run(["ssh-keygen", "-lf", str(tmp_path / "edge1.key")], check=True, capture_output=True,
+                             text=True).stdout.split()[1]
+    assert offered == console  # the key the network offers is the one the console shows
+    with known_hosts.open("a") as handle:
+        handle.write(scanned)
+    try:
+        with slow_loads("rebuilt edge: drain, site.yml, undrain"):
+            succeeded(ansible_playbook("drain.yml", "-e", "k8sedge_edge=edge1", "-e", '{"k8sedge_drain_reason": "rebuilt"}'))
+            site = succeeded(ansible_playbook("site.yml"))
+            # Converged and proven, but drained: keepalived runs on it and keeps its VIPs off it.
+            held_by({VIPS[0]: "edge2", VIPS[1]: "edge2"})
+            assert record("edge1")["rollout"]["status"] == "passed" and "maintenance" in record("edge1"), site[-3000:]
+            assert re.search(r"edge2\s+: ok=\d+\s+changed=0 ", site), site[-2000:]  # nothing else changed
+            undrained = succeeded(ansible_playbook("undrain.yml", "-e", "k8sedge_edge=edge1"))
+            assert "edge1 serves again: edge2 -> 10.213.0.200 -> edge1" in undrained, undrained[-3000:]
+            held_by(PRIMARY)
+    finally:
+        if drained("edge1"):
+            succeeded(ansible_playbook("undrain.yml", "-e", "k8sedge_edge=edge1"))

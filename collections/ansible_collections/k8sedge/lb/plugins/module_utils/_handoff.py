@@ -11,7 +11,9 @@ with a reset. For a planned move (drain, undrain) the two hosts hand the VIP ove
   interface the ARP goes through), so its sockets go on serving;
 - the host that takes it sends on, unchanged, every TCP packet to the VIP that belongs to no
   connection it knows (conntrack's state `new` without SYN, or `invalid`) to the giver's address,
-  and drops its own copy (nftables `dup to ... drop`); new connections (a SYN) stay with it;
+  and drops its own copy (nftables `dup to ... drop`); new connections (a SYN) stay with it. It
+  first forgets what conntrack remembers of earlier connections to the VIP (an entry left from an
+  earlier handoff would make a packet of the giver's connection look like one of its own);
 - once the giver has no connection on the VIP left (or the bound ran out), both are removed.
 
 Pure: the nftables ruleset, and the readers of /proc/net/tcp and of the notify script's state
@@ -81,7 +83,7 @@ def forward_ruleset(forward_to: Mapping[str, str], interface: str) -> str:
         # After conntrack (-200): a packet of a connection this host does not know is `new`
         # without SYN (or `invalid`, a FIN or RST of one).
         "    type filter hook prerouting priority -150; policy accept;",
-        f"    ip daddr {{ {', '.join(vip for vip, _ in pairs)} }} tcp flags & syn == 0 ct state new,invalid"
+        f"    ip daddr {{ {', '.join(vip for vip, _to in pairs)} }} tcp flags & syn == 0 ct state new,invalid"
         f' dup to ip daddr map {{ {entries} }} device "{interface}" drop',
         "  }",
         "}",

@@ -18,12 +18,15 @@ description:
   - O(state=forward) on the host that takes them loads an nftables table (C(k8sedge_handoff)) that sends
     every TCP packet to a VIP that belongs to no connection this host knows to the VIP's giver,
     unchanged, and drops this host's copy; new connections stay here.
+  - The taker forgets, first, what its connection tracking remembers of earlier connections to the
+    VIPs (C(conntrack --delete)); it holds none of them before it takes the VIP, and a stale entry
+    would make it take a packet of the giver's connection for one of its own, and reset it.
   - O(state=absent) removes both, once the giver has no connection on the VIPs left
     (M(k8sedge.lb.vip_status) waits for that).
 author:
   - k8sedge developers (@k8sedge)
 requirements:
-  - iproute2 (C(ip)) and nftables (C(nft)) on the host; role C(edge_keepalived) installs both
+  - iproute2 (C(ip)), nftables (C(nft)) and conntrack on the host; role C(edge_keepalived) installs them
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
@@ -117,14 +120,16 @@ def main() -> None:
     )
     params = module.params
     ip = module.get_bin_path("ip", required=True)
-    nft = module.get_bin_path("nft", required=True)
+    # A host that never had nftables (a fresh one) has no table to remove.
+    nft = module.get_bin_path("nft", required=params["state"] == "forward")
+    conntrack = module.get_bin_path("conntrack", required=params["state"] == "forward")
     try:
         wanted = vips(params["vips"])
         script = forward_ruleset(params["forward_to"], params["interface"]) if params["state"] == "forward" else ""
     except EdgeError as exc:
         module.fail_json(msg=str(exc))
     accepting = _on_lo(module, ip)
-    table = _table(module, nft)
+    table = _table(module, nft) if nft else ""
     changed = False
     if params["state"] == "accept":
         add = [vip for vip in wanted if vip not in accepting]
@@ -143,6 +148,11 @@ def main() -> None:
         changed = True  # the table is replaced in one transaction; comparing nft's listing is not worth it
         if not module.check_mode:
             module.run_command([nft, "-f", "-"], data=script, check_rc=True)
+            # After the table: from here on it tracks. Exit status 1: there was nothing to forget.
+            for vip in vips(params["forward_to"]):
+                rc, _out, err = module.run_command([conntrack, "--delete", "--orig-dst", vip])
+                if rc not in (0, 1):
+                    module.fail_json(msg=f"conntrack --delete --orig-dst {vip}: {err.strip()}")
     else:
         drop = [vip for vip in wanted if vip in accepting]
         changed = bool(drop or table)
