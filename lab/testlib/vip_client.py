@@ -1,4 +1,4 @@
-"""A client that sends one HTTP request every --every seconds to a VIP, each on a new connection,
+"""A client that sends one HTTP request (HTTPS with --ca) every --every seconds to a VIP, each on a new connection,
 from --start (CLOCK_MONOTONIC seconds, shared by every network namespace) for --seconds, and
 prints one JSON list: [sent_at, answered 2xx within --timeout, seconds taken] per request.
 SIGTERM stops it early, and it prints what it sent until then.
@@ -11,17 +11,20 @@ import argparse
 import asyncio
 import json
 import signal
+import ssl
 import sys
 import time
 
 MAX_REQUESTS = 20_000
 
 
-async def request(address: str, port: int, host_header: str, path: str, timeout: float) -> tuple[float, bool, float]:
+async def request(address: str, port: int, host_header: str, path: str, timeout: float,
+                  tls: ssl.SSLContext | None) -> tuple[float, bool, float]:
     sent = time.monotonic()
     ok = False
     try:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(address, port), timeout)
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(
+            address, port, ssl=tls, server_hostname=host_header if tls else None), timeout)
         try:
             writer.write(f"GET {path} HTTP/1.0\r\nHost: {host_header}\r\n\r\n".encode("ascii"))
             status = await asyncio.wait_for(reader.readline(), max(0.001, sent + timeout - time.monotonic()))
@@ -30,7 +33,7 @@ async def request(address: str, port: int, host_header: str, path: str, timeout:
             await asyncio.wait_for(reader.read(), max(0.001, sent + timeout - time.monotonic()))
         finally:
             writer.close()
-    except (OSError, asyncio.TimeoutError, IndexError):
+    except (OSError, asyncio.TimeoutError, IndexError, ssl.SSLError):
         ok = False
     return sent, ok, time.monotonic() - sent
 
@@ -40,6 +43,7 @@ async def run(args: argparse.Namespace) -> list[tuple[float, bool, float]]:
     count = min(MAX_REQUESTS, int(args.seconds / args.every))
     stopped = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopped.set)
+    tls = ssl.create_default_context(cafile=args.ca) if args.ca else None
     tasks = []
     for index in range(count):
         try:
@@ -47,7 +51,7 @@ async def run(args: argparse.Namespace) -> list[tuple[float, bool, float]]:
             break
         except asyncio.TimeoutError:
             pass
-        tasks.append(asyncio.create_task(request(args.address, args.port, args.host_header, args.path, args.timeout)))
+        tasks.append(asyncio.create_task(request(args.address, args.port, args.host_header, args.path, args.timeout, tls)))
     return list(await asyncio.gather(*tasks))
 
 
@@ -57,6 +61,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--port", type=int, default=80)
     parser.add_argument("--host-header", default="s2.pctest")
     parser.add_argument("--path", default="/")
+    parser.add_argument("--ca", default="", help="HTTPS: trust this CA file and check the Host header's name")
     parser.add_argument("--start", type=float, required=True)
     parser.add_argument("--seconds", type=float, required=True)
     parser.add_argument("--every", type=float, default=0.02)

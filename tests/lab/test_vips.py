@@ -18,8 +18,10 @@ the canary once haproxy's first checks have finished, rolled back there, and edg
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+import ssl
 import subprocess
 import sys
 import time
@@ -30,6 +32,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from lab import credentials, pki
 from lab.testlib import converge as c
 from lab.topology import REPO, host
 from tests.lab.conftest import ansible_playbook, in_host, kubectl, succeeded
@@ -246,10 +249,13 @@ def test_a_check_mode_run_with_a_change_is_a_plan_that_changes_nothing_and_moves
         assert f"VIP {vip} (k8sedge_default_{vip}): held by {edge}, stays" in output, output[-4000:]
 
 
-def slow_load(vip: str, start: float) -> subprocess.Popen[str]:
-    """A request every 20 ms through `vip`, each answered SLOW_MS late: about 150 in flight."""
+def slow_load(vip: str, start: float, https: bool = False) -> subprocess.Popen[str]:
+    """A request every 20 ms through `vip`, each answered SLOW_MS late: about 150 in flight. HTTPS:
+    to secure.pctest, whose certificate the edges terminate, checked against the lab CA."""
+    where = ["--host-header", "secure.pctest", "--port", "443", "--ca", str(credentials.CA_CERT)] if https \
+        else ["--host-header", "s2.pctest"]
     return subprocess.Popen(["ip", "netns", "exec", host("client").netns, sys.executable, "-m", "lab.testlib.vip_client",
-                             "--address", vip, "--host-header", "s2.pctest", "--path", f"/delay/{SLOW_MS}",
+                             "--address", vip, *where, "--path", f"/delay/{SLOW_MS}",
                              "--start", f"{start:.6f}", "--seconds", str(LOAD_SECONDS), "--every", "0.02",
                              "--timeout", str(SLOW_MS / 1000 + 5)],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -265,11 +271,11 @@ def held_by(expected: dict[str, str]) -> None:
 
 
 @contextmanager
-def slow_loads(what: str) -> Iterator[float]:
+def slow_loads(what: str, https: bool = False) -> Iterator[float]:
     """Slow requests through both VIPs while the body runs (yields when they started); then every
     one of them must have answered. Prints the figure (pytest -s)."""
     start = time.monotonic() + 1.0
-    loads = [slow_load(vip, start) for vip in VIPS]
+    loads = [slow_load(vip, start, https) for vip in VIPS]
     try:
         time.sleep(max(0.0, start + SLOW_MS / 1000 + 1 - time.monotonic()))  # connections in flight on both edges
         yield start
@@ -361,3 +367,32 @@ def test_a_rebuilt_edge_is_accepted_and_converged_and_takes_its_vips_back_under_
     finally:
         if drained("edge1"):
             succeeded(ansible_playbook("undrain.yml", "-e", "k8sedge_edge=edge1"))
+
+
+def served_certificate(address: str) -> str:
+    """The SHA-256 of the certificate `address` presents for secure.pctest, seen from the client."""
+    script = ("import hashlib, socket, ssl, sys; c = ssl.create_default_context(cafile=sys.argv[2]); "
+              "s = c.wrap_socket(socket.create_connection((sys.argv[1], 443), timeout=5), server_hostname='secure.pctest'); "
+              "print(hashlib.sha256(s.getpeercert(binary_form=True)).hexdigest())")
+    return subprocess.run(["ip", "netns", "exec", host("client").netns, sys.executable, "-c", script, address,
+                           str(credentials.CA_CERT)], check=True, capture_output=True, text=True, timeout=30).stdout.strip()
+
+
+def test_a_rotated_certificate_is_rolled_out_canary_first_and_proven_by_its_fingerprint_under_load(tmp_path: Path):
+    """The operator replaces the certificate the inventory gives the edges (the lab's files behind
+    k8sedge_lab_certificates); site.yml rolls it out like any change, and each HTTPS probe checks that
+    the edge presents the new one. HTTPS requests through both VIPs meanwhile all answer."""
+    cert, key = credentials.tls_files("secure.pctest")
+    old = served_certificate(VIPS[0])
+    pki.create_server_cert(cert, key, credentials.CA_CERT, credentials.CA_KEY, dns_names=["secure.pctest"], ip_addresses=[],
+                           common_name="secure.pctest")
+    new = hashlib.sha256(ssl.PEM_cert_to_DER_cert(cert.read_text())).hexdigest()
+    assert new != old
+    report = tmp_path / "probe-report.json"
+    with slow_loads("certificate rotation through site.yml (HTTPS)", https=True):
+        site = succeeded(ansible_playbook("site.yml", "-e", f"edge_probe_report_path={report}"))
+    assert all(record(edge)["rollout"]["status"] == "passed" for edge in c.EDGES), site[-3000:]
+    assert {served_certificate(host(edge).ip) for edge in c.EDGES} == {new}
+    checked = [row for row in json.loads(report.read_text())["probes"] if row.get("certificate_expected")]
+    # The VIP pass's report: each VIP's HTTPS probes had to see the new certificate, and did.
+    assert checked and all(row["certificate_expected"] == [new] and row["certificate_sha256"] == new for row in checked), checked

@@ -10,6 +10,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from ansible_collections.k8sedge.lb.plugins.filter.certificate_fingerprints import certificate_fingerprints
 from ansible_collections.k8sedge.lb.plugins.filter.certificates_expiring import certificates_expiring
 
 NOW = datetime.datetime.now(datetime.timezone.utc)
@@ -46,3 +47,15 @@ def test_only_what_expires_within_the_threshold_soonest_first():
 def test_what_cannot_be_read_is_refused_by_name(certificates, days, message):
     with pytest.raises(AnsibleFilterError, match=message):
         certificates_expiring(certificates, days=days, variable="edge_haproxy_certificates")
+
+
+def test_each_certificate_has_the_sha256_fingerprint_of_its_first_certificate():
+    shop, api = pair("shop.example.com", 90), pair("api.example.com", 90)
+    chain = {**shop, "cert": shop["cert"] + api["cert"]}  # a leaf and what signed it: the leaf is presented
+    found = certificate_fingerprints({"shop": chain, "api": api})
+    leaf = x509.load_pem_x509_certificate(shop["cert"].encode()).fingerprint(hashes.SHA256()).hex()
+    assert found == {"api": x509.load_pem_x509_certificate(api["cert"].encode()).fingerprint(hashes.SHA256()).hex(),
+                     "shop": leaf}
+    with pytest.raises(AnsibleFilterError, match='edge_haproxy_certificates: certificate "bad": cert: expected an X.509'):
+        certificate_fingerprints({"bad": {**api, "cert": "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"}},
+                                 variable="edge_haproxy_certificates")

@@ -2,6 +2,7 @@
 test CA, TCP, UDP, a server that hangs, one that resets, one that needs a PROXY header."""
 from __future__ import annotations
 
+import hashlib
 import socket
 import ssl
 import struct
@@ -177,6 +178,20 @@ def test_https_sni_differs_from_host_and_certificate_checks(serve, pki, tls_serv
     untrusted = probe(type="https", port=server.port, host="shop.pctest")
     assert not untrusted.ok and "certificate not accepted" in untrusted.error
     assert probe(type="https", port=server.port, host="shop.pctest", validate_certs=False).ok
+
+
+def test_https_checks_the_served_certificate_is_the_one_given(serve, pki, tls_server):
+    """The fingerprint check holds with or without chain validation: a rotation that did not take fails."""
+    server = serve(http_answer(), context=tls_server)
+    served = hashlib.sha256(ssl.PEM_cert_to_DER_cert(pki["shop.crt"].read_text())).hexdigest()
+    given = probe(type="https", port=server.port, host="shop.pctest", ca_path=str(pki["ca.crt"]),
+                  certificate_sha256=["0" * 64, served.upper()])
+    assert given.ok and given.tls["certificate_sha256"] == served, given.error
+    stale = probe(type="https", port=server.port, host="shop.pctest", validate_certs=False, certificate_sha256=["ab" * 32])
+    assert not stale.ok and stale.error == (f"served certificate SHA-256 {served[:16]}..., expected abababababababab...:"
+                                            " not the certificate the edge was given")
+    with pytest.raises(ProbeSpecError, match="certificate_sha256: expected a list of SHA-256 fingerprints"):
+        parse({"name": "p", "type": "https", "address": "127.0.0.1", "port": 443, "certificate_sha256": "ab" * 32})
 
 
 # --- TCP ----------------------------------------------------------------------------------------

@@ -359,8 +359,26 @@ def test_a_route_whose_certificate_an_edge_was_not_given_is_not_probed_there():
     assert "edge edge1 default-http-80 s2.pctest/" in names  # everything else is probed
     reasons = {s["reason"] for s in plan["skipped"] if s["via"] == "edge1"}
     assert "certificate shop is not given to this edge: the role leaves the route out" in reasons
-    with pytest.raises(AnsibleFilterError, match=r"hosts\[0\].certificates: expected a list of certificate names"):
+    with pytest.raises(AnsibleFilterError, match=r"hosts\[0\].certificates: expected a list of certificate names, or names"):
         probe_plan(MODEL, [{**HOSTS[0], "certificates": "shop"}])
+
+
+
+def test_https_probes_check_the_certificate_each_edge_was_given():
+    """Through an edge: its own certificate; through a VIP: any of the pool's (either edge may answer);
+    the redirect from plain HTTP and the passthrough are not TLS the edge terminates."""
+    fingerprints = {"edge1": "1" * 64, "edge2": "2" * 64}
+    given = [{**h, "engine": "haproxy", "certificates": {"shop": fingerprints[h["name"]]}} for h in HOSTS]
+    plan = probe_plan(copy.deepcopy(MODEL), given, pool_vips={"default": ["10.213.0.200"]})
+    expected = {p["probe"]["name"]: p["probe"].get("certificate_sha256") for p in plan["probes"]}
+    assert expected["edge edge1 default-http-443 shop.pctest/"] == ["1" * 64]
+    assert expected["edge edge2 default-http-443 shop.pctest/"] == ["2" * 64]
+    assert expected["vip 10.213.0.200 default-http-443 shop.pctest/"] == ["1" * 64, "2" * 64]
+    assert expected["edge edge1 default-http-80 shop.pctest/"] is None  # the redirect
+    assert expected["edge edge1 default-tcp-8443 sni db.pctest"] is None  # passthrough: the pod's certificate
+    # Names only (no fingerprints): the same probes, without the check.
+    names_only = probe_plan(copy.deepcopy(MODEL), [{**h, "certificates": ["shop"]} for h in HOSTS])
+    assert not any("certificate_sha256" in p["probe"] for p in names_only["probes"])
 
 
 # --- what changed in full, the rest as a sample ---------------------------------------------------

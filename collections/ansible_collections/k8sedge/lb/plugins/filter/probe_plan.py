@@ -34,7 +34,10 @@ options:
   hosts:
     description:
       - The edge hosts, each C({name, address, engine, pools}); C(engine) is C(haproxy) or C(nginx).
-      - Optional C(certificates), the names its engine was given, and C(listen), pool name to the one
+      - Optional C(certificates), the names its engine was given, or those names to the SHA-256
+        fingerprint of each (P(k8sedge.lb.certificate_fingerprints#filter)); with fingerprints, every
+        HTTPS probe through the host (or a VIP of its pool) checks that it presents that certificate.
+      - Optional C(listen), pool name to the one
         address the host listens on for that pool (C(edge_nginx_pool_addresses)). A pool it listens
         for on one of the pool's VIPs is not probed through the host (only the VIP's holder answers),
         but through the VIPs; another address is probed instead of C(address).

@@ -1,7 +1,8 @@
 # Copyright: k8sedge developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""What the operator's certificates say of themselves: when each expires. Every run reports the
-ones that expire within a threshold, so a rotation is never a surprise."""
+"""What the operator's certificates say of themselves: when each expires (every run reports the
+ones that expire within a threshold, so a rotation is never a surprise), and their SHA-256
+fingerprints (the probes check that an edge serves the one it was given)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from ansible_collections.k8sedge.lb.plugins.module_utils._view import check_cert
 
 try:
     from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
     HAS_CRYPTOGRAPHY = True
 except ImportError:  # reported by expiring() when certificates are given
     HAS_CRYPTOGRAPHY = False
@@ -20,6 +22,22 @@ except ImportError:  # reported by expiring() when certificates are given
 
 class CertificateError(EdgeError):
     """A certificate that cannot be read, or a threshold that is not one."""
+
+
+def _load(name: str, pair: dict[str, str], variable: str) -> Any:
+    try:
+        return x509.load_pem_x509_certificate(pair["cert"].encode())
+    except ValueError as exc:
+        raise CertificateError(f"{variable}: certificate \"{name}\": cert: expected an X.509 certificate in PEM ({exc})") from None
+
+
+def fingerprints(certificates: Any, variable: str) -> dict[str, str]:
+    """name -> the SHA-256 fingerprint (hex) of the certificate (name -> {cert, key}) an edge
+    presents for it: the first one of its chain."""
+    certificates = check_certificates(plain_certificates(certificates), variable)
+    if certificates and not HAS_CRYPTOGRAPHY:
+        raise CertificateError("reading certificates needs the cryptography package on the controller")
+    return {name: _load(name, pair, variable).fingerprint(hashes.SHA256()).hex() for name, pair in sorted(certificates.items())}
 
 
 def expiring(certificates: Any, within_days: int, now: datetime.datetime, variable: str) -> list[dict[str, Any]]:
@@ -32,10 +50,7 @@ def expiring(certificates: Any, within_days: int, now: datetime.datetime, variab
         raise CertificateError("reading certificates needs the cryptography package on the controller")
     found = []
     for name, pair in sorted(certificates.items()):
-        try:
-            cert = x509.load_pem_x509_certificate(pair["cert"].encode())
-        except ValueError as exc:
-            raise CertificateError(f"{variable}: certificate \"{name}\": cert: expected an X.509 certificate in PEM ({exc})") from None
+        cert = _load(name, pair, variable)
         not_after = cert.not_valid_after_utc
         days = (not_after - now).total_seconds() / 86400
         if days <= within_days:

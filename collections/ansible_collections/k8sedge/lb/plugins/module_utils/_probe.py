@@ -8,6 +8,7 @@ stops waiting at an overall deadline, so no probe can hang a play.
 """
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import queue
 import re
@@ -33,6 +34,7 @@ _PATH = re.compile(r"/[!-~]*")  # visible ASCII, no space: cannot end the reques
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}")  # an HTTP header name
 _VALUE = re.compile(r"[\t -~]*")  # a header value without CR/LF
 _HOST = re.compile(r"[A-Za-z0-9._:\[\]-]{1,255}")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 _STATUS_RANGE = re.compile(r"([1-5][0-9]{2})(?:-([1-5][0-9]{2}))?")
 
 
@@ -61,6 +63,7 @@ class Probe:
     tls: bool = False  # tcp: TLS handshake after connecting (and after the PROXY header)
     validate_certs: bool = True
     ca_path: str = ""
+    certificate_sha256: tuple[str, ...] = ()  # the served certificate must be one of these (TLS)
     send: bytes = b""
     expect: str = ""
     half_close: bool = False
@@ -205,6 +208,9 @@ def parse(spec: Mapping[str, Any]) -> Probe:
     hold = float(given.get("hold", 0.0))
     if not 0 <= hold < timeout:
         raise _fail(name, "hold", f"expected seconds from 0 to less than the timeout ({timeout}), got {hold}")
+    fingerprints = given.get("certificate_sha256") or []
+    if isinstance(fingerprints, str) or not all(isinstance(f, str) and _SHA256.fullmatch(f.lower()) for f in fingerprints):
+        raise _fail(name, "certificate_sha256", f"expected a list of SHA-256 fingerprints (64 hex digits), got {fingerprints!r:.80}")
     send = given.get("send", b"")
     return Probe(
         name=name, type=kind, address=address, port=port, timeout=timeout, method=method, path=path, host=host,
@@ -214,7 +220,7 @@ def parse(spec: Mapping[str, Any]) -> Probe:
         body_not_regex=_regex(name, "body_not_regex", given.get("body_not_regex")),
         expect_headers=_pairs(name, "expect_headers", given.get("expect_headers"), check_value=False),
         tls=bool(given.get("tls", False)), validate_certs=bool(given.get("validate_certs", True)),
-        ca_path=str(given.get("ca_path", "")), send=send if isinstance(send, bytes) else str(send).encode("utf-8"),
+        ca_path=str(given.get("ca_path", "")), certificate_sha256=tuple(f.lower() for f in fingerprints), send=send if isinstance(send, bytes) else str(send).encode("utf-8"),
         expect=_regex(name, "expect", given.get("expect")), half_close=bool(given.get("half_close", False)),
         hold=hold, send_proxy=send_proxy,
     )
@@ -285,7 +291,11 @@ def _open(probe: Probe, clock: _Clock, result: Result) -> socket.socket:
             context = _tls_context(probe)
             sock.settimeout(clock.left())
             sock = context.wrap_socket(sock, server_hostname=probe.server_name)
-            result.tls = {"version": sock.version() or "", "cipher": (sock.cipher() or ("",))[0]}
+            served = hashlib.sha256(sock.getpeercert(binary_form=True) or b"").hexdigest()
+            result.tls = {"version": sock.version() or "", "cipher": (sock.cipher() or ("",))[0], "certificate_sha256": served}
+            if probe.certificate_sha256 and served not in probe.certificate_sha256:
+                raise ProbeFailed(f"served certificate SHA-256 {served[:16]}..., expected "
+                                  f"{' or '.join(f[:16] + '...' for f in probe.certificate_sha256)}: not the certificate the edge was given")
         return sock
     except BaseException:
         sock.close()

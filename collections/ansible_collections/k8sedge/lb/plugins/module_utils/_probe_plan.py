@@ -49,6 +49,7 @@ class Host:
     pools: tuple[str, ...]
     certificates: tuple[str, ...] | None = None  # the names the operator gave its engine; None: unknown
     listen: Mapping[str, str] = field(default_factory=dict)  # pool -> the one address it listens on for it
+    fingerprints: Mapping[str, str] = field(default_factory=dict)  # certificate name -> its SHA-256, where known
 
 
 @dataclass(frozen=True)
@@ -121,13 +122,16 @@ def hosts_of(value: Any) -> tuple[Host, ...]:
         if not isinstance(pools, list) or not all(isinstance(p, str) for p in pools):
             raise _fail(f"hosts[{i}].pools", "expected a list of pool names")
         certificates = item.get("certificates")
-        if certificates is not None and (not isinstance(certificates, list) or not all(isinstance(c, str) for c in certificates)):
-            raise _fail(f"hosts[{i}].certificates", "expected a list of certificate names")
+        fingerprints = dict(certificates) if isinstance(certificates, Mapping) else {}
+        if certificates is not None and not (
+                isinstance(certificates, list) and all(isinstance(c, str) for c in certificates)
+                or isinstance(certificates, Mapping) and all(isinstance(k, str) and isinstance(v, str) for k, v in fingerprints.items())):
+            raise _fail(f"hosts[{i}].certificates", "expected a list of certificate names, or names to their SHA-256 fingerprints")
         listen = item.get("listen") or {}
         if not isinstance(listen, Mapping) or not all(isinstance(k, str) and isinstance(v, str) and v for k, v in listen.items()):
             raise _fail(f"hosts[{i}].listen", "expected pool names to the address each listens on")
         hosts.append(Host(str(item["name"]), str(item["address"]), engine, tuple(pools),
-                          tuple(certificates) if certificates is not None else None, dict(listen)))
+                          tuple(certificates) if certificates is not None else None, dict(listen), fingerprints))
     return tuple(hosts)
 
 
@@ -275,6 +279,15 @@ def serves(engine: str, check: Check, backend: Mapping[str, Any], certificates: 
     return ""
 
 
+def _served_certificate(check: Check, hosts: list[Host]) -> dict[str, Any]:
+    """For an HTTPS check, the fingerprints the certificate it needs may have through `hosts`
+    (one host: its own; a VIP: any of its pool's): what the edge must present."""
+    if not check.certificate or check.edge_spec.get("type") != "https":
+        return {}
+    known = sorted({h.fingerprints[check.certificate] for h in hosts if check.certificate in h.fingerprints})
+    return {"certificate_sha256": known} if known else {}
+
+
 def _targets(backend: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return [t for t in backend.get("targets") or [] if t.get("state") == "ready"]
 
@@ -313,8 +326,8 @@ def plan(model: Mapping[str, Any], options: PlanOptions) -> dict[str, Any]:
                     skipped.append({**row, "via": vip, "reason": "; ".join(why_not)})
                     continue
                 probes.append({**row, "kind": "vip", "via": vip, "runner": CONTROLLER, "probe": {
-                    **check.edge_spec, **timing, "name": f"vip {vip} {check.frontend} {check.label}", "address": vip,
-                    "port": check.port}})
+                    **check.edge_spec, **_served_certificate(check, hosts), **timing,
+                    "name": f"vip {vip} {check.frontend} {check.label}", "address": vip, "port": check.port}})
         for host in hosts:
             why_not = serves(host.engine, check, backend, host.certificates)
             if "edge" in options.through:
@@ -327,7 +340,8 @@ def plan(model: Mapping[str, Any], options: PlanOptions) -> dict[str, Any]:
                     skipped.append({**row, "via": host.name, "reason": reason})
                 else:
                     probes.append({**row, "kind": "edge", "via": host.name, "runner": CONTROLLER, "probe": {
-                        **check.edge_spec, **timing, "name": f"edge {host.name} {check.frontend} {check.label}",
+                        **check.edge_spec, **_served_certificate(check, [host]), **timing,
+                        "name": f"edge {host.name} {check.frontend} {check.label}",
                         "address": listen or host.address, "port": check.port}})
             if "target" not in options.through or why_not:
                 continue
@@ -494,7 +508,10 @@ def _entry(item: Mapping[str, Any], result: Mapping[str, Any]) -> dict[str, Any]
             "target": _address(str(item["probe"]["address"]), item["probe"]["port"]),
             "ok": bool(result.get("ok")), "error": result.get("error", ""),
             "latency_ms": result.get("latency_ms"), "status": result.get("status"),
-            "received": result.get("received", "")}
+            "received": result.get("received", ""),
+            # TLS the edge terminates: what it presented, and what it had to present.
+            **({"certificate_sha256": (result.get("tls") or {}).get("certificate_sha256", ""),
+                "certificate_expected": item["probe"]["certificate_sha256"]} if item["probe"].get("certificate_sha256") else {})}
 
 
 def _notes(planned: Mapping[str, Any]) -> list[str]:

@@ -106,6 +106,14 @@ options:
       ca_path:
         description: A PEM file of CA certificates to check the server's certificate with, instead of the system's.
         type: path
+      certificate_sha256:
+        description:
+          - HTTPS and TCP with TLS - the SHA-256 fingerprints (hex) of which the server's certificate must
+            be one, whether or not O(probes[].validate_certs) checks its chain. The rollout gives each
+            HTTPS probe the certificate the edge was given, so an edge that serves another (a rotation
+            that did not take) fails its probe.
+        type: list
+        elements: str
       send:
         description: TCP and UDP - the bytes to send (YAML escapes such as C(\r\n) give the control characters).
         type: str
