@@ -396,3 +396,7 @@ def test_a_rotated_certificate_is_rolled_out_canary_first_and_proven_by_its_fing
     checked = [row for row in json.loads(report.read_text())["probes"] if row.get("certificate_expected")]
     # The VIP pass's report: each VIP's HTTPS probes had to see the new certificate, and did.
     assert checked and all(row["certificate_expected"] == [new] and row["certificate_sha256"] == new for row in checked), checked
+    # drift.yml asks both edges from the controller: the same certificate, and when it expires.
+    report = succeeded(ansible_playbook("drift.yml", "--check"))
+    assert re.search(rf"certificate secure-pctest: {new[:16]}\.\.\. on edge1, edge2; expires in \d+ days, on 20", report), \
+        report[-3000:]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.k8sedge.lb.plugins.filter.certificate_probes import certificate_probes
 from ansible_collections.k8sedge.lb.plugins.filter.drift import drift
 
 MODEL = {
@@ -79,3 +80,49 @@ def test_a_vip_held_by_both_edges_is_split_brain_and_one_held_by_none_is_named()
                              " advertisements; the VIP answers from whichever edge the network last learned)"]
     none = drift(MODEL, {"edge1": {**current, "vrrp": records(a="FAULT")}, "edge2": {**current, "vrrp": records(a="BACKUP")}})
     assert none["vrrp"] == ["VRRP k8sedge_default_a: no edge holds the VIP (edge1 FAULT, edge2 BACKUP)"] and not none["ok"]
+
+
+TLS_MODEL = {**MODEL, "frontends": MODEL["frontends"] + [
+    {"name": "default-http-443", "pool": "default", "protocol": "http", "port": 443, "tls": True, "backend": "",
+     "routes": [{"host": "*.shop.test", "backend": "web", "certificate": "shop"},
+                {"host": "web.test", "backend": "web", "certificate": "web"}]}]}
+
+
+def served(host: str, certificate: str, sha256: str = "", error: str = "") -> dict:
+    """A result of k8sedge.lb.probe for one of certificate_probes()'s probes."""
+    return {"name": f"certificate {certificate} on {host}", "ok": not error, "error": error,
+            "tls": {"certificate_sha256": sha256, "not_after": "2027-01-06T00:00:00+00:00"} if sha256 else {}}
+
+
+def test_each_edge_is_asked_for_each_certificate_with_a_name_of_its_routes():
+    probes = certificate_probes(TLS_MODEL, {"edge1": "10.213.0.11", "edge2": "10.213.0.12"})
+    assert [(p["name"], p["address"], p["port"], p["sni"]) for p in probes] == [
+        ("certificate shop on edge1", "10.213.0.11", 443, "k8sedge-drift.shop.test"),
+        ("certificate web on edge1", "10.213.0.11", 443, "web.test"),
+        ("certificate shop on edge2", "10.213.0.12", 443, "k8sedge-drift.shop.test"),
+        ("certificate web on edge2", "10.213.0.12", 443, "web.test")]
+    assert all(p["tls"] and not p["validate_certs"] and p["type"] == "tcp" for p in probes)
+
+
+def test_certificates_that_differ_between_edges_or_from_the_inventory_drift_and_expiry_is_said():
+    hosts = {name: {"engine": "haproxy", "generation": "a" * 64, "expected": {"shop": "1" * 64, "web": "3" * 64}}
+             for name in ("edge1", "edge2")}
+    same = drift(TLS_MODEL, hosts, served=[served("edge1", "shop", "1" * 64), served("edge2", "shop", "1" * 64),
+                                          served("edge1", "web", "3" * 64), served("edge2", "web", "3" * 64)])
+    assert same["ok"] and same["certificates"] == []
+    assert [line for line in same["lines"] if line.startswith("certificate shop")][0].startswith(
+        "certificate shop: 1111111111111111... on edge1, edge2; expires in")
+    rotated_on_one = drift(TLS_MODEL, hosts, served=[served("edge1", "shop", "1" * 64), served("edge2", "shop", "2" * 64),
+                                                    served("edge1", "web", error="connection refused"),
+                                                    served("edge2", "web", "3" * 64)])
+    assert not rotated_on_one["ok"]
+    assert rotated_on_one["certificates"] == [
+        "edge2: certificate shop: presents SHA-256 2222222222222222..., the inventory gives 1111111111111111...",
+        "certificate shop differs between the edges: edge1 1111111111111111..., edge2 2222222222222222...",
+        "edge1: certificate web: not presented (connection refused)"]
+
+
+def test_a_drained_edge_is_said_and_is_no_drift():
+    result = drift(MODEL, {"edge1": {"engine": "haproxy", "generation": "a" * 64,
+                                     "maintenance": {"since": 1, "reason": "kernel update"}}})
+    assert result["ok"] and "edge1 (haproxy): current; drained (kernel update)" in result["lines"]

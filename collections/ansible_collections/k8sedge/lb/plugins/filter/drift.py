@@ -13,6 +13,10 @@ description:
     RV(k8sedge.lb.haproxy_runtime#module:servers)).
   - A host drifts when its applied generation is not the model's, or when a backend it serves runs
     other servers than the model's targets (UDP backends are left out).
+  - With O(served), the results of the probes P(k8sedge.lb.certificate_probes#filter) plans, it also
+    drifts when it presents another certificate than the one it was given (C(expected)) or cannot
+    be asked for one, and when a certificate differs between the edges; each certificate's lines
+    say when it expires.
 author:
   - k8sedge developers (@k8sedge)
 positional: _input
@@ -27,8 +31,16 @@ options:
         C(servers) (haproxy's running servers; omit or null when not read) and C(vrrp) (optional,
         the lines C(grep -r --include=*.state . /run/k8sedge-keepalived) prints, the records of
         role edge_keepalived's notify script).
+      - Optional C(maintenance), the state record's when the host is drained (reported, not drift),
+        and C(expected), certificate name to the SHA-256 fingerprint the host was given
+        (P(k8sedge.lb.certificate_fingerprints#filter)).
     type: dict
     required: true
+  served:
+    description: The results of M(k8sedge.lb.probe) for the probes of P(k8sedge.lb.certificate_probes#filter).
+    type: list
+    elements: dict
+    default: []
 """
 
 EXAMPLES = r"""
@@ -51,6 +63,10 @@ _value:
       description: One line per VIP held by more than one edge (split brain) or by none.
       type: list
       elements: str
+    certificates:
+      description: One line per certificate a host presents that it was not given, cannot present, or that differs between hosts.
+      type: list
+      elements: str
     model:
       description: The model's generation.
       type: str
@@ -68,11 +84,15 @@ from typing import Any
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.k8sedge.lb.plugins.module_utils._errors import EdgeError
-from ansible_collections.k8sedge.lb.plugins.module_utils._drift import report
+from ansible_collections.k8sedge.lb.plugins.module_utils._drift import certificates_of, report
 
 
-def drift(model: Any, hosts: Any) -> dict[str, Any]:
+def drift(model: Any, hosts: Any, served: Any = None) -> dict[str, Any]:
     try:
+        presented = certificates_of(served or [])
+        if isinstance(hosts, dict):
+            hosts = {name: {**host, "certificates": presented.get(name, {})} if isinstance(host, dict) else host
+                     for name, host in hosts.items()}
         return report(model, hosts)
     except EdgeError as exc:
         raise AnsibleFilterError(f"k8sedge.lb.drift: {exc}") from None

@@ -23,6 +23,12 @@ from typing import Any
 
 from ansible_collections.k8sedge.lb.plugins.module_utils._errors import ProbeError
 
+try:  # on the controller; the probes that edges run for their targets do without it
+    from cryptography import x509
+    HAS_CRYPTOGRAPHY = True
+except ImportError:
+    HAS_CRYPTOGRAPHY = False
+
 TYPES = ("http", "https", "tcp", "udp")
 PROXY_VERSIONS = ("none", "v1", "v2")
 PROXY_V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
@@ -267,6 +273,17 @@ def proxy_header(version: str, local: tuple, peer: tuple) -> bytes:
     return PROXY_V2_SIGNATURE + bytes([0x21, family]) + struct.pack("!H", len(addresses)) + addresses
 
 
+def _not_after(der: bytes) -> dict[str, str]:
+    """{"not_after": ISO time} of a DER certificate, where the cryptography package is (the
+    controller); {} elsewhere or for what it cannot read: the verdict never depends on it."""
+    if not HAS_CRYPTOGRAPHY or not der:
+        return {}
+    try:
+        return {"not_after": x509.load_der_x509_certificate(der).not_valid_after_utc.isoformat()}
+    except ValueError:
+        return {}
+
+
 def _tls_context(probe: Probe) -> ssl.SSLContext:
     if not probe.validate_certs:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -291,8 +308,10 @@ def _open(probe: Probe, clock: _Clock, result: Result) -> socket.socket:
             context = _tls_context(probe)
             sock.settimeout(clock.left())
             sock = context.wrap_socket(sock, server_hostname=probe.server_name)
-            served = hashlib.sha256(sock.getpeercert(binary_form=True) or b"").hexdigest()
-            result.tls = {"version": sock.version() or "", "cipher": (sock.cipher() or ("",))[0], "certificate_sha256": served}
+            der = sock.getpeercert(binary_form=True) or b""
+            served = hashlib.sha256(der).hexdigest()
+            result.tls = {"version": sock.version() or "", "cipher": (sock.cipher() or ("",))[0], "certificate_sha256": served,
+                          **_not_after(der)}
             if probe.certificate_sha256 and served not in probe.certificate_sha256:
                 raise ProbeFailed(f"served certificate SHA-256 {served[:16]}..., expected "
                                   f"{' or '.join(f[:16] + '...' for f in probe.certificate_sha256)}: not the certificate the edge was given")
