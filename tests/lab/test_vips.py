@@ -378,25 +378,33 @@ def served_certificate(address: str) -> str:
                            str(credentials.CA_CERT)], check=True, capture_output=True, text=True, timeout=30).stdout.strip()
 
 
-def test_a_rotated_certificate_is_rolled_out_canary_first_and_proven_by_its_fingerprint_under_load(tmp_path: Path):
+def test_a_rotated_certificate_is_picked_up_by_the_watcher_rolled_out_and_proven_by_its_fingerprint_under_load(tmp_path: Path):
     """The operator replaces the certificate the inventory gives the edges (the lab's files behind
-    k8sedge_lab_certificates); site.yml rolls it out like any change, and each HTTPS probe checks that
-    the edge presents the new one. HTTPS requests through both VIPs meanwhile all answer."""
+    k8sedge_lab_certificates). The running watcher reads the inventory again, sees it and runs
+    site.yml, which rolls it out like any change, canary first; each HTTPS probe checks that the
+    edge presents the new one. HTTPS requests through both VIPs meanwhile all answer."""
     cert, key = credentials.tls_files("secure.pctest")
     old = served_certificate(VIPS[0])
-    pki.create_server_cert(cert, key, credentials.CA_CERT, credentials.CA_KEY, dns_names=["secure.pctest"], ip_addresses=[],
-                           common_name="secure.pctest")
+    report = tmp_path / "probe-report.json"
+    watch = c.Watch.start(tmp_path, "-i", "inventory/lab", "--inventory-interval", "2", "--exit-after", "600",
+                          "-e", json.dumps({"edge_probe_report_path": str(report)}))
+    try:
+        watch.wait_log("first generation", seconds=120)
+        with slow_loads("certificate rotation picked up by the watcher (HTTPS)", https=True):
+            pki.create_server_cert(cert, key, credentials.CA_CERT, credentials.CA_KEY, dns_names=["secure.pctest"],
+                                   ip_addresses=[], common_name="secure.pctest")
+            watch.wait_log("the inventory changed: certificates of edge1 (secure-pctest), edge2 (secure-pctest)", seconds=60)
+            watch.wait_log("site.yml finished", seconds=300)
+    finally:
+        watch.stop()
     new = hashlib.sha256(ssl.PEM_cert_to_DER_cert(cert.read_text())).hexdigest()
     assert new != old
-    report = tmp_path / "probe-report.json"
-    with slow_loads("certificate rotation through site.yml (HTTPS)", https=True):
-        site = succeeded(ansible_playbook("site.yml", "-e", f"edge_probe_report_path={report}"))
-    assert all(record(edge)["rollout"]["status"] == "passed" for edge in c.EDGES), site[-3000:]
+    assert all(record(edge)["rollout"]["status"] == "passed" for edge in c.EDGES)
     assert {served_certificate(host(edge).ip) for edge in c.EDGES} == {new}
     checked = [row for row in json.loads(report.read_text())["probes"] if row.get("certificate_expected")]
     # The VIP pass's report: each VIP's HTTPS probes had to see the new certificate, and did.
     assert checked and all(row["certificate_expected"] == [new] and row["certificate_sha256"] == new for row in checked), checked
     # drift.yml asks both edges from the controller: the same certificate, and when it expires.
-    report = succeeded(ansible_playbook("drift.yml", "--check"))
-    assert re.search(rf"certificate secure-pctest: {new[:16]}\.\.\. on edge1, edge2; expires in \d+ days, on 20", report), \
-        report[-3000:]
+    drift = succeeded(ansible_playbook("drift.yml", "--check"))
+    assert re.search(rf"certificate secure-pctest: {new[:16]}\.\.\. on edge1, edge2; expires in \d+ days, on 20", drift), \
+        drift[-3000:]

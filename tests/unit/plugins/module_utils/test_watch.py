@@ -90,6 +90,20 @@ def test_merge_keeps_the_newest_generation_and_the_widest_kind(first_kind, secon
     assert w.merge(None, newer) is newer
 
 
+def test_a_rotated_certificate_is_a_structural_change_of_the_latest_model():
+    before = {"edge1": {"shop": "1" * 64, "api": "3" * 64}, "edge2": {"shop": "1" * 64}}
+    assert w.certificates_changed(before, before) == ""
+    after = {"edge1": {"shop": "2" * 64, "api": "3" * 64}, "edge2": {"shop": "2" * 64, "web": "4" * 64}, "edge3": {}}
+    what = w.certificates_changed(before, after)
+    assert what == "certificates of edge1 (shop), edge2 (shop, web)"
+    latest = _change(w.ENDPOINTS, "g2", "g1", 10.0, backends=["a"])
+    change = w.inventory_change(latest, what, 50.0)
+    assert (change.generation, change.previous, change.kind, change.parts, change.backends, change.first_event) == \
+        ("g2", "g2", w.STRUCTURAL, (what,), (), 50.0)
+    assert change.model is latest.model
+    assert change.summary == "generation g2 -> g2: structural, certificates of edge1 (shop), edge2 (shop, web) changed"
+
+
 def test_event_is_json_data_without_the_model():
     change = _change(w.ENDPOINTS, "c" * 64, "d" * 64, 100.0, backends=["default_web_80"])
     event = change.event()

@@ -129,6 +129,24 @@ def merge(pending: Change | None, change: Change) -> Change:
                    backends=tuple(sorted(set(pending.backends) | set(change.backends))))
 
 
+def certificates_changed(before: dict[str, Any], after: dict[str, Any]) -> str:
+    """What differs between two readings of the certificates each edge is given (edge ->
+    certificate name -> SHA-256), as the part of a change that names it; "" when nothing does."""
+    found = []
+    for edge in sorted(set(before) | set(after)):
+        old, new = before.get(edge) or {}, after.get(edge) or {}
+        names = sorted(name for name in set(old) | set(new) if old.get(name) != new.get(name))
+        if names:
+            found.append(f"{edge} ({', '.join(names)})")
+    return f"certificates of {', '.join(found)}" if found else ""
+
+
+def inventory_change(latest: Change, what: str, now: float) -> Change:
+    """A structural change of the inventory, not of the cluster: the model the edges should serve
+    is the latest one, and what changed is `what`."""
+    return replace(latest, previous=latest.generation, kind=STRUCTURAL, parts=(what,), backends=(), first_event=now)
+
+
 @dataclass
 class Debounce:
     """When to build: `quiet` seconds after the last change, at most `max_delay` after the first."""
