@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from ansible_collections.k8sedge.lb.plugins.module_utils._keepalived_view import Member, vip_order
 from ansible_collections.k8sedge.lb.plugins.module_utils._handoff import (
     HandoffError, connections, forward_ruleset, moves, remove_ruleset, vips, vrrp_states)
 
@@ -107,3 +108,20 @@ def test_an_undrain_takes_back_what_the_edge_ranks_first_for_from_where_it_is():
 def test_the_edge_must_be_one_of_the_hosts():
     with pytest.raises(HandoffError, match="hosts: expected edge9, the edge to drain"):
         moves("edge9", "drain", POOL_VIPS, edges())
+
+
+def test_a_pinned_vip_is_primary_on_its_host_and_an_appended_host_moves_no_primary():
+    two = [Member("edge1", ("default",)), Member("edge2", ("default",))]
+    three = [*two, Member("edge3", ("default",))]
+    pool = {"default": ["10.213.0.200", "10.213.0.201"]}
+    assert {vip: hosts[0] for vip, hosts in vip_order(pool, two).items()} == \
+        {vip: hosts[0] for vip, hosts in vip_order(pool, three).items()} == {"10.213.0.200": "edge1", "10.213.0.201": "edge2"}
+    # A third VIP would go to edge3 once it is added: pinned, it stays on edge1.
+    pool3 = {"default": ["10.213.0.200", "10.213.0.201", "10.213.0.202"]}
+    assert vip_order(pool3, three)["10.213.0.202"][0] == "edge3"
+    assert vip_order(pool3, three, {"10.213.0.202": "edge1"})["10.213.0.202"] == ["edge1", "edge3", "edge2"]
+    pinned = edges(edge1={"held": ["10.213.0.200", "10.213.0.202"],
+                          "vrrp": {"10.213.0.200": {"state": "MASTER"}, "10.213.0.202": {"state": "MASTER"}}},
+                   edge3={"held": [], "vrrp": {"10.213.0.200": {"state": "BACKUP"}, "10.213.0.202": {"state": "BACKUP"}}})
+    assert [(m["vip"], m["taker"]) for m in moves("edge1", "drain", POOL_VIPS, pinned, primaries={"10.213.0.202": "edge1"})] \
+        == [("10.213.0.200", "edge2"), ("10.213.0.202", "edge3")]

@@ -114,6 +114,8 @@ def test_interface_names_with_dashes_find_their_facts():
     ({"priority": 20, "priority_step": 30}, r"pool default: 2 hosts from priority 20 in steps of 30 go down to -10"),
     ({"host": "edge3"}, r"^host edge3: hosts: this host is not among the hosts that share the VIPs \(edge1, edge2\)"),
     ({"address": "10.9.9.9"}, r"address: 10.9.9.9 is outside 10.213.0.0/24"),
+    ({"primaries": {"10.213.0.209": "edge1"}}, r"primaries.10.213.0.209: not one of the VIPs of pool_vips"),
+    ({"primaries": {"10.213.0.200": "edge9"}}, r"primaries.10.213.0.200: \"edge9\" is not a host that serves pool default"),
 ])
 def test_refusals_name_host_object_and_field(changes, message):
     with pytest.raises(ViewError, match=message):

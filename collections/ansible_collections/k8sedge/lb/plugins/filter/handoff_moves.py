@@ -38,6 +38,10 @@ options:
     description: Whether keepalived takes a VIP back to its higher-priority host (C(edge_keepalived_preempt)).
     type: bool
     default: true
+  primaries:
+    description: VIP to the host it is pinned to (C(edge_keepalived_primaries)).
+    type: dict
+    default: {}
 """
 
 EXAMPLES = r"""
@@ -61,9 +65,10 @@ from ansible_collections.k8sedge.lb.plugins.module_utils._errors import EdgeErro
 from ansible_collections.k8sedge.lb.plugins.module_utils._handoff import moves
 
 
-def handoff_moves(hosts: Any, edge: Any, action: Any, pool_vips: Any, preempt: Any = True) -> list[dict[str, str]]:
+def handoff_moves(hosts: Any, edge: Any, action: Any, pool_vips: Any, preempt: Any = True,
+                  primaries: Any = None) -> list[dict[str, str]]:
     try:
-        return moves(str(edge), str(action), pool_vips, hosts, bool(preempt))
+        return moves(str(edge), str(action), pool_vips, hosts, bool(preempt), primaries or {})
     except EdgeError as exc:
         raise AnsibleFilterError(f"k8sedge.lb.handoff_moves: {exc}") from None
 

@@ -102,6 +102,12 @@ options:
     description: How much lower each next host's priority is.
     type: int
     default: 10
+  primaries:
+    description:
+      - VIP to the host it is primary on, for VIPs whose primary is pinned; the others take turns
+        in inventory order (a host appended to the inventory changes no primary of the first n VIPs of a pool).
+    type: dict
+    default: {}
   check:
     description:
       - Track script settings, the fields of C(CheckOptions) in C(module_utils/_keepalived_view.py)
@@ -234,14 +240,14 @@ def _check(c: Checker, check: Any) -> CheckOptions:
 def _keepalived_view(facts: Any, host: Any, hosts: Any, hostvars: Any, peer_vars: Any, interface: Any, pool_vips: Any,
                      pools: Any = ("default",), address: Any = "", version: Any = 3, advert_int: Any = 0.2, preempt: Any = True, unicast: Any = False,
                      auth_file: Any = "", router_id_base: Any = 50, router_ids: Any = None, priority: Any = 250,
-                     priority_step: Any = 10, check: Any = None) -> dict[str, Any]:
+                     priority_step: Any = 10, check: Any = None, primaries: Any = None) -> dict[str, Any]:
     try:
         c = Checker(f"host {host}")
         options = ViewOptions(
             host=str(host), interface=interface, pool_vips=pool_vips, members=_members(c, str(host), hosts, hostvars, peer_vars, pools),
             address=address or "", version=version, advert_int=advert_int, preempt=preempt, unicast=unicast,
             auth_file=auth_file or "", router_id_base=router_id_base, router_ids=router_ids or {}, priority=priority,
-            priority_step=priority_step, check=_check(c, check),
+            priority_step=priority_step, primaries=primaries or {}, check=_check(c, check),
         )
         return keepalived_view(facts, options)
     except EdgeError as exc:

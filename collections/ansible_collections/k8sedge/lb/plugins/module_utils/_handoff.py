@@ -146,11 +146,11 @@ def _host(name: str, facts: Any) -> dict[str, Any]:
 
 
 def moves(edge: str, action: str, pool_vips: Mapping[str, Any], hosts: Mapping[str, Any],
-          preempt: bool = True) -> list[dict[str, str]]:
+          preempt: bool = True, primaries: Mapping[str, str] | None = None) -> list[dict[str, str]]:
     """The VIPs a drain or an undrain of `edge` moves: [{vip, giver, giver_address, taker}].
 
-    `hosts` is every edge that shares VIPs, in inventory order (keepalived's priorities follow it:
-    _keepalived_view.vip_order), each with its pools, VRRP address, the VIPs it holds, the VRRP
+    `hosts` is every edge that shares VIPs, in inventory order (keepalived's priorities follow it
+    and the pinned `primaries`: _keepalived_view.vip_order), each with its pools, VRRP address, the VIPs it holds, the VRRP
     state keepalived recorded for each VIP ({vip: {state}}) and whether it is drained.
     A drain moves each VIP `edge` holds to the healthy host (BACKUP, not drained) that keepalived
     ranks next, and is refused when a VIP has none. An undrain moves back, from where each is now,
@@ -160,7 +160,7 @@ def moves(edge: str, action: str, pool_vips: Mapping[str, Any], hosts: Mapping[s
     if not isinstance(hosts, Mapping) or edge not in hosts:
         raise HandoffError(f"hosts: expected {edge}, the edge to {action}, among the edges that share VIPs")
     facts = {name: _host(str(name), value) for name, value in hosts.items()}
-    order = vip_order(pool_vips, [Member(name, f["pools"], f["address"]) for name, f in facts.items()])
+    order = vip_order(pool_vips, [Member(name, f["pools"], f["address"]) for name, f in facts.items()], primaries)
 
     def state(name: str, vip: str) -> str:
         entry = facts[name]["vrrp"].get(vip)

@@ -120,6 +120,7 @@ class ViewOptions:
     router_ids: Mapping[str, int] = field(default_factory=dict)
     priority: int = 250
     priority_step: int = 10
+    primaries: Mapping[str, str] = field(default_factory=dict)  # VIP -> the host it is pinned to
     check: CheckOptions = field(default_factory=CheckOptions)
 
 
@@ -276,15 +277,21 @@ def _members(c: Checker, options: ViewOptions) -> list[Member]:
     return members
 
 
-def vip_order(pool_vips: Mapping[str, Sequence[Any]], members: Sequence[Member]) -> dict[str, list[str]]:
+def vip_order(pool_vips: Mapping[str, Sequence[Any]], members: Sequence[Member],
+              primaries: Mapping[str, str] | None = None) -> dict[str, list[str]]:
     """VIP -> the hosts that serve its pool, highest priority first. The VIPs of a pool take
     turns: VIP k of a pool's list is primary on the (k mod n)-th of its n hosts (in inventory
-    order), the next host in that order has the next priority, and so on round the list."""
+    order), the next host in that order has the next priority, and so on round the list. A VIP
+    pinned in `primaries` (VIP -> host) is primary on that host, the others following in turn.
+    So a host appended to the inventory changes no primary of the first n VIPs of a pool; with
+    more VIPs than hosts, pin the others before adding one."""
     order = {}
     for pool in sorted(pool_vips, key=str):
         serving = [m.name for m in members if pool in m.pools]
         for index, vip in enumerate(pool_vips[pool]):
-            order[str(vip)] = [serving[(index + rank) % len(serving)] for rank in range(len(serving))]
+            turns = [serving[(index + rank) % len(serving)] for rank in range(len(serving))]
+            pinned = (primaries or {}).get(str(vip))
+            order[str(vip)] = [pinned, *(name for name in turns if name != pinned)] if pinned in serving else turns
     return order
 
 
@@ -311,7 +318,14 @@ def keepalived_view(facts: Any, options: ViewOptions) -> dict[str, Any]:
     top = c.integer("priority", options.priority, *_VRRP_PRIORITY)
     step = c.integer("priority_step", options.priority_step, 1, 253)
 
-    order = vip_order(dict(pools), members)
+    primaries = c.mapping("primaries", options.primaries)
+    for vip, pinned in primaries.items():
+        pool = next((pool for pool, vips in pools if str(vip) in map(str, vips)), None)
+        if pool is None:
+            raise c.refuse(f"primaries.{vip}", "not one of the VIPs of pool_vips")
+        if pinned not in [m.name for m in members if pool in m.pools]:
+            raise c.refuse(f"primaries.{vip}", f"{g.show(pinned)} is not a host that serves pool {pool}")
+    order = vip_order(dict(pools), members, primaries)
     instances: list[dict[str, Any]] = []
     findings: list[Finding] = []
     largest = 1
