@@ -16,7 +16,7 @@ import urllib.request
 from lab import credentials, image, network, procs, vm
 from lab.topology import (
     API_PORT, API_URL, GATEWAY_IP, HOSTS, KNOWN_HOSTS, KUBECONFIG, KUBECONFIG_ADMIN, KUBECTL, LAB_DIR,
-    MANIFESTS, MIRROR_PORT, RBAC_POLICIES, REPO, RUN_DIR, SSH_KEY, TOKEN_FILE, VENV_PYTHON, host,
+    MANIFESTS, MIRROR_PORT, RBAC_POLICIES, REPO, RUN_DIR, SSH_KEY, TOKEN_FILE, VENV_PYTHON, Host, host,
 )
 
 STATE = RUN_DIR / "state.json"
@@ -89,11 +89,12 @@ def up(_: argparse.Namespace) -> None:
     log("creating the lab network")
     network.create_bridge()
     for h in HOSTS:
-        network.create_host_netns(h)
+        if not h.on_demand:
+            network.create_host_netns(h)
 
     log("booting the edge VMs")
     for h in HOSTS:
-        if h.is_vm:
+        if h.is_vm and not h.on_demand:
             vm.create(h)
             vm.boot(h)
 
@@ -122,7 +123,7 @@ def up(_: argparse.Namespace) -> None:
     procs.wait_until(_seed_ready, 90, "the seed's pods to be ready")
 
     for h in HOSTS:
-        if h.is_vm:
+        if h.is_vm and not h.on_demand:
             procs.wait_until(lambda h=h: vm.ssh_ready(h), 60, f"SSH on {h.name} ({h.ip})")
     STATE.write_text(json.dumps({"hosts": [h.name for h in HOSTS]}))
     log("up")
@@ -139,7 +140,7 @@ def is_up() -> bool:
 def _expected_processes() -> list[str]:
     names = ["mirror", "kube-apiserver", "kube-controllers"]
     names += [f"kubelet-{h.name}" for h in HOSTS if h.role == "node"]
-    names += [vm.proc_name(h) for h in HOSTS if h.is_vm]
+    names += [vm.proc_name(h) for h in HOSTS if h.is_vm and not h.on_demand]
     return names
 
 
@@ -191,6 +192,31 @@ def status(_: argparse.Namespace | None) -> None:
     for name in _expected_processes():
         print(f"{name:18} {running.get(name, '-')}")
     print(f"\nAPI server: {API_URL}  ({'ready' if _api_ready() else 'not answering'})")
+
+
+def _on_demand(name: str) -> Host:
+    target = host(name)
+    if not target.on_demand or not is_up():
+        sys.exit(f"labctl: {name} is not an on-demand edge VM of a running lab")
+    return target
+
+
+def start(args: argparse.Namespace) -> None:
+    """Boot an on-demand edge VM (a fresh OS; its host key goes into the lab's known_hosts)."""
+    target = _on_demand(args.host)
+    network.create_host_netns(target)
+    vm.create(target)
+    vm.boot(target)
+    procs.wait_until(lambda: vm.ssh_ready(target), 60, f"SSH on {target.name} ({target.ip})")
+    log(f"{target.name} up")
+
+
+def stop(args: argparse.Namespace) -> None:
+    """Power an on-demand edge VM off and remove it, its network namespace included."""
+    target = _on_demand(args.host)
+    vm.stop(target)
+    network.delete_host_netns(target)
+    log(f"{target.name} down")
 
 
 def rebuild(args: argparse.Namespace) -> None:
@@ -247,6 +273,10 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser("status", help="list hosts and processes").set_defaults(func=status)
     sub.add_parser("leftovers", help="print what of the lab remains, as JSON").set_defaults(
         func=lambda _: print(json.dumps(leftovers())))
+    for verb, func, what in (("start", start, "boot an on-demand edge VM"), ("stop", stop, "remove an on-demand edge VM")):
+        on_demand = sub.add_parser(verb, help=what)
+        on_demand.add_argument("host", choices=[h.name for h in HOSTS if h.on_demand])
+        on_demand.set_defaults(func=func)
     rb = sub.add_parser("rebuild", help="replace an edge VM by a fresh OS with new host keys")
     rb.add_argument("host", choices=[h.name for h in HOSTS if h.is_vm])
     rb.set_defaults(func=rebuild)

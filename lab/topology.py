@@ -58,6 +58,7 @@ class Host:
     role: str  # "edge" (booted Debian VM), "node" (Kubernetes node), "client"
     pod_cidr: str | None = None
     zone: str | None = None
+    on_demand: bool = False  # an edge VM `labctl up` leaves off: `labctl start` boots it for the tests that need it
 
     @property
     def netns(self) -> str:
@@ -76,6 +77,7 @@ class Host:
 HOSTS: tuple[Host, ...] = (
     Host("edge1", "10.213.0.11", "edge"),
     Host("edge2", "10.213.0.12", "edge"),
+    Host("edge3", "10.213.0.13", "edge", on_demand=True),  # the edge that joins the pool (tests/lab/test_vips.py)
     Host("node1", "10.213.0.21", "node", pod_cidr="10.244.1.0/24", zone="lab-a"),
     Host("node2", "10.213.0.22", "node", pod_cidr="10.244.2.0/24", zone="lab-b"),
     Host("client", "10.213.0.100", "client"),

@@ -408,3 +408,25 @@ def test_a_rotated_certificate_is_picked_up_by_the_watcher_rolled_out_and_proven
     drift = succeeded(ansible_playbook("drift.yml", "--check"))
     assert re.search(rf"certificate secure-pctest: {new[:16]}\.\.\. on edge1, edge2; expires in \d+ days, on 20", drift), \
         drift[-3000:]
+
+
+def test_a_third_edge_joins_the_pool_through_site_yml_proven_first_and_moving_no_vip_under_load():
+    """edge3, appended to the inventory (inventory/lab-edge3), ranks first for none of the pool's
+    VIPs: site.yml rolls it out like any edge with something to change (applied, probed, promoted)
+    before the keepalived play, and there it becomes a backup of both VIPs; no VIP moves."""
+    labctl = str(REPO / "lab/labctl")
+    subprocess.run([labctl, "start", "edge3"], check=True, capture_output=True, timeout=180)
+    try:
+        before = {key: state for key, (state, _) in vrrp_states().items()}
+        with slow_loads("a third edge joins through site.yml"):
+            site = succeeded(ansible_playbook("site.yml", "-i", "inventory/lab-edge3"))
+        assert {key: state for key, (state, _) in vrrp_states().items()} == before
+        assert record("edge3")["rollout"]["status"] == "passed"
+        for vip in VIPS:
+            assert in_host("edge3", "cat", f"/run/k8sedge-keepalived/k8sedge_default_{vip}.state").stdout.split()[0] == "BACKUP"
+        # Proven before it could take a VIP: rolled out, probed and promoted in the host-by-host play,
+        # which ends before the play that configures keepalived begins.
+        rollout, keepalived = site.index("PLAY [Roll out host by host"), site.index("PLAY [Keep the VIPs on edges that serve]")
+        assert "[edge3]" in site[rollout:keepalived] and "[edge1]" not in site[rollout:keepalived], site[-3000:]
+    finally:
+        subprocess.run([labctl, "stop", "edge3"], check=True, capture_output=True, timeout=120)

@@ -30,10 +30,11 @@ def test_pod_cidrs_are_disjoint():
     assert not cidrs[0].overlaps(cidrs[1])
 
 
-def test_lab_inventory_matches_the_topology():
-    inventory = yaml.safe_load((REPO / "inventory/lab/hosts.yml").read_text())
+@pytest.mark.parametrize(("path", "on_demand"), [("inventory/lab/hosts.yml", False), ("inventory/lab-edge3/hosts.yml", True)])
+def test_lab_inventory_matches_the_topology(path, on_demand):
+    inventory = yaml.safe_load((REPO / path).read_text())
     edges = {name: vars_["ansible_host"] for name, vars_ in inventory["edges"]["hosts"].items()}
-    assert edges == {h.name: h.ip for h in HOSTS if h.is_vm}
+    assert edges == {h.name: h.ip for h in HOSTS if h.is_vm and h.on_demand == on_demand}
 
 
 def test_hosts_file_names_every_host():
