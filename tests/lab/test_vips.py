@@ -45,7 +45,7 @@ GRACE = float(GROUP_VARS["edge_keepalived_config_grace"])
 AFTER = GRACE + 5  # watched after the path ends: past the grace and a few of keepalived's 1 s checks
 PRIMARY = {VIPS[0]: "edge1", VIPS[1]: "edge2"}
 PROBE_SECONDS = 120  # the request loop's own bound (lab/testlib/pod_probe.py)
-SLOW_MS = 3000  # each request of the drain test is answered this late (the echo pods' /delay/<ms>)
+SLOW_MS = 1500  # each request under load is answered this late (the echo pods' /delay/<ms>): about 75 in flight per VIP
 LOAD_SECONDS = 150  # the drain test's load, at most (lab/testlib/vip_client.py stops it earlier)
 STATE = "/var/lib/k8sedge/state.json"
 RAW_TLS = """
@@ -250,7 +250,7 @@ def test_a_check_mode_run_with_a_change_is_a_plan_that_changes_nothing_and_moves
 
 
 def slow_load(vip: str, start: float, https: bool = False) -> subprocess.Popen[str]:
-    """A request every 20 ms through `vip`, each answered SLOW_MS late: about 150 in flight. HTTPS:
+    """A request every 20 ms through `vip`, each answered SLOW_MS late. HTTPS:
     to secure.pctest, whose certificate the edges terminate, checked against the lab CA."""
     where = ["--host-header", "secure.pctest", "--port", "443", "--ca", str(credentials.CA_CERT)] if https \
         else ["--host-header", "s2.pctest"]

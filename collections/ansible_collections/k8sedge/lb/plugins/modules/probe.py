@@ -288,6 +288,7 @@ PROBE_OPTIONS = {
     "tls": {"type": "bool", "default": False},
     "validate_certs": {"type": "bool", "default": True},
     "ca_path": {"type": "path"},
+    "certificate_sha256": {"type": "list", "elements": "str"},
     "send": {"type": "str"},
     "expect": {"type": "str"},
     "half_close": {"type": "bool", "default": False},
