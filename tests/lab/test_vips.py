@@ -424,9 +424,10 @@ def test_a_third_edge_joins_the_pool_through_site_yml_proven_first_and_moving_no
         assert record("edge3")["rollout"]["status"] == "passed"
         for vip in VIPS:
             assert in_host("edge3", "cat", f"/run/k8sedge-keepalived/k8sedge_default_{vip}.state").stdout.split()[0] == "BACKUP"
-        # Proven before it could take a VIP: rolled out, probed and promoted in the host-by-host play,
-        # which ends before the play that configures keepalived begins.
-        rollout, keepalived = site.index("PLAY [Roll out host by host"), site.index("PLAY [Keep the VIPs on edges that serve]")
-        assert "[edge3]" in site[rollout:keepalived] and "[edge1]" not in site[rollout:keepalived], site[-3000:]
+        # Proven before it could take a VIP: rolled out, probed and promoted in the host-by-host play
+        # (edge3 alone: edge1 and edge2 are converged), which ends before keepalived is configured.
+        rollout, converged = site.index("PLAY [Roll out host by host"), site.index("PLAY [Probe the edges that have nothing")
+        assert "[edge3]" in site[rollout:converged] and "[edge1]" not in site[rollout:converged], site[-3000:]
+        assert converged < site.index("PLAY [Keep the VIPs on edges that serve]")
     finally:
         subprocess.run([labctl, "stop", "edge3"], check=True, capture_output=True, timeout=120)
