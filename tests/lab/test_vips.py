@@ -88,14 +88,19 @@ def record(edge: str) -> dict:
     return json.loads(in_host(edge, "cat", STATE).stdout)
 
 
+def held_by(expected: dict[str, str], seconds: float = 10) -> None:
+    """Wait until each VIP is on the edge `expected` names, as its keepalived recorded it."""
+    until = time.monotonic() + seconds
+    while {vip: edge for (edge, vip), (state, _) in vrrp_states().items() if state == "MASTER"} != expected:
+        if time.monotonic() > until:
+            pytest.fail(f"expected the VIPs on {expected} within {seconds:g} s, keepalived says {vrrp_states()}")
+        time.sleep(0.2)
+
+
 def converged() -> None:
     """The lab's model on both edges, each VIP on its primary: where every test starts and ends."""
     succeeded(ansible_playbook("site.yml"))
-    until = time.monotonic() + 30
-    while {vip: edge for (edge, vip), (state, _) in vrrp_states().items() if state == "MASTER"} != PRIMARY:
-        if time.monotonic() > until:
-            pytest.fail(f"the VIPs are not on their primaries 30 s after site.yml: {vrrp_states()}")
-        time.sleep(0.5)
+    held_by(PRIMARY, seconds=30)
 
 
 @contextmanager
@@ -259,15 +264,6 @@ def slow_load(vip: str, start: float, https: bool = False) -> subprocess.Popen[s
                              "--start", f"{start:.6f}", "--seconds", str(LOAD_SECONDS), "--every", "0.02",
                              "--timeout", str(SLOW_MS / 1000 + 5)],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def held_by(expected: dict[str, str]) -> None:
-    """Wait until each VIP is on the edge `expected` names, as its keepalived recorded it (10 s)."""
-    until = time.monotonic() + 10
-    while {vip: edge for (edge, vip), (state, _) in vrrp_states().items() if state == "MASTER"} != expected:
-        if time.monotonic() > until:
-            pytest.fail(f"expected the VIPs on {expected}, keepalived says {vrrp_states()}")
-        time.sleep(0.2)
 
 
 @contextmanager
