@@ -33,7 +33,8 @@ def test_the_named_variables_win_over_k8sedge_read_options(tmp_path):
                                                        "tcp_services_configmap": "ingress-nginx/tcp-services"},
                                            "edges": ["edge1"],
                                            "lease": {"enabled": True, "holder": "", "namespace": "k8sedge",
-                                                     "name": "k8sedge-rollout", "duration": 900, "wait": 600.0}}
+                                                     "name": "k8sedge-rollout", "duration": 900, "wait": 600.0},
+                                           "certificates": {"edge1": {}}}
     assert out.stat().st_mode & 0o777 == 0o600
 
 

@@ -226,7 +226,8 @@ def parse(spec: Mapping[str, Any]) -> Probe:
         body_not_regex=_regex(name, "body_not_regex", given.get("body_not_regex")),
         expect_headers=_pairs(name, "expect_headers", given.get("expect_headers"), check_value=False),
         tls=bool(given.get("tls", False)), validate_certs=bool(given.get("validate_certs", True)),
-        ca_path=str(given.get("ca_path", "")), certificate_sha256=tuple(f.lower() for f in fingerprints), send=send if isinstance(send, bytes) else str(send).encode("utf-8"),
+        ca_path=str(given.get("ca_path", "")), certificate_sha256=tuple(f.lower() for f in fingerprints),
+        send=send if isinstance(send, bytes) else str(send).encode("utf-8"),
         expect=_regex(name, "expect", given.get("expect")), half_close=bool(given.get("half_close", False)),
         hold=hold, send_proxy=send_proxy,
     )
