@@ -142,7 +142,7 @@ def fresh_edge(edge: str) -> str:
                    " /etc/keepalived /var/lib/apt/lists 2>&1; ip -4 addr show; ip route show proto 213", check=False).stdout
 
 
-def test_converge_from_nothing_after_a_plan_then_a_run_changes_nothing_and_still_probes(tmp_path: Path):
+def test_converge_from_nothing_after_a_plan_and_a_failed_first_rollout_then_a_run_changes_nothing_and_still_probes(tmp_path: Path):
     for edge in EDGES:  # as a new VM would be: no proxy, no keepalived, no state, no package lists
         in_host(edge, "sh", "-c", "systemctl stop haproxy nginx keepalived 2>/dev/null; "
                 "DEBIAN_FRONTEND=noninteractive apt-get purge -y -q haproxy nginx nginx-common libnginx-mod-stream keepalived"
@@ -164,6 +164,20 @@ def test_converge_from_nothing_after_a_plan_then_a_run_changes_nothing_and_still
     for vip in VIPS:
         assert re.search(rf"VIP {re.escape(vip)} \(k8sedge_default_{re.escape(vip)}\): held by no edge now, edge\d would take it",
                          plan), plan[-3000:]
+
+    # A first rollout that fails on the canary has nothing to roll back to: the host records
+    # `failed` (keepalived keeps VIPs off it), the run stops, edge2 is untouched. The runbook's way
+    # to clear it (docs/operations.md): fix what failed and run site.yml, which the next run does.
+    extra = tmp_path / "broken.json"
+    broken = broken_model()
+    extra.write_text(json.dumps({"k8sedge_model": broken}))
+    failing = site("-e", f"@{extra}")
+    assert failing.returncode != 0
+    assert "edge1: generation" in failing.stdout and "there is no last-known-good config to roll back to" in failing.stdout, \
+        failing.stdout[-3000:]
+    assert record("edge1")["rollout"] == {**record("edge1")["rollout"], "status": "failed", "failed_generation": broken["generation"]}
+    assert "last_good" not in record("edge1")
+    assert fresh_edge("edge2") == fresh["edge2"]
 
     held_before = lease()["spec"].get("renewTime", "") if lease() else ""
     first = ok(site())
