@@ -107,6 +107,11 @@ def _table(module: AnsibleModule, nft: str) -> str:
     return out if rc == 0 else ""
 
 
+def _sysctl(name: str) -> str:
+    with open(os.path.join("/proc/sys", name), encoding="ascii") as handle:
+        return handle.read().strip()
+
+
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
@@ -133,8 +138,7 @@ def main() -> None:
     changed = False
     if params["state"] == "accept":
         add = [vip for vip in wanted if vip not in accepting]
-        unset = {name: value for name, value in SYSCTLS.items()
-                 if open(os.path.join("/proc/sys", name), encoding="ascii").read().strip() != value}
+        unset = {name: value for name, value in SYSCTLS.items() if _sysctl(name) != value}
         changed = bool(add or unset)
         if not module.check_mode:
             # Not announced before it is there: the sysctls first.
