@@ -168,7 +168,7 @@ def test_converge_from_nothing_after_a_plan_and_a_failed_first_rollout_then_a_ru
     # A first rollout that fails on the canary has nothing to roll back to: the host records
     # `failed` (keepalived keeps VIPs off it), the run stops, edge2 is untouched. The runbook's way
     # to clear it (docs/operations.md): fix what failed and run site.yml, which the next run does.
-    extra = tmp_path / "broken.json"
+    extra = tmp_path / "broken.yml"  # not *.json: the reports below are
     broken = broken_model()
     extra.write_text(json.dumps({"k8sedge_model": broken}))
     failing = site("-e", f"@{extra}")
