@@ -12,7 +12,7 @@ HOST_PACKAGES := haproxy nginx libnginx-mod-stream keepalived openssh-server ope
 	systemd-container debootstrap dpkg-dev socat curl wrk iproute2 util-linux git openjdk-17-jre-headless \
 	chromium-headless-shell prometheus
 
-.PHONY: help setup host-packages venv lab-up lab-image lab-down lab-status demo test checks lab-tests lint unit lab-free lab-test sanity lock
+.PHONY: help setup host-packages venv lab-up lab-image lab-down lab-status demo test checks lab-marked lint unit lab-free lab-test sanity lock
 
 help:
 	@echo "make demo      set everything up and run the main job in the lab"
@@ -64,7 +64,7 @@ demo: setup
 test: setup
 	$(MAKE) --no-print-directory -j2 --output-sync=target bench-venv lab-image
 	trap 'lab/labctl down' EXIT && lab/labctl up && \
-	  $(MAKE) --no-print-directory -j2 checks lab-tests && \
+	  $(MAKE) --no-print-directory -j2 checks lab-marked && \
 	  $(PY) -m bench --quick --hold-lab --lab-discarded && $(PY) -m bench --check --quick && \
 	  $(VENV)/bin/pytest tests/lab/test_zz_lab_down.py
 
@@ -75,7 +75,8 @@ checks: venv
 	@status=0; $(MAKE) --no-print-directory -j1 lint unit lab-free > $(CHECKS_LOG) 2>&1 || status=$$?; \
 	  cat $(CHECKS_LOG); echo "checks: exit $$status"; exit $$status
 
-lab-tests: venv
+# The tests marked lab, on a lab that is up (lab-test below brings one up itself).
+lab-marked: venv
 	$(VENV)/bin/pytest tests/lab -m lab --ignore=tests/lab/test_zz_lab_down.py --durations=25
 
 lint: yamllint ansible-lint sanity
